@@ -1,0 +1,217 @@
+package policy
+
+import (
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Action is the kind of step the engine asks for.
+type Action string
+
+// Actions.
+const (
+	ActionNotify  Action = "notify"  // send Message on Channel
+	ActionRetry   Action = "retry"   // charge again
+	ActionService Action = "service" // move the service to State
+	ActionClose   Action = "close"   // end the run with Outcome
+)
+
+// Outcome is how a run ended.
+type Outcome string
+
+// Outcomes.
+const (
+	Recovered Outcome = "recovered"
+	Exhausted Outcome = "exhausted"
+	Cancelled Outcome = "cancelled"
+)
+
+// Attempt is one charge attempt as the engine needs to know it.
+type Attempt struct {
+	Number    int       `json:"number"`
+	At        time.Time `json:"at"`
+	Reason    Reason    `json:"reason"`
+	Succeeded bool      `json:"succeeded"`
+}
+
+// ServiceChange is one service-state change the run has made.
+type ServiceChange struct {
+	State ServiceState `json:"state"`
+	At    time.Time    `json:"at"`
+}
+
+// State is everything the engine looks at. The workflow builds it from its
+// own history; nothing here reads a clock.
+type State struct {
+	DeclinedAt time.Time
+	Now        time.Time
+	Attempts   []Attempt
+	// CardUpdatedAt is the latest payment-method update; the next attempt
+	// after it consumes it.
+	CardUpdatedAt time.Time
+	// PaidOutOfBand is set when the invoice was settled elsewhere.
+	PaidOutOfBand bool
+	// Sent holds the keys of messages already handled (sent or skipped).
+	Sent []string
+	// ServiceChanges in the order they were made.
+	ServiceChanges []ServiceChange
+	// Reachable lists the channels the customer has an address for.
+	Reachable []Channel
+}
+
+// Step is what to do next and when. At is never before State.Now.
+type Step struct {
+	Action  Action       `json:"action"`
+	At      time.Time    `json:"at"`
+	Attempt int          `json:"attempt,omitempty"` // retry: attempt number
+	Reason  Reason       `json:"reason,omitempty"`  // retry: why
+	Message MessageKind  `json:"message,omitempty"` // notify
+	Channel Channel      `json:"channel,omitempty"` // notify
+	Key     string       `json:"key,omitempty"`     // notify/service: unique within the run
+	State   ServiceState `json:"state,omitempty"`   // service
+	Outcome Outcome      `json:"outcome,omitempty"` // close
+	Why     string       `json:"why"`
+}
+
+// Next returns the run's next step. Messages that are due go first, then a
+// recovered run restores service and closes; otherwise the next retry, then
+// the service ladder, then closing as exhausted.
+func (p Policy) Next(s State) Step {
+	for _, m := range p.dueMessages(s) {
+		for _, ch := range p.channels(m.kind) {
+			key := m.key + "/" + string(ch)
+			if !slices.Contains(s.Reachable, ch) || slices.Contains(s.Sent, key) {
+				continue
+			}
+			return Step{Action: ActionNotify, At: s.Now, Message: m.kind, Channel: ch, Key: key, Why: m.why}
+		}
+	}
+	if s.recovered() {
+		if st := s.serviceState(); st != ServiceActive {
+			return Step{Action: ActionService, At: s.Now, State: ServiceActive, Key: "service-restored",
+				Why: fmt.Sprintf("payment recovered; restore service from %s", st)}
+		}
+		return Step{Action: ActionClose, At: s.Now, Outcome: Recovered, Why: "payment recovered"}
+	}
+	last := s.lastAttempt()
+	if !s.CardUpdatedAt.IsZero() && (last == nil || last.At.Before(s.CardUpdatedAt)) {
+		return Step{Action: ActionRetry, At: later(s.Now, s.CardUpdatedAt.Add(p.CardUpdateRetryDelay)),
+			Attempt: len(s.Attempts) + 1, Reason: ReasonCardUpdated, Why: "payment method updated"}
+	}
+	if used := s.slotsUsed(); used < p.scheduledAttempts() {
+		return Step{Action: ActionRetry, At: later(s.Now, s.DeclinedAt.Add(p.RetryAfter[used])),
+			Attempt: len(s.Attempts) + 1, Reason: ReasonScheduled,
+			Why: fmt.Sprintf("scheduled retry %d of %d, %s after the decline", used+1, p.scheduledAttempts(), p.RetryAfter[used])}
+	}
+	// Exhausted: walk the ladder from the last failed attempt.
+	from := s.DeclinedAt
+	if last != nil {
+		from = last.At
+	}
+	done := s.ladderDone()
+	if done > 0 {
+		from = s.ServiceChanges[len(s.ServiceChanges)-1].At
+	}
+	if done < len(p.Ladder) {
+		step := p.Ladder[done]
+		return Step{Action: ActionService, At: later(s.Now, from.Add(step.After)), State: step.State,
+			Key: "service-" + string(step.State), Why: fmt.Sprintf("retries exhausted; ladder step %d of %d", done+1, len(p.Ladder))}
+	}
+	return Step{Action: ActionClose, At: later(s.Now, from.Add(p.CloseAfter)), Outcome: Exhausted,
+		Why: "retries exhausted and the service ladder is complete"}
+}
+
+type dueMessage struct {
+	kind MessageKind
+	key  string
+	why  string
+}
+
+// dueMessages lists, in the order they happened, the events that call for a
+// customer message.
+func (p Policy) dueMessages(s State) []dueMessage {
+	msgs := []dueMessage{{PaymentFailed, "payment-failed", "first notice of the failed payment"}}
+	slots := 0
+	for _, a := range s.Attempts {
+		if a.Reason != ReasonCardUpdated {
+			slots++
+		}
+		if a.Succeeded {
+			continue
+		}
+		// The last scheduled failure is followed by a ladder notice instead.
+		if a.Reason == ReasonCardUpdated || slots < p.scheduledAttempts() || len(p.Ladder) == 0 {
+			msgs = append(msgs, dueMessage{RetryFailed, fmt.Sprintf("attempt-%d-failed", a.Number), fmt.Sprintf("attempt %d was declined", a.Number)})
+		}
+	}
+	for _, c := range s.ServiceChanges {
+		switch c.State {
+		case ServicePaused:
+			msgs = append(msgs, dueMessage{ServicePausedMsg, "service-paused", "service paused"})
+		case ServiceSuspended:
+			msgs = append(msgs, dueMessage{ServiceSuspMsg, "service-suspended", "service suspended"})
+		case ServiceCancelled:
+			msgs = append(msgs, dueMessage{ServiceCancelMsg, "service-cancelled", "service cancelled"})
+		}
+	}
+	if s.recovered() {
+		msgs = append(msgs, dueMessage{PaymentRecovered, "payment-recovered", "payment recovered"})
+	}
+	return msgs
+}
+
+func (s State) recovered() bool {
+	if s.PaidOutOfBand {
+		return true
+	}
+	for _, a := range s.Attempts {
+		if a.Succeeded {
+			return true
+		}
+	}
+	return false
+}
+
+func (s State) lastAttempt() *Attempt {
+	if len(s.Attempts) == 0 {
+		return nil
+	}
+	return &s.Attempts[len(s.Attempts)-1]
+}
+
+func (s State) slotsUsed() int {
+	n := 0
+	for _, a := range s.Attempts {
+		if a.Reason != ReasonCardUpdated {
+			n++
+		}
+	}
+	return n
+}
+
+// ladderDone counts ladder steps taken; a restore resets nothing because a
+// restored run is closing.
+func (s State) ladderDone() int {
+	n := 0
+	for _, c := range s.ServiceChanges {
+		if c.State != ServiceActive {
+			n++
+		}
+	}
+	return n
+}
+
+func (s State) serviceState() ServiceState {
+	if len(s.ServiceChanges) == 0 {
+		return ServiceActive
+	}
+	return s.ServiceChanges[len(s.ServiceChanges)-1].State
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}

@@ -1,0 +1,194 @@
+// Package policy is the dunning policy engine: given what has happened in a
+// run so far, it says what to do next and when. It is pure Go (no I/O, no
+// clock, no Temporal) so the workflow, tests and simulators all get the same
+// answer for the same state.
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// ServiceState is what the customer's service looks like to the billing system.
+type ServiceState string
+
+// Service states, in escalating order for the ladder.
+const (
+	ServiceActive    ServiceState = "active"
+	ServicePaused    ServiceState = "paused"
+	ServiceSuspended ServiceState = "suspended"
+	ServiceCancelled ServiceState = "cancelled"
+)
+
+// severity orders ladder states so a policy cannot de-escalate.
+func (s ServiceState) severity() int {
+	switch s {
+	case ServicePaused:
+		return 1
+	case ServiceSuspended:
+		return 2
+	case ServiceCancelled:
+		return 3
+	}
+	return 0
+}
+
+// Channel is how a message reaches the customer.
+type Channel string
+
+// Channels.
+const (
+	Email Channel = "email"
+	SMS   Channel = "sms"
+)
+
+// MessageKind names a customer message template.
+type MessageKind string
+
+// Message kinds.
+const (
+	PaymentFailed    MessageKind = "payment_failed"
+	RetryFailed      MessageKind = "retry_failed"
+	ServicePausedMsg MessageKind = "service_paused"
+	ServiceSuspMsg   MessageKind = "service_suspended"
+	ServiceCancelMsg MessageKind = "service_cancelled"
+	PaymentRecovered MessageKind = "payment_recovered"
+)
+
+// Reason says why a charge attempt was made.
+type Reason string
+
+// Attempt reasons. Scheduled and expedited attempts use the schedule's slots;
+// an attempt after a payment-method update is extra, one per update.
+const (
+	ReasonScheduled   Reason = "scheduled"
+	ReasonExpedite    Reason = "expedite"
+	ReasonCardUpdated Reason = "card_updated"
+)
+
+// LadderStep moves the service to State, After the previous step (the first
+// step counts from the last failed attempt).
+type LadderStep struct {
+	After time.Duration `json:"after"`
+	State ServiceState  `json:"state"`
+}
+
+// MessageRule sends Kind over Channels.
+type MessageRule struct {
+	Kind     MessageKind `json:"kind"`
+	Channels []Channel   `json:"channels"`
+}
+
+// Policy is one named, versioned dunning policy. It is data: the engine has
+// no schedule of its own.
+type Policy struct {
+	Name    string `json:"name"`
+	Version int    `json:"version"`
+	// RetryAfter lists when to retry, counted from the decline.
+	RetryAfter []time.Duration `json:"retry_after"`
+	// MaxAttempts caps the scheduled (and expedited) attempts.
+	MaxAttempts int `json:"max_attempts"`
+	// Window bounds the schedule: no scheduled retry after decline + Window.
+	Window time.Duration `json:"window"`
+	// CardUpdateRetryDelay is how soon a new payment method is tried.
+	CardUpdateRetryDelay time.Duration `json:"card_update_retry_delay"`
+	// Ladder degrades service once the schedule is exhausted.
+	Ladder []LadderStep `json:"ladder"`
+	// CloseAfter ends the run as exhausted this long after the last ladder step.
+	CloseAfter time.Duration `json:"close_after"`
+	// Messages says which messages go out and on which channels.
+	Messages []MessageRule `json:"messages"`
+}
+
+// Ref is the policy's name and version as runs and ops see it, e.g. "default@1".
+func (p Policy) Ref() string { return fmt.Sprintf("%s@%d", p.Name, p.Version) }
+
+// ErrInvalid marks a policy that must not be used.
+var ErrInvalid = errors.New("invalid policy")
+
+// Validate rejects a policy the engine cannot follow safely.
+func (p Policy) Validate() error {
+	var problems []string
+	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+	if p.Name == "" {
+		add("name is empty")
+	}
+	if p.Version < 1 {
+		add("version must be at least 1")
+	}
+	if len(p.RetryAfter) == 0 {
+		add("retry_after is empty")
+	}
+	if p.MaxAttempts < 1 {
+		add("max_attempts must be at least 1")
+	}
+	if len(p.RetryAfter) > p.MaxAttempts {
+		add("retry_after lists %d retries but max_attempts is %d", len(p.RetryAfter), p.MaxAttempts)
+	}
+	var prev time.Duration
+	for i, d := range p.RetryAfter {
+		if d <= prev {
+			add("retry_after[%d] (%s) must be after the decline and after the previous retry", i, d)
+		}
+		if d > p.Window {
+			add("retry_after[%d] (%s) falls outside the %s window", i, d, p.Window)
+		}
+		prev = d
+	}
+	if p.CardUpdateRetryDelay < 0 {
+		add("card_update_retry_delay is negative")
+	}
+	severity := 0
+	for i, s := range p.Ladder {
+		if s.After < 0 {
+			add("ladder[%d].after is negative", i)
+		}
+		if s.State.severity() == 0 {
+			add("ladder[%d].state %q is not paused, suspended or cancelled", i, s.State)
+		} else if s.State.severity() <= severity {
+			add("ladder[%d].state %q does not escalate", i, s.State)
+		}
+		severity = s.State.severity()
+	}
+	if p.CloseAfter < 0 {
+		add("close_after is negative")
+	}
+	for i, m := range p.Messages {
+		if !knownKind(m.Kind) {
+			add("messages[%d].kind %q is unknown", i, m.Kind)
+		}
+		for _, c := range m.Channels {
+			if c != Email && c != SMS {
+				add("messages[%d] channel %q is not email or sms", i, c)
+			}
+		}
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("%w %q: %s", ErrInvalid, p.Name, strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+func knownKind(k MessageKind) bool {
+	switch k {
+	case PaymentFailed, RetryFailed, ServicePausedMsg, ServiceSuspMsg, ServiceCancelMsg, PaymentRecovered:
+		return true
+	}
+	return false
+}
+
+func (p Policy) channels(kind MessageKind) []Channel {
+	for _, m := range p.Messages {
+		if m.Kind == kind {
+			return m.Channels
+		}
+	}
+	return nil
+}
+
+// scheduledAttempts is how many attempts the schedule allows.
+func (p Policy) scheduledAttempts() int {
+	return min(p.MaxAttempts, len(p.RetryAfter))
+}

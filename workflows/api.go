@@ -1,0 +1,223 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/dunningco/dunning/gateway"
+	"github.com/dunningco/dunning/money"
+	"github.com/dunningco/dunning/policy"
+)
+
+// Names that are part of the public API: starters, the CLI and the Web UI use
+// them, so they never change.
+const (
+	WorkflowName = "DunningWorkflow"
+	TaskQueue    = "dunning"
+
+	SignalDecline              = "decline"
+	SignalCancel               = "cancel"
+	SignalPaymentMethodUpdated = "payment-method-updated"
+	SignalPaidOutOfBand        = "paid-out-of-band"
+	UpdateExpedite             = "expedite"
+	QueryStatus                = "status"
+)
+
+// Customer is who owes the invoice and how to reach them.
+type Customer struct {
+	ID       string `json:"id"`
+	Email    string `json:"email,omitempty"`
+	Phone    string `json:"phone,omitempty"`     // E.164
+	Locale   string `json:"locale,omitempty"`    // BCP 47, e.g. "fr-FR"
+	TimeZone string `json:"time_zone,omitempty"` // IANA, e.g. "Europe/Warsaw"
+}
+
+// Decline is one failed charge as the billing system reports it.
+type Decline struct {
+	// ID is the billing system's or gateway's reference for the failed
+	// charge; a repeated decline with the same ID is recorded once.
+	ID         string    `json:"id,omitempty"`
+	Gateway    string    `json:"gateway"`
+	Code       string    `json:"code"`
+	AdviceCode string    `json:"advice_code,omitempty"`
+	Message    string    `json:"message,omitempty"`
+	OccurredAt time.Time `json:"occurred_at,omitzero"`
+	ReceivedAt time.Time `json:"received_at,omitzero"` // set by the workflow
+}
+
+// Input starts a run for one failed invoice.
+type Input struct {
+	Tenant    string   `json:"tenant"`
+	InvoiceID string   `json:"invoice_id"`
+	Customer  Customer `json:"customer"`
+	// Amount is a decimal string in Currency, e.g. "49.90".
+	Amount   string `json:"amount"`
+	Currency string `json:"currency"`
+	// PaymentMethod is the gateway's reference to the saved payment method
+	// to retry (e.g. a Stripe pm_ ID or a simulator script).
+	PaymentMethod string  `json:"payment_method,omitempty"`
+	Decline       Decline `json:"decline"`
+	// PolicyName picks a catalog policy; empty means "default".
+	PolicyName string `json:"policy,omitempty"`
+	// Policy, when set, is used as is (tests and custom tooling); the
+	// workflow otherwise resolves PolicyName once and pins it.
+	Policy *policy.Policy `json:"policy_inline,omitempty"`
+	// BillingCallbackURL overrides the worker's callback for this run.
+	BillingCallbackURL string `json:"billing_callback_url,omitempty"`
+}
+
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9._:@-]{1,128}$`)
+
+// ErrInvalidInput marks input that can never start a run.
+var ErrInvalidInput = errors.New("invalid input")
+
+// Validate checks the input without I/O; a run never starts on bad input.
+func (in Input) Validate() error {
+	var problems []string
+	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+	if !idPattern.MatchString(in.Tenant) {
+		add("tenant must be 1-128 characters of letters, digits and . _ : @ -")
+	}
+	if !idPattern.MatchString(in.InvoiceID) {
+		add("invoice_id must be 1-128 characters of letters, digits and . _ : @ -")
+	}
+	if strings.TrimSpace(in.Customer.ID) == "" {
+		add("customer.id is required")
+	}
+	if in.Customer.Email != "" && !strings.Contains(in.Customer.Email, "@") {
+		add("customer.email %q is not an email address", in.Customer.Email)
+	}
+	if in.Customer.Phone != "" && !e164.MatchString(in.Customer.Phone) {
+		add("customer.phone %q is not an E.164 number such as +48123456789", in.Customer.Phone)
+	}
+	if in.Customer.TimeZone != "" {
+		if _, err := time.LoadLocation(in.Customer.TimeZone); err != nil {
+			add("customer.time_zone %q is not an IANA time zone", in.Customer.TimeZone)
+		}
+	}
+	if in.Amount == "" {
+		add("amount is required")
+	} else if in.Currency == "" {
+		add("currency is required")
+	} else if _, err := money.Parse(in.Amount, in.Currency); err != nil {
+		add("%v", err)
+	}
+	if strings.TrimSpace(in.Decline.Gateway) == "" {
+		add("decline.gateway is required")
+	}
+	if strings.TrimSpace(in.Decline.Code) == "" {
+		add("decline.code is required")
+	}
+	if in.Policy != nil {
+		if err := in.Policy.Validate(); err != nil {
+			add("%v", err)
+		}
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("%w: %s", ErrInvalidInput, strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+var e164 = regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`)
+
+// WorkflowID is the run's stable, readable ID: one run per failed invoice.
+func WorkflowID(tenant, invoiceID string) string {
+	return "dunning/" + tenant + "/" + invoiceID
+}
+
+// CancelRequest is the cancel signal's payload.
+type CancelRequest struct {
+	Reason string `json:"reason"`
+	By     string `json:"by,omitempty"`
+}
+
+// PaymentMethodUpdate is the payment-method-updated signal's payload.
+type PaymentMethodUpdate struct {
+	// PaymentMethod replaces the one retried; empty keeps it (the gateway's
+	// customer default changed).
+	PaymentMethod string `json:"payment_method,omitempty"`
+}
+
+// PaidOutOfBand is the paid-out-of-band signal's payload.
+type PaidOutOfBand struct {
+	Reference string `json:"reference,omitempty"`
+	Note      string `json:"note,omitempty"`
+}
+
+// ExpediteRequest is the expedite update's argument.
+type ExpediteRequest struct {
+	Reason string `json:"reason,omitempty"`
+	By     string `json:"by,omitempty"`
+}
+
+// Phase is where a run stands.
+type Phase string
+
+// Phases; the last three are final.
+const (
+	PhaseRecovering Phase = "recovering"
+	PhasePaused     Phase = "paused"
+	PhaseSuspended  Phase = "suspended"
+	PhaseRecovered  Phase = "recovered"
+	PhaseExhausted  Phase = "exhausted"
+	PhaseCancelled  Phase = "cancelled"
+)
+
+// AttemptRecord is one charge attempt in the status.
+type AttemptRecord struct {
+	Number         int             `json:"number"`
+	Reason         policy.Reason   `json:"reason"`
+	IdempotencyKey string          `json:"idempotency_key"`
+	StartedAt      time.Time       `json:"started_at"`
+	FinishedAt     time.Time       `json:"finished_at"`
+	Outcome        gateway.Outcome `json:"outcome"`
+	DeclineCode    string          `json:"decline_code,omitempty"`
+	AdviceCode     string          `json:"advice_code,omitempty"`
+	Message        string          `json:"message,omitempty"`
+	GatewayRef     string          `json:"gateway_ref,omitempty"`
+}
+
+// MessageRecord is one customer message in the status.
+type MessageRecord struct {
+	Key     string             `json:"key"`
+	Kind    policy.MessageKind `json:"kind"`
+	Channel policy.Channel     `json:"channel"`
+	At      time.Time          `json:"at"`
+	Status  string             `json:"status"` // sent, skipped, failed
+	Detail  string             `json:"detail,omitempty"`
+}
+
+// Status is the status query's answer.
+type Status struct {
+	WorkflowID    string                 `json:"workflow_id"`
+	Tenant        string                 `json:"tenant"`
+	InvoiceID     string                 `json:"invoice_id"`
+	CustomerID    string                 `json:"customer_id"`
+	Phase         Phase                  `json:"phase"`
+	Amount        string                 `json:"amount"`
+	Currency      string                 `json:"currency"`
+	Policy        string                 `json:"policy"`
+	ServiceState  policy.ServiceState    `json:"service_state"`
+	Declines      []Decline              `json:"declines"`
+	Attempts      []AttemptRecord        `json:"attempts"`
+	Messages      []MessageRecord        `json:"messages"`
+	ServiceLog    []policy.ServiceChange `json:"service_changes"`
+	NextStep      *policy.Step           `json:"next_step,omitempty"`
+	StartedAt     time.Time              `json:"started_at"`
+	ClosedAt      time.Time              `json:"closed_at,omitzero"`
+	ClosingReason string                 `json:"closing_reason,omitempty"`
+}
+
+// Result is what the workflow returns when the run ends.
+type Result struct {
+	Outcome  policy.Outcome `json:"outcome"`
+	Reason   string         `json:"reason"`
+	Attempts int            `json:"attempts"`
+	Amount   string         `json:"amount"`
+	Currency string         `json:"currency"`
+	ClosedAt time.Time      `json:"closed_at"`
+}
