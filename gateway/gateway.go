@@ -14,6 +14,9 @@ type ChargeRequest struct {
 	// the gateway must return the first result for a repeated key rather
 	// than charge again.
 	IdempotencyKey string
+	// Attempt is the dunning attempt number (1-based), for gateways that
+	// report it back to the merchant.
+	Attempt        int
 	Tenant         string
 	InvoiceID      string
 	CustomerID     string

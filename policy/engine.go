@@ -94,17 +94,11 @@ func (p Policy) Next(s State) Step {
 		}
 		return Step{Action: ActionClose, At: s.Now, Outcome: Recovered, Why: "payment recovered"}
 	}
-	last := s.lastAttempt()
-	if !s.CardUpdatedAt.IsZero() && (last == nil || last.At.Before(s.CardUpdatedAt)) {
-		return Step{Action: ActionRetry, At: later(s.Now, s.CardUpdatedAt.Add(p.CardUpdateRetryDelay)),
-			Attempt: len(s.Attempts) + 1, Reason: ReasonCardUpdated, Why: "payment method updated"}
-	}
-	if used := s.slotsUsed(); used < p.scheduledAttempts() {
-		return Step{Action: ActionRetry, At: later(s.Now, s.DeclinedAt.Add(p.RetryAfter[used])),
-			Attempt: len(s.Attempts) + 1, Reason: ReasonScheduled,
-			Why: fmt.Sprintf("scheduled retry %d of %d, %s after the decline", used+1, p.scheduledAttempts(), p.RetryAfter[used])}
+	if step, ok := p.NextRetry(s); ok {
+		return step
 	}
 	// Exhausted: walk the ladder from the last failed attempt.
+	last := s.lastAttempt()
 	from := s.DeclinedAt
 	if last != nil {
 		from = last.At
@@ -120,6 +114,26 @@ func (p Policy) Next(s State) Step {
 	}
 	return Step{Action: ActionClose, At: later(s.Now, from.Add(p.CloseAfter)), Outcome: Exhausted,
 		Why: "retries exhausted and the service ladder is complete"}
+}
+
+// NextRetry is the next charge attempt the schedule allows, ignoring
+// messages still to send; ok is false once the schedule is exhausted or the
+// run has recovered. Messages use it to tell the customer when we try again.
+func (p Policy) NextRetry(s State) (Step, bool) {
+	if s.recovered() {
+		return Step{}, false
+	}
+	last := s.lastAttempt()
+	if !s.CardUpdatedAt.IsZero() && (last == nil || last.At.Before(s.CardUpdatedAt)) {
+		return Step{Action: ActionRetry, At: later(s.Now, s.CardUpdatedAt.Add(p.CardUpdateRetryDelay)),
+			Attempt: len(s.Attempts) + 1, Reason: ReasonCardUpdated, Why: "payment method updated"}, true
+	}
+	if used := s.slotsUsed(); used < p.scheduledAttempts() {
+		return Step{Action: ActionRetry, At: later(s.Now, s.DeclinedAt.Add(p.RetryAfter[used])),
+			Attempt: len(s.Attempts) + 1, Reason: ReasonScheduled,
+			Why: fmt.Sprintf("scheduled retry %d of %d, %s after the decline", used+1, p.scheduledAttempts(), p.RetryAfter[used])}, true
+	}
+	return Step{}, false
 }
 
 type dueMessage struct {

@@ -1,0 +1,55 @@
+// Package activities holds the dunning workflow's side effects: charging,
+// messaging, changing service state and keeping the ledger. Each capability
+// is a struct holding its dependencies; its methods are the activities.
+package activities
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/dunningco/dunning/ledger"
+)
+
+// Ledger is what the activities need from the PostgreSQL ledger.
+type Ledger interface {
+	OpenRun(ctx context.Context, r ledger.Run) (ledger.Run, error)
+	CloseRun(ctx context.Context, workflowID, status, reason string, at time.Time) error
+	BeginAttempt(ctx context.Context, a ledger.Attempt) (ledger.Attempt, error)
+	FinishAttempt(ctx context.Context, key, status, declineCode, adviceCode, message, gatewayRef string, at time.Time) error
+	Attempts(ctx context.Context, workflowID string) ([]ledger.Attempt, error)
+	BeginMessage(ctx context.Context, m ledger.Message) (ledger.Message, error)
+	FinishMessage(ctx context.Context, key, status, provider, providerRef, detail string, at time.Time) error
+	RecordServiceChange(ctx context.Context, c ledger.ServiceChange) (ledger.ServiceChange, error)
+	MarkServiceCallback(ctx context.Context, key, status, detail string) error
+}
+
+// Error types the workflow and retry policies branch on. They are part of
+// the activities' contract: retry policies list them as non-retryable.
+const (
+	ErrTypeInvalidInput     = "InvalidInput"
+	ErrTypeUnknownGateway   = "UnknownGateway"
+	ErrTypeGatewayPermanent = "GatewayPermanent"
+	ErrTypeMessageRejected  = "MessageRejected"
+	ErrTypeCallbackRejected = "CallbackRejected"
+	ErrTypeRunClosed        = "RunClosed"
+)
+
+// NonRetryable lists the error types no retry can fix.
+var NonRetryable = []string{
+	ErrTypeInvalidInput, ErrTypeUnknownGateway, ErrTypeGatewayPermanent,
+	ErrTypeMessageRejected, ErrTypeCallbackRejected, ErrTypeRunClosed,
+}
+
+func permanent(errType string, err error) error {
+	return temporal.NewNonRetryableApplicationError(err.Error(), errType, err)
+}
+
+// IsType reports whether err is (or wraps) an application error of errType,
+// as activities return them and the workflow receives them.
+func IsType(err error, errType string) bool {
+	var appErr *temporal.ApplicationError
+	return errors.As(err, &appErr) && appErr.Type() == errType
+}

@@ -1,0 +1,113 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/dunningco/dunning/ledger"
+	"github.com/dunningco/dunning/notify"
+)
+
+// NotifyInput asks for one customer message on one channel.
+type NotifyInput struct {
+	WorkflowID string `json:"workflow_id"`
+	// IdempotencyKey is the run's ID plus the step's key, e.g.
+	// "dunning/acme/inv-1/attempt-1-failed/email".
+	IdempotencyKey string      `json:"idempotency_key"`
+	Kind           string      `json:"kind"`
+	Channel        string      `json:"channel"`
+	Recipient      string      `json:"recipient"`
+	Locale         string      `json:"locale"`
+	Data           notify.Data `json:"data"`
+}
+
+// NotifyOutput says what happened to the message.
+type NotifyOutput struct {
+	Status      string `json:"status"` // sent or skipped
+	Provider    string `json:"provider,omitempty"`
+	ProviderRef string `json:"provider_ref,omitempty"`
+	Detail      string `json:"detail,omitempty"`
+}
+
+// Notifications sends customer messages, each at most once.
+type Notifications struct {
+	Email  notify.Notifier
+	SMS    notify.Notifier
+	Ledger Ledger
+	Logger *slog.Logger
+}
+
+// Notify renders and sends one message. The ledger row is written before the
+// provider call and finished after it: a retry after a finished send returns
+// the recorded result without sending again. The window that remains (a crash
+// after the provider accepted but before the row was finished) is closed by
+// the provider's own idempotency where it has one; the key goes with the send.
+func (a *Notifications) Notify(ctx context.Context, in NotifyInput) (NotifyOutput, error) {
+	if in.IdempotencyKey == "" {
+		return NotifyOutput{}, permanent(ErrTypeInvalidInput, fmt.Errorf("notify for %s: idempotency key is required", in.WorkflowID))
+	}
+	var sender notify.Notifier
+	switch in.Channel {
+	case "email":
+		sender = a.Email
+	case "sms":
+		sender = a.SMS
+	default:
+		return NotifyOutput{}, permanent(ErrTypeInvalidInput, fmt.Errorf("notify %s: unknown channel %q", in.IdempotencyKey, in.Channel))
+	}
+	subject, body, err := notify.Render(in.Kind, in.Channel, in.Data)
+	if err != nil {
+		return NotifyOutput{}, permanent(ErrTypeInvalidInput, fmt.Errorf("notify %s: %w", in.IdempotencyKey, err))
+	}
+	row, err := a.Ledger.BeginMessage(ctx, ledger.Message{
+		IdempotencyKey: in.IdempotencyKey,
+		WorkflowID:     in.WorkflowID,
+		Kind:           in.Kind,
+		Channel:        in.Channel,
+		Recipient:      in.Recipient,
+		Locale:         in.Locale,
+		Subject:        subject,
+		Body:           body,
+		Status:         "pending",
+		CreatedAt:      time.Now().UTC(),
+	})
+	if err != nil {
+		return NotifyOutput{}, fmt.Errorf("notify %s: record message: %w", in.IdempotencyKey, err)
+	}
+	switch row.Status {
+	case "sent", "skipped":
+		return NotifyOutput{Status: row.Status, Provider: row.Provider, ProviderRef: row.ProviderRef, Detail: row.Detail}, nil
+	case "failed":
+		return NotifyOutput{}, permanent(ErrTypeMessageRejected, fmt.Errorf("notify %s: provider rejected it earlier: %s", in.IdempotencyKey, row.Detail))
+	}
+	if in.Recipient == "" || sender == nil {
+		detail := "no " + in.Channel + " address for the customer"
+		if sender == nil {
+			detail = "no " + in.Channel + " provider configured"
+		}
+		if err := a.Ledger.FinishMessage(ctx, in.IdempotencyKey, "skipped", "", "", detail, time.Now().UTC()); err != nil {
+			return NotifyOutput{}, fmt.Errorf("notify %s: record skip: %w", in.IdempotencyKey, err)
+		}
+		return NotifyOutput{Status: "skipped", Detail: detail}, nil
+	}
+	receipt, err := sender.Send(ctx, notify.Message{
+		IdempotencyKey: in.IdempotencyKey, Kind: in.Kind, Channel: in.Channel, To: in.Recipient,
+		Locale: in.Locale, Subject: subject, Body: body,
+	})
+	if err != nil {
+		if errors.Is(err, notify.ErrRejected) {
+			if ferr := a.Ledger.FinishMessage(ctx, in.IdempotencyKey, "failed", "", "", err.Error(), time.Now().UTC()); ferr != nil {
+				return NotifyOutput{}, fmt.Errorf("notify %s: record rejection: %w", in.IdempotencyKey, ferr)
+			}
+			return NotifyOutput{}, permanent(ErrTypeMessageRejected, fmt.Errorf("notify %s: %w", in.IdempotencyKey, err))
+		}
+		return NotifyOutput{}, fmt.Errorf("notify %s: %w", in.IdempotencyKey, err)
+	}
+	if err := a.Ledger.FinishMessage(ctx, in.IdempotencyKey, "sent", receipt.Provider, receipt.Ref, "", time.Now().UTC()); err != nil {
+		return NotifyOutput{}, fmt.Errorf("notify %s: record send: %w", in.IdempotencyKey, err)
+	}
+	return NotifyOutput{Status: "sent", Provider: receipt.Provider, ProviderRef: receipt.Ref}, nil
+}

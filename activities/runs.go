@@ -1,0 +1,95 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dunningco/dunning/billing"
+	"github.com/dunningco/dunning/ledger"
+	"github.com/dunningco/dunning/money"
+)
+
+// OpenRunInput registers a run in the ledger.
+type OpenRunInput struct {
+	WorkflowID string    `json:"workflow_id"`
+	Tenant     string    `json:"tenant"`
+	InvoiceID  string    `json:"invoice_id"`
+	CustomerID string    `json:"customer_id"`
+	Amount     string    `json:"amount"`
+	Currency   string    `json:"currency"`
+	Policy     string    `json:"policy"`
+	OpenedAt   time.Time `json:"opened_at"`
+}
+
+// CloseRunInput records how a run ended and tells the billing system.
+type CloseRunInput struct {
+	WorkflowID  string    `json:"workflow_id"`
+	Tenant      string    `json:"tenant"`
+	InvoiceID   string    `json:"invoice_id"`
+	CustomerID  string    `json:"customer_id"`
+	Outcome     string    `json:"outcome"` // recovered, exhausted, cancelled
+	Reason      string    `json:"reason"`
+	Amount      string    `json:"amount"`
+	Currency    string    `json:"currency"`
+	Attempts    int       `json:"attempts"`
+	ClosedAt    time.Time `json:"closed_at"`
+	CallbackURL string    `json:"callback_url,omitempty"`
+}
+
+// RunClosedEvent is the JSON body POSTed to the billing system when a run ends.
+type RunClosedEvent struct {
+	Type string `json:"type"` // "run.closed"
+	CloseRunInput
+}
+
+// Runs keeps the run rows of the ledger and reports outcomes.
+type Runs struct {
+	Ledger             Ledger
+	Callback           billing.Callback
+	DefaultCallbackURL string
+}
+
+// OpenRun records the run. An invoice whose run already closed is never
+// dunned again, even after Temporal has forgotten the closed workflow.
+func (a *Runs) OpenRun(ctx context.Context, in OpenRunInput) error {
+	amount, err := money.Parse(in.Amount, in.Currency)
+	if err != nil {
+		return permanent(ErrTypeInvalidInput, fmt.Errorf("open run %s: %w", in.WorkflowID, err))
+	}
+	_, err = a.Ledger.OpenRun(ctx, ledger.Run{
+		WorkflowID: in.WorkflowID, Tenant: in.Tenant, InvoiceID: in.InvoiceID, CustomerID: in.CustomerID,
+		Amount: amount.Value, Currency: amount.Currency.Code, Policy: in.Policy, Status: "open", OpenedAt: in.OpenedAt,
+	})
+	if errors.Is(err, ledger.ErrRunClosed) {
+		return permanent(ErrTypeRunClosed, fmt.Errorf("open run %s: %w", in.WorkflowID, err))
+	}
+	if err != nil {
+		return fmt.Errorf("open run %s: %w", in.WorkflowID, err)
+	}
+	return nil
+}
+
+// CloseRun records the outcome and POSTs a run.closed event to the billing
+// system when a callback is configured.
+func (a *Runs) CloseRun(ctx context.Context, in CloseRunInput) error {
+	if err := a.Ledger.CloseRun(ctx, in.WorkflowID, in.Outcome, in.Reason, in.ClosedAt); err != nil {
+		return fmt.Errorf("close run %s: %w", in.WorkflowID, err)
+	}
+	url := in.CallbackURL
+	if url == "" {
+		url = a.DefaultCallbackURL
+	}
+	if url == "" {
+		return nil
+	}
+	err := a.Callback.Post(ctx, url, in.WorkflowID+"/closed", RunClosedEvent{Type: "run.closed", CloseRunInput: in})
+	if errors.Is(err, billing.ErrRejected) {
+		return permanent(ErrTypeCallbackRejected, fmt.Errorf("close run %s: %w", in.WorkflowID, err))
+	}
+	if err != nil {
+		return fmt.Errorf("close run %s: %w", in.WorkflowID, err)
+	}
+	return nil
+}

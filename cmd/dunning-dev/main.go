@@ -1,0 +1,136 @@
+// Command dunning-dev runs the whole platform in one process for local
+// development: an embedded Temporal dev server (SQLite file, Web UI), the
+// worker and the HTTP intake API, against the PostgreSQL in DATABASE_URL.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
+
+	"github.com/dunningco/dunning/devserver"
+	"github.com/dunningco/dunning/ledger"
+	"github.com/dunningco/dunning/starter"
+	"github.com/dunningco/dunning/starter/intake"
+	"github.com/dunningco/dunning/worker"
+	"github.com/dunningco/dunning/workflows"
+)
+
+func main() {
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	slog.SetDefault(logger)
+	if err := run(logger, os.Args[1:]); err != nil {
+		logger.Error("dev mode stopped", "error", err)
+		os.Exit(1)
+	}
+}
+
+func run(logger *slog.Logger, args []string) error {
+	fs := flag.NewFlagSet("dunning-dev", flag.ContinueOnError)
+	dbFile := fs.String("db-file", filepath.Join(".dev", "temporal.db"), "SQLite file for Temporal's state (kept across restarts)")
+	temporalPort := fs.Int("temporal-port", 7233, "Temporal frontend gRPC port")
+	uiPort := fs.Int("ui-port", 8233, "Temporal Web UI port")
+	httpAddr := fs.String("http", "127.0.0.1:8080", "intake API address")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cfg := worker.ConfigFromEnv()
+
+	store, err := ledger.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return fmt.Errorf("open ledger at DATABASE_URL: %w", err)
+	}
+	defer store.Close()
+
+	srv, err := devserver.Start(devserver.Options{
+		FrontendPort:     *temporalPort,
+		UIPort:           *uiPort,
+		DatabaseFile:     *dbFile,
+		SearchAttributes: workflows.SearchAttributeTypes(),
+	})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := srv.Stop(); err != nil {
+			logger.Warn("temporal dev server stop", "error", err)
+		}
+	}()
+
+	c, err := client.DialContext(ctx, client.Options{
+		HostPort:  srv.HostPort(),
+		Namespace: srv.Namespace(),
+		Logger:    tlog.NewStructuredLogger(logger.With("component", "temporal-client")),
+	})
+	if err != nil {
+		return fmt.Errorf("connect to dev server: %w", err)
+	}
+	defer c.Close()
+	// The SQLite file may predate a search attribute added since.
+	if err := worker.EnsureSearchAttributes(ctx, c, srv.Namespace()); err != nil {
+		return err
+	}
+
+	w := worker.New(c, cfg.TaskQueue, worker.DefaultDeps(store, cfg, logger))
+	if err := w.Start(); err != nil {
+		return fmt.Errorf("start worker: %w", err)
+	}
+	defer w.Stop()
+
+	api := &http.Server{
+		Addr:              *httpAddr,
+		Handler:           intake.NewHandler(starter.NewClient(c, starter.Options{TaskQueue: cfg.TaskQueue}), logger),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	apiErr := make(chan error, 1)
+	go func() { apiErr <- api.ListenAndServe() }()
+
+	fmt.Fprintf(os.Stderr, `
+  Dunning platform (dev mode) is up.
+    Temporal Web UI  %s/namespaces/%s/workflows
+    Temporal gRPC    %s
+    Intake API       http://%s
+    Ledger           %s
+
+  Start a run (policy "demo" runs in seconds instead of days):
+    curl -s -X POST http://%s/v1/declines -H 'Content-Type: application/json' -d '{"tenant":"acme","invoice_id":"inv-1001","customer":{"id":"cus-42","email":"ada@example.com"},"amount":"49.90","currency":"EUR","payment_method":"sim:succeed-on=2","decline":{"gateway":"simulator","code":"insufficient_funds"},"policy":"demo"}'
+
+  Ctrl-C stops everything.
+
+`, srv.UIAddress(), srv.Namespace(), srv.HostPort(), *httpAddr, redact(cfg.DatabaseURL), *httpAddr)
+
+	select {
+	case <-ctx.Done():
+	case err := <-apiErr:
+		if !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("intake API on %s: %w", *httpAddr, err)
+		}
+	}
+	logger.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return api.Shutdown(shutdownCtx)
+}
+
+// redact hides a password in a connection URL before it is printed.
+func redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable DATABASE_URL)"
+	}
+	return u.Redacted()
+}

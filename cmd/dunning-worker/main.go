@@ -1,0 +1,72 @@
+// Command dunning-worker runs the dunning workflow and its activities
+// against an external Temporal cluster. Configuration comes from the
+// environment (see README).
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/dunningco/dunning/ledger"
+	"github.com/dunningco/dunning/starter"
+	"github.com/dunningco/dunning/worker"
+)
+
+func main() {
+	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel()}))
+	slog.SetDefault(logger)
+	if err := run(logger); err != nil {
+		logger.Error("worker stopped", "error", err)
+		os.Exit(1)
+	}
+}
+
+func run(logger *slog.Logger) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cfg := worker.ConfigFromEnv()
+
+	store, err := ledger.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return fmt.Errorf("open ledger: %w", err)
+	}
+	defer store.Close()
+
+	c, err := starter.DialFromEnv(ctx)
+	if err != nil {
+		return fmt.Errorf("connect to Temporal: %w", err)
+	}
+	defer c.Close()
+	opts := starter.ConnectionFromEnv()
+	if err := worker.EnsureSearchAttributes(ctx, c, opts.Namespace); err != nil {
+		// Cloud namespaces and locked-down clusters register them at setup.
+		logger.Warn("could not register search attributes; register them once as README shows", "error", err)
+	}
+
+	w := worker.New(c, cfg.TaskQueue, worker.DefaultDeps(store, cfg, logger))
+	logger.Info("worker polling", "task_queue", cfg.TaskQueue, "namespace", opts.Namespace, "temporal", opts.HostPort)
+	// Run returns after ctx ends and in-flight activities finish (graceful stop).
+	return w.Run(interruptOn(ctx))
+}
+
+// interruptOn adapts a context to the worker's interrupt channel.
+func interruptOn(ctx context.Context) <-chan any {
+	ch := make(chan any, 1)
+	go func() {
+		<-ctx.Done()
+		ch <- struct{}{}
+	}()
+	return ch
+}
+
+func logLevel() slog.Level {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(os.Getenv("LOG_LEVEL"))); err != nil {
+		return slog.LevelInfo
+	}
+	return l
+}

@@ -1,0 +1,129 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Simulator is a deterministic gateway for dev mode, demos and tests. The
+// payment method is a script, like a gateway's test card numbers:
+//
+//	sim:succeed                          every charge succeeds (also "")
+//	sim:decline;code=insufficient_funds  every charge is declined
+//	sim:succeed-on=3;code=do_not_honor   declined until dunning attempt 3
+//	sim:...;advice=try_again_later       advice code on declines
+//	sim:...;flaky=1                      the first call per key charges but
+//	                                     the answer is lost (a transient error)
+//
+// Like a real gateway it honours idempotency keys: a repeated key returns
+// the first result and never charges again.
+type Simulator struct {
+	mu      sync.Mutex
+	results map[string]ChargeResult
+	calls   map[string]int
+	now     func() time.Time
+}
+
+// NewSimulator returns an empty simulator.
+func NewSimulator() *Simulator {
+	return &Simulator{results: map[string]ChargeResult{}, calls: map[string]int{}, now: time.Now}
+}
+
+// Name implements Gateway.
+func (s *Simulator) Name() string { return "simulator" }
+
+// Charge implements Gateway.
+func (s *Simulator) Charge(ctx context.Context, req ChargeRequest) (ChargeResult, error) {
+	script, err := parseScript(req.PaymentMethod)
+	if err != nil {
+		return ChargeResult{}, fmt.Errorf("simulator: %w: %v", ErrPermanent, err)
+	}
+	if req.IdempotencyKey == "" {
+		return ChargeResult{}, fmt.Errorf("simulator: %w: idempotency key is required", ErrPermanent)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls[req.IdempotencyKey]++
+	res, seen := s.results[req.IdempotencyKey]
+	if !seen {
+		res = script.outcome(req)
+		res.At = s.now().UTC()
+		res.Ref = fmt.Sprintf("sim_ch_%d", len(s.results)+1)
+		s.results[req.IdempotencyKey] = res
+	}
+	if s.calls[req.IdempotencyKey] <= script.flaky {
+		return ChargeResult{}, fmt.Errorf("simulator: connection reset after charge %s (call %d)", res.Ref, s.calls[req.IdempotencyKey])
+	}
+	return res, nil
+}
+
+// Charges is how many distinct charges were processed (keys seen); a retried
+// key never adds one.
+func (s *Simulator) Charges() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.results)
+}
+
+// Calls is how many times a key was sent.
+func (s *Simulator) Calls(key string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls[key]
+}
+
+type script struct {
+	decline   bool
+	succeedOn int
+	code      string
+	advice    string
+	flaky     int
+}
+
+func (sc script) outcome(req ChargeRequest) ChargeResult {
+	if sc.decline || (sc.succeedOn > 0 && req.Attempt < sc.succeedOn) {
+		return ChargeResult{Outcome: Declined, DeclineCode: sc.code, AdviceCode: sc.advice, Message: "simulated decline: " + sc.code}
+	}
+	return ChargeResult{Outcome: Succeeded, Message: "simulated charge"}
+}
+
+func parseScript(pm string) (script, error) {
+	sc := script{code: "insufficient_funds"}
+	if pm == "" || pm == "sim:succeed" {
+		return sc, nil
+	}
+	rest, ok := strings.CutPrefix(pm, "sim:")
+	if !ok {
+		return sc, fmt.Errorf("payment method %q is not a simulator script (sim:...)", pm)
+	}
+	for i, part := range strings.Split(rest, ";") {
+		k, v, _ := strings.Cut(part, "=")
+		var err error
+		switch {
+		case i == 0 && k == "succeed":
+		case i == 0 && k == "decline":
+			sc.decline = true
+		case k == "succeed-on":
+			sc.succeedOn, err = strconv.Atoi(v)
+			if err == nil && sc.succeedOn < 1 {
+				err = fmt.Errorf("must be at least 1")
+			}
+		case k == "code" && v != "":
+			sc.code = v
+		case k == "advice":
+			sc.advice = v
+		case k == "flaky":
+			sc.flaky, err = strconv.Atoi(v)
+		default:
+			return sc, fmt.Errorf("unknown simulator directive %q in %q", part, pm)
+		}
+		if err != nil {
+			return sc, fmt.Errorf("simulator directive %q: %v", part, err)
+		}
+	}
+	return sc, nil
+}

@@ -1,0 +1,56 @@
+// Package notify sends customer messages (email, SMS) through a small
+// Notifier interface, and renders them from templates.
+package notify
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+)
+
+// Message is one rendered message for one recipient.
+type Message struct {
+	// IdempotencyKey is derived from the run and the step; providers that
+	// support it de-duplicate on it.
+	IdempotencyKey string
+	Kind           string
+	Channel        string // "email" or "sms"
+	To             string
+	Locale         string
+	Subject        string // email only
+	Body           string
+}
+
+// Receipt is the provider's acknowledgement.
+type Receipt struct {
+	Provider string
+	Ref      string
+}
+
+// Notifier delivers messages on one channel. Wrap ErrRejected for messages
+// the provider refuses for good (invalid recipient, bad credentials);
+// other errors are retried.
+type Notifier interface {
+	Send(ctx context.Context, m Message) (Receipt, error)
+}
+
+// ErrRejected marks a message the provider will never accept.
+var ErrRejected = errors.New("message rejected")
+
+// DryRun logs messages instead of sending them; the ledger still records
+// what would have gone out. It is what runs when no provider key is set.
+type DryRun struct {
+	Logger *slog.Logger
+}
+
+// Send implements Notifier.
+func (d DryRun) Send(ctx context.Context, m Message) (Receipt, error) {
+	logger := d.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	// The recipient is personal data: log the channel and key, not the address.
+	logger.InfoContext(ctx, "dry-run message (no provider configured)",
+		"channel", m.Channel, "kind", m.Kind, "key", m.IdempotencyKey, "locale", m.Locale, "subject", m.Subject)
+	return Receipt{Provider: "dry-run", Ref: "dry-run:" + m.IdempotencyKey}, nil
+}

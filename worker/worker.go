@@ -1,0 +1,124 @@
+// Package worker assembles the Temporal worker: configuration from the
+// environment, the activities' dependencies, registration, and the search
+// attributes the workflow writes.
+package worker
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+
+	"go.temporal.io/api/operatorservice/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/workflow"
+	sdkworker "go.temporal.io/sdk/worker"
+
+	"github.com/dunningco/dunning/activities"
+	"github.com/dunningco/dunning/billing"
+	"github.com/dunningco/dunning/gateway"
+	"github.com/dunningco/dunning/notify"
+	"github.com/dunningco/dunning/workflows"
+)
+
+// DefaultDatabaseURL is the local PostgreSQL the platform uses when
+// DATABASE_URL is unset.
+const DefaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/dunning?sslmode=disable"
+
+// Config is the worker's configuration; ConfigFromEnv documents each
+// variable.
+type Config struct {
+	TaskQueue             string
+	DatabaseURL           string
+	BillingCallbackURL    string
+	BillingCallbackSecret string
+}
+
+// ConfigFromEnv reads DUNNING_TASK_QUEUE, DATABASE_URL, BILLING_CALLBACK_URL
+// and BILLING_CALLBACK_SECRET, with local defaults.
+func ConfigFromEnv() Config {
+	return Config{
+		TaskQueue:             envOr("DUNNING_TASK_QUEUE", workflows.TaskQueue),
+		DatabaseURL:           envOr("DATABASE_URL", DefaultDatabaseURL),
+		BillingCallbackURL:    os.Getenv("BILLING_CALLBACK_URL"),
+		BillingCallbackSecret: os.Getenv("BILLING_CALLBACK_SECRET"),
+	}
+}
+
+func envOr(key, def string) string {
+	if v := strings.TrimSpace(os.Getenv(key)); v != "" {
+		return v
+	}
+	return def
+}
+
+// Deps are the activities' dependencies.
+type Deps struct {
+	Ledger             activities.Ledger
+	Gateways           []gateway.Gateway
+	Email, SMS         notify.Notifier
+	Callback           billing.Callback
+	DefaultCallbackURL string
+	Logger             *slog.Logger
+}
+
+// DefaultDeps wires the simulator gateway and dry-run messaging: what dev
+// mode and a worker without provider keys run with.
+func DefaultDeps(ledger activities.Ledger, cfg Config, logger *slog.Logger) Deps {
+	logger.Warn("email and SMS run in dry-run mode: messages are recorded in the ledger and logged, not sent")
+	return Deps{
+		Ledger:             ledger,
+		Gateways:           []gateway.Gateway{gateway.NewSimulator()},
+		Email:              notify.DryRun{Logger: logger},
+		SMS:                notify.DryRun{Logger: logger},
+		Callback:           billing.Callback{Secret: cfg.BillingCallbackSecret},
+		DefaultCallbackURL: cfg.BillingCallbackURL,
+		Logger:             logger,
+	}
+}
+
+// Register adds the workflow and every activity to r.
+func Register(r sdkworker.Registry, d Deps) {
+	r.RegisterWorkflowWithOptions(workflows.DunningWorkflow, workflow.RegisterOptions{Name: workflows.WorkflowName})
+	gws := make(map[string]gateway.Gateway, len(d.Gateways))
+	for _, g := range d.Gateways {
+		gws[g.Name()] = g
+	}
+	r.RegisterActivity(&activities.Charges{Gateways: gws, Ledger: d.Ledger, Logger: d.Logger})
+	r.RegisterActivity(&activities.Notifications{Email: d.Email, SMS: d.SMS, Ledger: d.Ledger, Logger: d.Logger})
+	r.RegisterActivity(&activities.ServiceActions{Ledger: d.Ledger, Callback: d.Callback, DefaultCallbackURL: d.DefaultCallbackURL})
+	r.RegisterActivity(&activities.Runs{Ledger: d.Ledger, Callback: d.Callback, DefaultCallbackURL: d.DefaultCallbackURL})
+}
+
+// New builds a worker polling taskQueue with everything registered.
+func New(c client.Client, taskQueue string, d Deps) sdkworker.Worker {
+	w := sdkworker.New(c, taskQueue, sdkworker.Options{})
+	Register(w, d)
+	return w
+}
+
+// EnsureSearchAttributes registers the workflow's custom search attributes
+// on namespace if they are missing. It needs operator rights; production
+// clusters usually register them once at setup instead (see README).
+func EnsureSearchAttributes(ctx context.Context, c client.Client, namespace string) error {
+	ops := c.OperatorService()
+	have, err := ops.ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: namespace})
+	if err != nil {
+		return fmt.Errorf("list search attributes: %w", err)
+	}
+	missing := workflows.SearchAttributeTypes()
+	for name := range have.GetCustomAttributes() {
+		delete(missing, name)
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	if _, err := ops.AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{
+		Namespace:        namespace,
+		SearchAttributes: missing,
+	}); err != nil {
+		return fmt.Errorf("add search attributes: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,398 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+	_ "time/tzdata" // time zones must resolve the same on every worker, or replays diverge
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/dunningco/dunning/activities"
+	"github.com/dunningco/dunning/gateway"
+	"github.com/dunningco/dunning/money"
+	"github.com/dunningco/dunning/notify"
+	"github.com/dunningco/dunning/policy"
+)
+
+// Activity handles: nil receivers, used only for their method names.
+var (
+	charges       *activities.Charges
+	notifications *activities.Notifications
+	services      *activities.ServiceActions
+	runs          *activities.Runs
+)
+
+// run is the workflow's state; everything in it comes from the history.
+type run struct {
+	id            string
+	in            Input
+	amount        money.Amount
+	pol           policy.Policy
+	paymentMethod string
+
+	status        Status
+	attempts      []policy.Attempt
+	sent          []string
+	changes       []policy.ServiceChange
+	cardUpdatedAt time.Time
+	paidOutOfBand *PaidOutOfBand
+	cancel        *CancelRequest
+
+	// wake makes the main loop plan again (a signal or update changed things).
+	wake bool
+	// charging serialises attempts between the main loop and expedite.
+	charging bool
+
+	saPhase    Phase
+	saAttempts int
+	saNext     time.Time
+}
+
+// DunningWorkflow recovers one failed invoice: it asks the policy engine for
+// the next step, sleeps on a durable timer until it is due while listening
+// for signals and updates, and runs the step's activity.
+func DunningWorkflow(ctx workflow.Context, in Input) (Result, error) {
+	if err := in.Validate(); err != nil {
+		return Result{}, temporal.NewNonRetryableApplicationError(err.Error(), "InvalidInput", err)
+	}
+	amount, _ := money.Parse(in.Amount, in.Currency) // validated above
+	pol, err := resolvePolicy(ctx, in)
+	if err != nil {
+		return Result{}, err
+	}
+	info := workflow.GetInfo(ctx)
+	now := workflow.Now(ctx)
+	decline := in.Decline
+	decline.ReceivedAt = now
+	if decline.OccurredAt.IsZero() {
+		decline.OccurredAt = now
+	}
+	r := &run{
+		id:            info.WorkflowExecution.ID,
+		in:            in,
+		amount:        amount,
+		pol:           pol,
+		paymentMethod: in.PaymentMethod,
+		status: Status{
+			WorkflowID:   info.WorkflowExecution.ID,
+			Tenant:       in.Tenant,
+			InvoiceID:    in.InvoiceID,
+			CustomerID:   in.Customer.ID,
+			Phase:        PhaseRecovering,
+			Amount:       amount.Decimal(),
+			Currency:     amount.Currency.Code,
+			Policy:       pol.Ref(),
+			ServiceState: policy.ServiceActive,
+			Declines:     []Decline{decline},
+			StartedAt:    now,
+		},
+		saPhase: PhaseRecovering,
+	}
+	if err := r.registerHandlers(ctx); err != nil {
+		return Result{}, err
+	}
+	if err := workflow.ExecuteActivity(ledgerCtx(ctx), runs.OpenRun, activities.OpenRunInput{
+		WorkflowID: r.id, Tenant: in.Tenant, InvoiceID: in.InvoiceID, CustomerID: in.Customer.ID,
+		Amount: amount.Decimal(), Currency: amount.Currency.Code, Policy: pol.Ref(), OpenedAt: now,
+	}).Get(ctx, nil); err != nil {
+		return Result{}, fmt.Errorf("open run: %w", err)
+	}
+	return r.loop(ctx)
+}
+
+func resolvePolicy(ctx workflow.Context, in Input) (policy.Policy, error) {
+	if in.Policy != nil {
+		return *in.Policy, nil
+	}
+	name := in.PolicyName
+	if name == "" {
+		name = "default"
+	}
+	// Resolved once and recorded, so a later release that edits the catalog
+	// does not change what a running workflow does.
+	var pol policy.Policy
+	err := workflow.SideEffect(ctx, func(workflow.Context) any {
+		p, _ := policy.Builtin().Lookup(name)
+		return p
+	}).Get(&pol)
+	if err != nil {
+		return policy.Policy{}, fmt.Errorf("resolve policy %q: %w", name, err)
+	}
+	if pol.Name == "" {
+		err := fmt.Errorf("unknown policy %q", name)
+		return policy.Policy{}, temporal.NewNonRetryableApplicationError(err.Error(), "InvalidInput", err)
+	}
+	return pol, nil
+}
+
+func (r *run) loop(ctx workflow.Context) (Result, error) {
+	logger := workflow.GetLogger(ctx)
+	for {
+		if r.cancel != nil {
+			return r.close(ctx, policy.Cancelled, "cancelled: "+r.cancel.Reason)
+		}
+		now := workflow.Now(ctx)
+		step := r.pol.Next(r.engineState(now))
+		r.status.NextStep = &step
+		r.upsertSearchAttributes(ctx, step.At)
+		if wait := step.At.Sub(now); wait > 0 {
+			woken, err := workflow.AwaitWithOptions(ctx, workflow.AwaitOptions{
+				Timeout:      wait,
+				TimerOptions: workflow.TimerOptions{Summary: fmt.Sprintf("%s: %s", step.Action, step.Why)},
+			}, func() bool { return r.wake })
+			if err != nil {
+				return Result{}, err
+			}
+			if woken {
+				r.wake = false
+				continue
+			}
+		}
+		// An expedited attempt may be in flight; plan again once it is done.
+		if r.charging {
+			if err := workflow.Await(ctx, func() bool { return !r.charging }); err != nil {
+				return Result{}, err
+			}
+			continue
+		}
+		r.wake = false
+		logger.Info("dunning step", "action", step.Action, "why", step.Why, "key", step.Key, "attempt", step.Attempt)
+		switch step.Action {
+		case policy.ActionNotify:
+			r.notify(ctx, step)
+		case policy.ActionRetry:
+			r.charge(ctx, step.Reason)
+		case policy.ActionService:
+			r.setService(ctx, step)
+		case policy.ActionClose:
+			reason := step.Why
+			if r.paidOutOfBand != nil {
+				reason = "paid out of band"
+				if r.paidOutOfBand.Reference != "" {
+					reason += " (" + r.paidOutOfBand.Reference + ")"
+				}
+			}
+			return r.close(ctx, step.Outcome, reason)
+		default:
+			return Result{}, fmt.Errorf("policy returned unknown action %q", step.Action)
+		}
+	}
+}
+
+func (r *run) engineState(now time.Time) policy.State {
+	var reachable []policy.Channel
+	if r.in.Customer.Email != "" {
+		reachable = append(reachable, policy.Email)
+	}
+	if r.in.Customer.Phone != "" {
+		reachable = append(reachable, policy.SMS)
+	}
+	return policy.State{
+		DeclinedAt:     r.status.Declines[0].ReceivedAt,
+		Now:            now,
+		Attempts:       r.attempts,
+		CardUpdatedAt:  r.cardUpdatedAt,
+		PaidOutOfBand:  r.paidOutOfBand != nil,
+		Sent:           r.sent,
+		ServiceChanges: r.changes,
+		Reachable:      reachable,
+	}
+}
+
+// charge makes the next attempt; the main loop and expedite both use it.
+func (r *run) charge(ctx workflow.Context, reason policy.Reason) AttemptRecord {
+	r.charging = true
+	defer func() { r.charging = false; r.wake = true }()
+	n := len(r.attempts) + 1
+	rec := AttemptRecord{
+		Number:         n,
+		Reason:         reason,
+		IdempotencyKey: fmt.Sprintf("%s/attempt-%d", r.id, n),
+		StartedAt:      workflow.Now(ctx),
+	}
+	var out activities.ChargeOutput
+	err := workflow.ExecuteActivity(chargeCtx(ctx), charges.Charge, activities.ChargeInput{
+		WorkflowID: r.id, Tenant: r.in.Tenant, InvoiceID: r.in.InvoiceID, CustomerID: r.in.Customer.ID,
+		Attempt: n, Reason: string(reason), IdempotencyKey: rec.IdempotencyKey,
+		Amount: r.amount.Decimal(), Currency: r.amount.Currency.Code,
+		Gateway: r.in.Decline.Gateway, PaymentMethod: r.paymentMethod,
+	}).Get(ctx, &out)
+	if err != nil {
+		rec.Outcome = gateway.Failed
+		rec.Message = rootMessage(err)
+	} else {
+		rec.Outcome = out.Outcome
+		rec.DeclineCode, rec.AdviceCode, rec.Message, rec.GatewayRef = out.DeclineCode, out.AdviceCode, out.Message, out.GatewayRef
+	}
+	rec.FinishedAt = workflow.Now(ctx)
+	r.status.Attempts = append(r.status.Attempts, rec)
+	r.attempts = append(r.attempts, policy.Attempt{Number: n, At: rec.StartedAt, Reason: reason, Succeeded: rec.Outcome == gateway.Succeeded})
+	return rec
+}
+
+func (r *run) notify(ctx workflow.Context, step policy.Step) {
+	recipient := r.in.Customer.Email
+	if step.Channel == policy.SMS {
+		recipient = r.in.Customer.Phone
+	}
+	data := notify.Data{
+		CustomerID: r.in.Customer.ID,
+		InvoiceID:  r.in.InvoiceID,
+		Amount:     r.amount.String(),
+		TimeZone:   r.in.Customer.TimeZone,
+		Attempt:    len(r.attempts),
+	}
+	// Tell the customer when we try again, as the schedule stands once this
+	// message is out.
+	if next, ok := r.pol.NextRetry(r.engineState(workflow.Now(ctx))); ok {
+		data.NextRetryAt = next.At
+	}
+	var out activities.NotifyOutput
+	err := workflow.ExecuteActivity(messageCtx(ctx), notifications.Notify, activities.NotifyInput{
+		WorkflowID: r.id, IdempotencyKey: r.id + "/" + step.Key, Kind: string(step.Message), Channel: string(step.Channel),
+		Recipient: recipient, Locale: r.in.Customer.Locale, Data: data,
+	}).Get(ctx, &out)
+	rec := MessageRecord{Key: step.Key, Kind: step.Message, Channel: step.Channel, At: workflow.Now(ctx), Status: out.Status, Detail: out.Detail}
+	if err != nil {
+		// A message that cannot be sent is recorded; the run goes on.
+		rec.Status, rec.Detail = "failed", rootMessage(err)
+	}
+	r.status.Messages = append(r.status.Messages, rec)
+	r.sent = append(r.sent, step.Key)
+}
+
+func (r *run) setService(ctx workflow.Context, step policy.Step) {
+	err := workflow.ExecuteActivity(ledgerCtx(ctx), services.SetServiceState, activities.ServiceInput{
+		WorkflowID: r.id, IdempotencyKey: r.id + "/" + step.Key, Tenant: r.in.Tenant, InvoiceID: r.in.InvoiceID,
+		CustomerID: r.in.Customer.ID, State: string(step.State), Reason: step.Why, CallbackURL: r.in.BillingCallbackURL,
+	}).Get(ctx, nil)
+	if err != nil {
+		// The ledger holds the change and the failed callback for ops; the
+		// ladder still moves on so a broken callback cannot stall the run.
+		workflow.GetLogger(ctx).Error("service change not delivered", "state", step.State, "error", err)
+	}
+	r.changes = append(r.changes, policy.ServiceChange{State: step.State, At: workflow.Now(ctx)})
+	r.status.ServiceLog = r.changes
+	r.status.ServiceState = step.State
+	switch step.State {
+	case policy.ServicePaused:
+		r.status.Phase = PhasePaused
+	case policy.ServiceSuspended, policy.ServiceCancelled:
+		r.status.Phase = PhaseSuspended
+	}
+}
+
+func (r *run) close(ctx workflow.Context, outcome policy.Outcome, reason string) (Result, error) {
+	now := workflow.Now(ctx)
+	switch outcome {
+	case policy.Recovered:
+		r.status.Phase = PhaseRecovered
+	case policy.Exhausted:
+		r.status.Phase = PhaseExhausted
+	default:
+		r.status.Phase = PhaseCancelled
+	}
+	r.status.NextStep = nil
+	r.status.ClosedAt = now
+	r.status.ClosingReason = reason
+	r.upsertSearchAttributes(ctx, time.Time{})
+	err := workflow.ExecuteActivity(ledgerCtx(ctx), runs.CloseRun, activities.CloseRunInput{
+		WorkflowID: r.id, Tenant: r.in.Tenant, InvoiceID: r.in.InvoiceID, CustomerID: r.in.Customer.ID,
+		Outcome: string(outcome), Reason: reason, Amount: r.amount.Decimal(), Currency: r.amount.Currency.Code,
+		Attempts: len(r.attempts), ClosedAt: now, CallbackURL: r.in.BillingCallbackURL,
+	}).Get(ctx, nil)
+	if err != nil && !activities.IsType(err, activities.ErrTypeCallbackRejected) {
+		return Result{}, fmt.Errorf("close run: %w", err)
+	}
+	return Result{
+		Outcome: outcome, Reason: reason, Attempts: len(r.attempts),
+		Amount: r.amount.Decimal(), Currency: r.amount.Currency.Code, ClosedAt: now,
+	}, nil
+}
+
+// upsertSearchAttributes sends only what changed: every upsert is a billed
+// action and a history event.
+func (r *run) upsertSearchAttributes(ctx workflow.Context, next time.Time) {
+	var updates []temporal.SearchAttributeUpdate
+	if r.status.Phase != r.saPhase {
+		r.saPhase = r.status.Phase
+		updates = append(updates, SAStatus.ValueSet(string(r.saPhase)))
+	}
+	if len(r.attempts) != r.saAttempts {
+		r.saAttempts = len(r.attempts)
+		updates = append(updates, SAAttempts.ValueSet(int64(r.saAttempts)))
+	}
+	if !next.Equal(r.saNext) {
+		r.saNext = next
+		if next.IsZero() {
+			updates = append(updates, SANextActionAt.ValueUnset())
+		} else {
+			updates = append(updates, SANextActionAt.ValueSet(next))
+		}
+	}
+	if len(updates) == 0 {
+		return
+	}
+	if err := workflow.UpsertTypedSearchAttributes(ctx, updates...); err != nil {
+		workflow.GetLogger(ctx).Warn("search attributes not updated", "error", err)
+	}
+}
+
+func (r *run) closed() bool {
+	return slices.Contains([]Phase{PhaseRecovered, PhaseExhausted, PhaseCancelled}, r.status.Phase)
+}
+
+// rootMessage is the innermost error's text, which is what ops want to read.
+func rootMessage(err error) string {
+	for {
+		next := errors.Unwrap(err)
+		if next == nil {
+			return err.Error()
+		}
+		err = next
+	}
+}
+
+// chargeCtx: a charge whose outcome is unknown is never abandoned, because
+// the next attempt would carry a new idempotency key. Transient gateway
+// errors retry with the same key until the gateway answers.
+func chargeCtx(ctx workflow.Context) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 2 * time.Minute,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        5 * time.Second,
+			BackoffCoefficient:     2,
+			MaximumInterval:        10 * time.Minute,
+			NonRetryableErrorTypes: activities.NonRetryable,
+		},
+	})
+}
+
+func messageCtx(ctx workflow.Context) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout:    30 * time.Second,
+		ScheduleToCloseTimeout: 6 * time.Hour,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        5 * time.Second,
+			BackoffCoefficient:     2,
+			MaximumInterval:        10 * time.Minute,
+			NonRetryableErrorTypes: activities.NonRetryable,
+		},
+	})
+}
+
+func ledgerCtx(ctx workflow.Context) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout:    30 * time.Second,
+		ScheduleToCloseTimeout: 24 * time.Hour,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        2 * time.Second,
+			BackoffCoefficient:     2,
+			MaximumInterval:        5 * time.Minute,
+			NonRetryableErrorTypes: activities.NonRetryable,
+		},
+	})
+}

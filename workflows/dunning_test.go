@@ -1,0 +1,357 @@
+package workflows
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/dunningco/dunning/activities"
+	"github.com/dunningco/dunning/gateway"
+	"github.com/dunningco/dunning/policy"
+)
+
+const day = 24 * time.Hour
+
+var t0 = time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+
+// harness runs DunningWorkflow with time skipping and records what the
+// activities were asked to do. succeedOn is the attempt number that
+// succeeds (0: every attempt is declined); attempts made with a payment
+// method in goodCards always succeed.
+type harness struct {
+	t         *testing.T
+	env       *testsuite.TestWorkflowEnvironment
+	succeedOn int
+	goodCards []string
+	charges   []activities.ChargeInput
+	chargeAt  []time.Time
+	messages  []activities.NotifyInput
+	services  []activities.ServiceInput
+	closed    *activities.CloseRunInput
+}
+
+func newHarness(t *testing.T, succeedOn int) *harness {
+	var s testsuite.WorkflowTestSuite
+	s.SetLogger(tlog.NewStructuredLogger(slog.New(slog.DiscardHandler)))
+	h := &harness{t: t, env: s.NewTestWorkflowEnvironment(), succeedOn: succeedOn}
+	h.env.SetStartTime(t0)
+	h.env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: WorkflowID("acme", "inv-1")})
+	h.env.RegisterWorkflowWithOptions(DunningWorkflow, workflow.RegisterOptions{Name: WorkflowName})
+	h.env.RegisterActivity(charges)
+	h.env.RegisterActivity(notifications)
+	h.env.RegisterActivity(services)
+	h.env.RegisterActivity(runs)
+	h.env.OnActivity(runs.OpenRun, mock.Anything, mock.Anything).Return(nil)
+	h.env.OnActivity(runs.CloseRun, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.CloseRunInput) error {
+		h.closed = &in
+		return nil
+	})
+	h.env.OnActivity(charges.Charge, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.ChargeInput) (activities.ChargeOutput, error) {
+		h.charges = append(h.charges, in)
+		h.chargeAt = append(h.chargeAt, h.env.Now())
+		for _, c := range h.goodCards {
+			if in.PaymentMethod == c {
+				return activities.ChargeOutput{Outcome: gateway.Succeeded, GatewayRef: "ch_" + in.IdempotencyKey}, nil
+			}
+		}
+		if h.succeedOn > 0 && in.Attempt >= h.succeedOn {
+			return activities.ChargeOutput{Outcome: gateway.Succeeded, GatewayRef: "ch_" + in.IdempotencyKey}, nil
+		}
+		return activities.ChargeOutput{Outcome: gateway.Declined, DeclineCode: "insufficient_funds"}, nil
+	})
+	h.env.OnActivity(notifications.Notify, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.NotifyInput) (activities.NotifyOutput, error) {
+		h.messages = append(h.messages, in)
+		return activities.NotifyOutput{Status: "sent", Provider: "test"}, nil
+	})
+	h.env.OnActivity(services.SetServiceState, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.ServiceInput) (activities.ServiceOutput, error) {
+		h.services = append(h.services, in)
+		return activities.ServiceOutput{Callback: "none"}, nil
+	})
+	return h
+}
+
+func input() Input {
+	return Input{
+		Tenant:        "acme",
+		InvoiceID:     "inv-1",
+		Customer:      Customer{ID: "cus-1", Email: "ada@example.com", Phone: "+48123456789", Locale: "en", TimeZone: "Europe/Warsaw"},
+		Amount:        "49.90",
+		Currency:      "EUR",
+		PaymentMethod: "pm_old",
+		Decline:       Decline{Gateway: "simulator", Code: "insufficient_funds"},
+	}
+}
+
+// at runs fn at the given workflow time offset from the start.
+func (h *harness) at(offset time.Duration, fn func()) {
+	h.env.RegisterDelayedCallback(fn, offset)
+}
+
+func (h *harness) run(in Input) Result {
+	h.t.Helper()
+	h.env.ExecuteWorkflow(WorkflowName, in)
+	if !h.env.IsWorkflowCompleted() {
+		h.t.Fatal("workflow did not complete")
+	}
+	if err := h.env.GetWorkflowError(); err != nil {
+		h.t.Fatalf("workflow failed: %v", err)
+	}
+	var res Result
+	if err := h.env.GetWorkflowResult(&res); err != nil {
+		h.t.Fatal(err)
+	}
+	return res
+}
+
+func (h *harness) query() Status {
+	h.t.Helper()
+	v, err := h.env.QueryWorkflow(QueryStatus)
+	if err != nil {
+		h.t.Fatalf("query status: %v", err)
+	}
+	var s Status
+	if err := v.Get(&s); err != nil {
+		h.t.Fatal(err)
+	}
+	return s
+}
+
+func (h *harness) messageKeys() []string {
+	var keys []string
+	for _, m := range h.messages {
+		keys = append(keys, m.IdempotencyKey[len("dunning/acme/inv-1/"):])
+	}
+	return keys
+}
+
+func equal[T comparable](t *testing.T, what string, got, want []T) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%s = %v, want %v", what, got, want)
+	}
+	for i := range got {
+		if got[i] != want[i] {
+			t.Fatalf("%s = %v, want %v", what, got, want)
+		}
+	}
+}
+
+func TestRecoveredOnAttempt(t *testing.T) {
+	tests := []struct {
+		attempt      int
+		wantAt       []time.Duration
+		wantMessages []string
+	}{
+		{1, []time.Duration{3 * day}, []string{"payment-failed/email", "payment-recovered/email"}},
+		{2, []time.Duration{3 * day, 7 * day}, []string{"payment-failed/email", "attempt-1-failed/email", "payment-recovered/email"}},
+		{3, []time.Duration{3 * day, 7 * day, 14 * day}, []string{"payment-failed/email", "attempt-1-failed/email", "attempt-2-failed/email", "payment-recovered/email"}},
+	}
+	for _, tt := range tests {
+		t.Run("attempt_"+string(rune('0'+tt.attempt)), func(t *testing.T) {
+			h := newHarness(t, tt.attempt)
+			res := h.run(input())
+			if res.Outcome != policy.Recovered || res.Attempts != tt.attempt {
+				t.Fatalf("result = %+v, want recovered after %d attempts", res, tt.attempt)
+			}
+			var offsets []time.Duration
+			for i, at := range h.chargeAt {
+				offsets = append(offsets, at.Sub(t0))
+				want := "dunning/acme/inv-1/attempt-" + string(rune('1'+i))
+				if h.charges[i].IdempotencyKey != want {
+					t.Errorf("charge %d key = %q, want %q", i+1, h.charges[i].IdempotencyKey, want)
+				}
+				if h.charges[i].Amount != "49.90" || h.charges[i].Currency != "EUR" {
+					t.Errorf("charge %d amount = %s %s", i+1, h.charges[i].Amount, h.charges[i].Currency)
+				}
+			}
+			equal(t, "charge times", offsets, tt.wantAt)
+			equal(t, "messages", h.messageKeys(), tt.wantMessages)
+			if len(h.services) != 0 {
+				t.Errorf("service changes = %+v, want none (service never degraded)", h.services)
+			}
+			if h.closed == nil || h.closed.Outcome != "recovered" {
+				t.Errorf("ledger close = %+v, want recovered", h.closed)
+			}
+			if st := h.query(); st.Phase != PhaseRecovered || len(st.Attempts) != tt.attempt {
+				t.Errorf("final status phase=%s attempts=%d", st.Phase, len(st.Attempts))
+			}
+		})
+	}
+}
+
+func TestExhaustedPausesSuspendsAndCloses(t *testing.T) {
+	h := newHarness(t, 0)
+	checks := []struct {
+		at        time.Duration
+		phase     Phase
+		service   policy.ServiceState
+		attempts  int
+		nextDo    policy.Action
+		nextAfter time.Duration
+	}{
+		{1 * day, PhaseRecovering, policy.ServiceActive, 0, policy.ActionRetry, 3 * day},
+		{10 * day, PhaseRecovering, policy.ServiceActive, 2, policy.ActionRetry, 14 * day},
+		{15 * day, PhasePaused, policy.ServicePaused, 3, policy.ActionService, 21 * day},
+		{22 * day, PhaseSuspended, policy.ServiceSuspended, 3, policy.ActionClose, 28 * day},
+	}
+	for _, c := range checks {
+		h.at(c.at, func() {
+			st := h.query()
+			if st.Phase != c.phase || st.ServiceState != c.service || len(st.Attempts) != c.attempts {
+				t.Errorf("at %s: phase=%s service=%s attempts=%d, want %s %s %d", c.at, st.Phase, st.ServiceState, len(st.Attempts), c.phase, c.service, c.attempts)
+			}
+			if st.NextStep == nil || st.NextStep.Action != c.nextDo || !st.NextStep.At.Equal(t0.Add(c.nextAfter)) {
+				t.Errorf("at %s: next step = %+v, want %s at +%s", c.at, st.NextStep, c.nextDo, c.nextAfter)
+			}
+			if st.Amount != "49.90" || st.Currency != "EUR" || st.Policy != "default@1" {
+				t.Errorf("at %s: amount/policy = %s %s %s", c.at, st.Amount, st.Currency, st.Policy)
+			}
+		})
+	}
+	res := h.run(input())
+	if res.Outcome != policy.Exhausted || res.Attempts != 3 {
+		t.Fatalf("result = %+v, want exhausted after 3", res)
+	}
+	if got := h.env.Now().Sub(t0); got != 28*day {
+		t.Errorf("closed at +%s, want +28d (14d last retry, pause, 7d grace to suspend, 7d to close)", got)
+	}
+	var states []string
+	for _, s := range h.services {
+		states = append(states, s.State)
+	}
+	equal(t, "service states", states, []string{"paused", "suspended"})
+	equal(t, "messages", h.messageKeys(), []string{
+		"payment-failed/email", "attempt-1-failed/email", "attempt-2-failed/email",
+		"service-paused/email", "service-paused/sms", "service-suspended/email", "service-suspended/sms",
+	})
+	if st := h.query(); st.Phase != PhaseExhausted || st.NextStep != nil {
+		t.Errorf("final status = %s next=%v", st.Phase, st.NextStep)
+	}
+}
+
+func TestCancelDuringTimer(t *testing.T) {
+	h := newHarness(t, 0)
+	h.at(2*day, func() {
+		h.env.SignalWorkflow(SignalCancel, CancelRequest{Reason: "invoice voided", By: "ops"})
+	})
+	res := h.run(input())
+	if res.Outcome != policy.Cancelled || res.Attempts != 0 || res.Reason != "cancelled: invoice voided" {
+		t.Fatalf("result = %+v", res)
+	}
+	if got := h.env.Now().Sub(t0); got != 2*day {
+		t.Errorf("closed at +%s, want +2d", got)
+	}
+	if len(h.charges) != 0 {
+		t.Errorf("charged %d times after cancel", len(h.charges))
+	}
+}
+
+func TestExpediteDuringTimerReturnsOutcome(t *testing.T) {
+	h := newHarness(t, 1)
+	var got AttemptRecord
+	var gotErr error
+	h.at(1*day, func() {
+		h.env.UpdateWorkflow(UpdateExpedite, "expedite-1", &testsuite.TestUpdateCallback{
+			OnAccept: func() {},
+			OnReject: func(err error) { gotErr = err },
+			OnComplete: func(v any, err error) {
+				gotErr = err
+				if rec, ok := v.(AttemptRecord); ok {
+					got = rec
+				}
+			},
+		}, ExpediteRequest{Reason: "customer called", By: "support"})
+	})
+	res := h.run(input())
+	if gotErr != nil {
+		t.Fatalf("expedite: %v", gotErr)
+	}
+	if got.Number != 1 || got.Outcome != gateway.Succeeded || got.Reason != policy.ReasonExpedite || !got.StartedAt.Equal(t0.Add(day)) {
+		t.Fatalf("expedite result = %+v", got)
+	}
+	if res.Outcome != policy.Recovered || res.Attempts != 1 {
+		t.Fatalf("result = %+v", res)
+	}
+}
+
+func TestCardUpdatedRetriesSoonWithNewCard(t *testing.T) {
+	h := newHarness(t, 0)
+	h.goodCards = []string{"pm_new"}
+	h.at(16*day, func() { // paused by now
+		h.env.SignalWorkflow(SignalPaymentMethodUpdated, PaymentMethodUpdate{PaymentMethod: "pm_new"})
+	})
+	res := h.run(input())
+	if res.Outcome != policy.Recovered || res.Attempts != 4 {
+		t.Fatalf("result = %+v", res)
+	}
+	last := h.charges[len(h.charges)-1]
+	if last.PaymentMethod != "pm_new" || last.Reason != string(policy.ReasonCardUpdated) {
+		t.Errorf("last charge = %+v", last)
+	}
+	if at := h.chargeAt[len(h.chargeAt)-1].Sub(t0); at != 16*day+15*time.Minute {
+		t.Errorf("card-update retry at +%s, want +16d15m", at)
+	}
+	var states []string
+	for _, s := range h.services {
+		states = append(states, s.State)
+	}
+	equal(t, "service states", states, []string{"paused", "active"})
+}
+
+func TestPaidOutOfBandClosesWithoutCharge(t *testing.T) {
+	h := newHarness(t, 0)
+	h.at(5*day, func() {
+		h.env.SignalWorkflow(SignalPaidOutOfBand, PaidOutOfBand{Reference: "wire-889"})
+	})
+	res := h.run(input())
+	if res.Outcome != policy.Recovered || res.Attempts != 1 || res.Reason != "paid out of band (wire-889)" {
+		t.Fatalf("result = %+v", res)
+	}
+	if len(h.charges) != 1 {
+		t.Errorf("charges = %d, want only the day-3 attempt", len(h.charges))
+	}
+	if got := h.env.Now().Sub(t0); got != 5*day {
+		t.Errorf("closed at +%s, want +5d", got)
+	}
+}
+
+func TestDuplicateDeclineReachesOpenRun(t *testing.T) {
+	h := newHarness(t, 1)
+	in := input()
+	h.at(0, func() { h.env.SignalWorkflow(SignalDecline, in.Decline) })   // signal-with-start's copy
+	h.at(day, func() { h.env.SignalWorkflow(SignalDecline, in.Decline) }) // a resend
+	h.at(2*day, func() {
+		h.env.SignalWorkflow(SignalDecline, Decline{ID: "ch_2", Gateway: "simulator", Code: "do_not_honor"})
+	})
+	h.at(2*day+time.Hour, func() {
+		st := h.query()
+		if len(st.Declines) != 2 || st.Declines[1].Code != "do_not_honor" {
+			t.Errorf("declines = %+v, want the original and do_not_honor", st.Declines)
+		}
+	})
+	if res := h.run(in); res.Outcome != policy.Recovered {
+		t.Fatalf("result = %+v", res)
+	}
+}
+
+func TestInvalidInputFailsWithoutActivities(t *testing.T) {
+	h := newHarness(t, 0)
+	in := input()
+	in.Amount = "-1"
+	h.env.ExecuteWorkflow(WorkflowName, in)
+	err := h.env.GetWorkflowError()
+	if err == nil || !strings.Contains(err.Error(), "must be greater than zero") {
+		t.Fatalf("error = %v, want the amount rejected", err)
+	}
+	if len(h.charges)+len(h.messages)+len(h.services) != 0 {
+		t.Error("activities ran for invalid input")
+	}
+}
