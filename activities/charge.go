@@ -79,6 +79,10 @@ func (a *Charges) Charge(ctx context.Context, in ChargeInput) (ChargeOutput, err
 		Status:         "pending",
 		StartedAt:      time.Now().UTC(),
 	})
+	if errors.Is(err, ledger.ErrRunClosed) || errors.Is(err, ledger.ErrConflict) || errors.Is(err, ledger.ErrInvalid) {
+		// Never charge for a closed run or over a conflicting record.
+		return ChargeOutput{}, permanent(ErrTypeRunClosed, fmt.Errorf("charge %s: %w", in.IdempotencyKey, err))
+	}
 	if err != nil {
 		return ChargeOutput{}, fmt.Errorf("charge %s: record attempt: %w", in.IdempotencyKey, err)
 	}

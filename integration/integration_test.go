@@ -1,0 +1,391 @@
+// Package integration runs the platform end to end: a real Temporal server
+// (embedded, in memory), the real worker, the HTTP intake API and a real
+// PostgreSQL ledger. Policies are compressed to seconds.
+package integration
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
+	sdkworker "go.temporal.io/sdk/worker"
+
+	"github.com/dunningco/dunning/devserver"
+	"github.com/dunningco/dunning/gateway"
+	"github.com/dunningco/dunning/ledger"
+	"github.com/dunningco/dunning/ledger/ledgertest"
+	"github.com/dunningco/dunning/notify"
+	"github.com/dunningco/dunning/policy"
+	"github.com/dunningco/dunning/starter"
+	"github.com/dunningco/dunning/starter/intake"
+	"github.com/dunningco/dunning/worker"
+	"github.com/dunningco/dunning/workflows"
+)
+
+// platform is one running stack shared by the tests in this package.
+type platform struct {
+	api       *httptest.Server
+	temporal  client.Client
+	namespace string
+	store     *ledger.Store
+	simulator *gateway.Simulator
+	callbacks atomic.Int64
+}
+
+// fast is the default policy compressed to seconds.
+func fast() policy.Policy {
+	p := policy.Default()
+	p.Name = "it-fast"
+	p.RetryAfter = []time.Duration{1 * time.Second, 2 * time.Second, 3 * time.Second}
+	p.Window = 10 * time.Second
+	p.CardUpdateRetryDelay = 0
+	p.Ladder = []policy.LadderStep{{After: 0, State: policy.ServicePaused}, {After: time.Second, State: policy.ServiceSuspended}}
+	p.CloseAfter = time.Second
+	return p
+}
+
+func start(t *testing.T) *platform {
+	t.Helper()
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if os.Getenv("INTEGRATION_VERBOSE") != "" {
+		logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	srv, err := devserver.Start(devserver.Options{SearchAttributes: workflows.SearchAttributeTypes(), LogLevel: "error"})
+	if err != nil {
+		t.Fatalf("start Temporal: %v", err)
+	}
+	t.Cleanup(func() { _ = srv.Stop() })
+	c, err := client.Dial(client.Options{HostPort: srv.HostPort(), Namespace: srv.Namespace(), Logger: tlog.NewStructuredLogger(logger)})
+	if err != nil {
+		t.Fatalf("dial Temporal: %v", err)
+	}
+	t.Cleanup(c.Close)
+
+	p := &platform{temporal: c, namespace: srv.Namespace(), store: ledgertest.NewStore(t), simulator: gateway.NewSimulator()}
+	billingSystem := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Idempotency-Key") == "" {
+			http.Error(w, "missing Idempotency-Key", http.StatusBadRequest)
+			return
+		}
+		p.callbacks.Add(1)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(billingSystem.Close)
+
+	w := sdkworker.New(c, workflows.TaskQueue, sdkworker.Options{})
+	worker.Register(w, worker.Deps{
+		Ledger:             p.store,
+		Gateways:           []gateway.Gateway{p.simulator},
+		Email:              notify.DryRun{Logger: logger},
+		SMS:                notify.DryRun{Logger: logger},
+		DefaultCallbackURL: billingSystem.URL,
+		Logger:             logger,
+	})
+	if err := w.Start(); err != nil {
+		t.Fatalf("start worker: %v", err)
+	}
+	t.Cleanup(w.Stop)
+
+	catalog, err := policy.NewCatalog(policy.Default(), fast())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.api = httptest.NewServer(intake.NewHandler(starter.NewClient(c, starter.Options{Policies: catalog}), logger))
+	t.Cleanup(p.api.Close)
+	return p
+}
+
+// TestPlatform starts one stack and runs every scenario against it: bad
+// input first, while nothing else writes, then the runs in parallel.
+func TestPlatform(t *testing.T) {
+	p := start(t)
+	t.Run("bad input starts nothing", p.testBadInputStartsNothing)
+	t.Run("runs", func(t *testing.T) {
+		for _, tc := range []struct {
+			name string
+			fn   func(*testing.T)
+		}{
+			{"recovers through the API", p.testRecoversThroughAPI},
+			{"exhausts, pauses and suspends", p.testExhaustsPausesAndSuspends},
+			{"expedite and cancel through the API", p.testExpediteAndCancelThroughAPI},
+			{"duplicate decline reaches the open run", p.testDuplicateDeclineReachesOpenRun},
+			{"lost gateway response charges once", p.testLostGatewayResponseChargesOnce},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				t.Parallel()
+				tc.fn(t)
+			})
+		}
+	})
+}
+
+func (p *platform) list(t *testing.T, query string) int {
+	t.Helper()
+	resp, err := p.temporal.ListWorkflow(context.Background(), &workflowservice.ListWorkflowExecutionsRequest{Namespace: p.namespace, Query: query})
+	if err != nil {
+		t.Fatalf("list workflows %q: %v", query, err)
+	}
+	return len(resp.GetExecutions())
+}
+
+func (p *platform) do(t *testing.T, method, path, body string) (int, map[string]any) {
+	t.Helper()
+	req, err := http.NewRequest(method, p.api.URL+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var out map[string]any
+	if len(bytes.TrimSpace(raw)) > 0 {
+		if err := json.Unmarshal(raw, &out); err != nil {
+			t.Fatalf("%s %s: response is not JSON: %s", method, path, raw)
+		}
+	}
+	return resp.StatusCode, out
+}
+
+func decline(invoice, paymentMethod, policyName string) string {
+	return fmt.Sprintf(`{"tenant":"acme","invoice_id":%q,"customer":{"id":"cus-%s","email":"ada@example.com","phone":"+48123456789","time_zone":"Europe/Warsaw"},
+		"amount":"49.90","currency":"EUR","payment_method":%q,"decline":{"gateway":"simulator","code":"insufficient_funds"},"policy":%q}`,
+		invoice, invoice, paymentMethod, policyName)
+}
+
+func (p *platform) result(t *testing.T, invoice string) workflows.Result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var res workflows.Result
+	if err := p.temporal.GetWorkflow(ctx, workflows.WorkflowID("acme", invoice), "").Get(ctx, &res); err != nil {
+		t.Fatalf("run %s: %v", invoice, err)
+	}
+	return res
+}
+
+func (p *platform) testRecoversThroughAPI(t *testing.T) {
+	code, body := p.do(t, http.MethodPost, "/v1/declines", decline("inv-recover", "sim:succeed-on=2;code=do_not_honor", "it-fast"))
+	if code != http.StatusAccepted || body["workflow_id"] != "dunning/acme/inv-recover" {
+		t.Fatalf("start: %d %v", code, body)
+	}
+	res := p.result(t, "inv-recover")
+	if res.Outcome != policy.Recovered || res.Attempts != 2 {
+		t.Fatalf("result = %+v, want recovered on attempt 2", res)
+	}
+	ctx := context.Background()
+	run, err := p.store.GetRun(ctx, "dunning/acme/inv-recover")
+	if err != nil || run.Status != "recovered" || run.Amount.StringFixed(2) != "49.90" || run.Currency != "EUR" {
+		t.Fatalf("ledger run = %+v, %v", run, err)
+	}
+	attempts, err := p.store.Attempts(ctx, "dunning/acme/inv-recover")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(attempts) != 2 || attempts[0].Status != "declined" || attempts[0].DeclineCode != "do_not_honor" ||
+		attempts[1].Status != "succeeded" || attempts[1].IdempotencyKey != "dunning/acme/inv-recover/attempt-2" {
+		t.Fatalf("ledger attempts = %+v", attempts)
+	}
+	msgs, err := p.store.Messages(ctx, "dunning/acme/inv-recover")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for _, m := range msgs {
+		if m.Status != "sent" || m.Provider != "dry-run" || m.Body == "" {
+			t.Errorf("message %s: status %s provider %s", m.IdempotencyKey, m.Status, m.Provider)
+		}
+		kinds = append(kinds, m.Kind)
+	}
+	if strings.Join(kinds, ",") != "payment_failed,retry_failed,payment_recovered" {
+		t.Errorf("messages = %v", kinds)
+	}
+
+	code, status := p.do(t, http.MethodGet, "/v1/runs/acme/inv-recover", "")
+	if code != http.StatusOK || status["phase"] != "recovered" || status["policy"] != "it-fast@1" {
+		t.Fatalf("status: %d %v", code, status)
+	}
+}
+
+func (p *platform) testExhaustsPausesAndSuspends(t *testing.T) {
+	if code, body := p.do(t, http.MethodPost, "/v1/declines", decline("inv-exhaust", "sim:decline;code=insufficient_funds", "it-fast")); code != http.StatusAccepted {
+		t.Fatalf("start: %d %v", code, body)
+	}
+	res := p.result(t, "inv-exhaust")
+	if res.Outcome != policy.Exhausted || res.Attempts != 3 {
+		t.Fatalf("result = %+v", res)
+	}
+	changes, err := p.store.ServiceChanges(context.Background(), "dunning/acme/inv-exhaust")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(changes) != 2 || changes[0].State != "paused" || changes[1].State != "suspended" {
+		t.Fatalf("service changes = %+v", changes)
+	}
+	for _, c := range changes {
+		if c.CallbackStatus != "delivered" {
+			t.Errorf("%s callback = %s, want delivered to the billing system", c.State, c.CallbackStatus)
+		}
+	}
+	run, _ := p.store.GetRun(context.Background(), "dunning/acme/inv-exhaust")
+	if run.Status != "exhausted" {
+		t.Errorf("ledger run status = %s", run.Status)
+	}
+}
+
+func (p *platform) testExpediteAndCancelThroughAPI(t *testing.T) {
+	// The default policy waits three days: only expedite can charge now.
+	if code, body := p.do(t, http.MethodPost, "/v1/declines", decline("inv-steer", "sim:decline;code=do_not_honor", "default")); code != http.StatusAccepted {
+		t.Fatalf("start: %d %v", code, body)
+	}
+	code, rec := p.do(t, http.MethodPost, "/v1/runs/acme/inv-steer/expedite", `{"reason":"customer called","by":"support"}`)
+	if code != http.StatusOK || rec["outcome"] != "declined" || rec["number"] != float64(1) || rec["decline_code"] != "do_not_honor" {
+		t.Fatalf("expedite: %d %v", code, rec)
+	}
+	if code, body := p.do(t, http.MethodPost, "/v1/runs/acme/inv-steer/cancel", `{"reason":"invoice voided"}`); code != http.StatusAccepted {
+		t.Fatalf("cancel: %d %v", code, body)
+	}
+	res := p.result(t, "inv-steer")
+	if res.Outcome != policy.Cancelled || res.Attempts != 1 || !strings.Contains(res.Reason, "invoice voided") {
+		t.Fatalf("result = %+v", res)
+	}
+	attempts, _ := p.store.Attempts(context.Background(), "dunning/acme/inv-steer")
+	if len(attempts) != 1 || attempts[0].Reason != "expedite" {
+		t.Fatalf("ledger attempts = %+v", attempts)
+	}
+	// A closed run refuses further steering and a second run for the invoice.
+	if code, _ := p.do(t, http.MethodPost, "/v1/runs/acme/inv-steer/cancel", `{"reason":"again"}`); code != http.StatusConflict && code != http.StatusNotFound {
+		t.Errorf("cancel after close: %d", code)
+	}
+	if code, body := p.do(t, http.MethodPost, "/v1/declines", decline("inv-steer", "sim:succeed", "default")); code != http.StatusConflict {
+		t.Errorf("decline for a closed invoice: %d %v, want 409", code, body)
+	}
+}
+
+func (p *platform) testDuplicateDeclineReachesOpenRun(t *testing.T) {
+	first := decline("inv-dup", "sim:decline", "default")
+	if code, body := p.do(t, http.MethodPost, "/v1/declines", first); code != http.StatusAccepted {
+		t.Fatalf("start: %d %v", code, body)
+	}
+	second := strings.Replace(first, `"code":"insufficient_funds"`, `"code":"do_not_honor","id":"ch_retry_2"`, 1)
+	code, body := p.do(t, http.MethodPost, "/v1/declines", second)
+	if code != http.StatusAccepted || body["workflow_id"] != "dunning/acme/inv-dup" {
+		t.Fatalf("second decline: %d %v", code, body)
+	}
+	waitFor(t, func() bool {
+		_, st := p.do(t, http.MethodGet, "/v1/runs/acme/inv-dup", "")
+		d, _ := st["declines"].([]any)
+		return len(d) == 2
+	})
+	if n := p.list(t, `WorkflowId = "dunning/acme/inv-dup"`); n != 1 {
+		t.Fatalf("%d runs for one invoice, want 1", n)
+	}
+	if code, _ := p.do(t, http.MethodPost, "/v1/runs/acme/inv-dup/cancel", `{"reason":"test done"}`); code != http.StatusAccepted {
+		t.Fatalf("cancel: %d", code)
+	}
+	p.result(t, "inv-dup")
+}
+
+func (p *platform) testLostGatewayResponseChargesOnce(t *testing.T) {
+	// The simulator charges, then loses the answer once: the activity
+	// retries with the same key and must not charge again.
+	before := p.simulator.Charges()
+	if code, body := p.do(t, http.MethodPost, "/v1/declines", decline("inv-flaky", "sim:succeed;flaky=1", "it-fast")); code != http.StatusAccepted {
+		t.Fatalf("start: %d %v", code, body)
+	}
+	res := p.result(t, "inv-flaky")
+	if res.Outcome != policy.Recovered || res.Attempts != 1 {
+		t.Fatalf("result = %+v", res)
+	}
+	key := "dunning/acme/inv-flaky/attempt-1"
+	if got := p.simulator.Calls(key); got != 2 {
+		t.Errorf("gateway saw key %d times, want 2 (one lost answer, one retry)", got)
+	}
+	if got := p.simulator.Charges() - before; got != 1 {
+		t.Errorf("%d charges, want exactly 1", got)
+	}
+	attempts, _ := p.store.Attempts(context.Background(), "dunning/acme/inv-flaky")
+	if len(attempts) != 1 || attempts[0].Status != "succeeded" {
+		t.Fatalf("ledger attempts = %+v", attempts)
+	}
+}
+
+func (p *platform) testBadInputStartsNothing(t *testing.T) {
+	ctx := context.Background()
+	before, err := p.store.Counts(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	valid := decline("inv-bad", "sim:succeed", "default")
+	tests := []struct {
+		name string
+		body string
+		want int
+	}{
+		{"malformed JSON", `{"tenant":`, http.StatusBadRequest},
+		{"missing fields", `{"tenant":"acme"}`, http.StatusUnprocessableEntity},
+		{"negative amount", strings.Replace(valid, `"49.90"`, `"-49.90"`, 1), http.StatusUnprocessableEntity},
+		{"zero amount", strings.Replace(valid, `"49.90"`, `"0.00"`, 1), http.StatusUnprocessableEntity},
+		{"unknown currency", strings.Replace(valid, `"EUR"`, `"XYZ"`, 1), http.StatusUnprocessableEntity},
+		{"too many decimals", strings.Replace(valid, `"49.90"`, `"49.901"`, 1), http.StatusUnprocessableEntity},
+		{"unknown policy", strings.Replace(valid, `"policy":"default"`, `"policy":"nope"`, 1), http.StatusUnprocessableEntity},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, body := p.do(t, http.MethodPost, "/v1/declines", tt.body)
+			msg, _ := body["error"].(string)
+			if code != tt.want || msg == "" {
+				t.Fatalf("got %d %v, want %d with an error message", code, body, tt.want)
+			}
+		})
+	}
+	if code, body := p.do(t, http.MethodGet, "/v1/runs/acme/no-such-invoice", ""); code != http.StatusNotFound {
+		t.Errorf("status of unknown run: %d %v", code, body)
+	}
+	if code, _ := p.do(t, http.MethodGet, "/v1/runs/nobody/inv-bad", ""); code != http.StatusNotFound {
+		t.Errorf("status of unknown tenant: %d", code)
+	}
+	if n := p.list(t, `WorkflowId = "dunning/acme/inv-bad"`); n != 0 {
+		t.Errorf("bad input started %d runs", n)
+	}
+	after, err := p.store.Counts(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for table, n := range after {
+		if n != before[table] {
+			t.Errorf("%s: %d rows before, %d after bad input", table, before[table], n)
+		}
+	}
+	if run, err := p.store.GetRun(ctx, "dunning/acme/inv-bad"); err == nil {
+		t.Errorf("ledger has a run for bad input: %+v", run)
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatal("condition not met within 30s")
+}

@@ -1,0 +1,160 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/shopspring/decimal"
+)
+
+// Run statuses.
+const (
+	runOpen      = "open"
+	runRecovered = "recovered"
+	runExhausted = "exhausted"
+	runCancelled = "cancelled"
+)
+
+var closedRunStatuses = []string{runRecovered, runExhausted, runCancelled}
+
+// Run is one dunning run: the workflow chasing one failed invoice.
+type Run struct {
+	WorkflowID, Tenant, InvoiceID, CustomerID string
+	Amount                                    decimal.Decimal
+	Currency                                  string
+	Policy                                    string
+	Status                                    string // open, recovered, exhausted, cancelled
+	OpenedAt                                  time.Time
+	ClosedAt                                  time.Time // zero while open
+	ClosingReason                             string
+}
+
+const runColumns = `workflow_id, tenant, invoice_id, customer_id, amount::text, currency, policy, status, opened_at, closed_at, closing_reason`
+
+func scanRun(row pgx.Row) (Run, error) {
+	var (
+		r      Run
+		amount string
+		opened time.Time
+		closed *time.Time
+	)
+	err := row.Scan(&r.WorkflowID, &r.Tenant, &r.InvoiceID, &r.CustomerID, &amount, &r.Currency,
+		&r.Policy, &r.Status, &opened, &closed, &r.ClosingReason)
+	if err != nil {
+		return Run{}, err
+	}
+	if r.Amount, err = decimal.NewFromString(amount); err != nil {
+		return Run{}, fmt.Errorf("ledger: run %s: amount %q: %w", r.WorkflowID, amount, err)
+	}
+	r.OpenedAt, r.ClosedAt = opened.UTC(), nullTime(closed)
+	return r, nil
+}
+
+func validateRun(r Run) error {
+	switch {
+	case r.WorkflowID == "":
+		return invalid("run: workflow ID is required")
+	case r.Tenant == "" || r.InvoiceID == "" || r.CustomerID == "":
+		return invalid("run %s: tenant, invoice ID and customer ID are required", r.WorkflowID)
+	case !r.Amount.IsPositive():
+		return invalid("run %s: amount %s must be greater than zero", r.WorkflowID, r.Amount)
+	case !validCurrency(r.Currency):
+		return invalid("run %s: currency %q is not a three-letter ISO 4217 code", r.WorkflowID, r.Currency)
+	case r.Policy == "":
+		return invalid("run %s: policy is required", r.WorkflowID)
+	case r.Status != "" && r.Status != runOpen:
+		return invalid("run %s: a run opens with status %q, not %q", r.WorkflowID, runOpen, r.Status)
+	}
+	return nil
+}
+
+// OpenRun inserts the run with status "open" if absent and returns the stored
+// row. An existing open run is returned as is, so a retried activity
+// succeeds. An existing closed run is returned with an error wrapping
+// ErrRunClosed: an invoice whose dunning ended is not dunned again. A run for
+// the same tenant and invoice under another workflow ID is ErrConflict.
+// A zero OpenedAt is recorded as now.
+func (s *Store) OpenRun(ctx context.Context, r Run) (Run, error) {
+	if err := validateRun(r); err != nil {
+		return Run{}, err
+	}
+	// DO NOTHING without a target covers both the workflow ID and the
+	// (tenant, invoice_id) key; the read below tells them apart.
+	_, err := s.pool.Exec(ctx, `INSERT INTO runs
+		(workflow_id, tenant, invoice_id, customer_id, amount, currency, policy, status, opened_at)
+		VALUES ($1, $2, $3, $4, $5::numeric, $6, $7, 'open', $8)
+		ON CONFLICT DO NOTHING`,
+		r.WorkflowID, r.Tenant, r.InvoiceID, r.CustomerID, numericText(r.Amount), r.Currency, r.Policy, orNow(r.OpenedAt))
+	if err != nil {
+		return Run{}, fmt.Errorf("ledger: open run %s: %w", r.WorkflowID, err)
+	}
+	stored, err := s.GetRun(ctx, r.WorkflowID)
+	if errors.Is(err, ErrNotFound) {
+		var other string
+		if err := s.pool.QueryRow(ctx, `SELECT workflow_id FROM runs WHERE tenant = $1 AND invoice_id = $2`,
+			r.Tenant, r.InvoiceID).Scan(&other); err != nil {
+			return Run{}, fmt.Errorf("ledger: open run %s: %w", r.WorkflowID, err)
+		}
+		return Run{}, fmt.Errorf("ledger: open run %s: invoice %s of tenant %s belongs to run %s: %w",
+			r.WorkflowID, r.InvoiceID, r.Tenant, other, ErrConflict)
+	}
+	if err != nil {
+		return Run{}, fmt.Errorf("ledger: open run %s: %w", r.WorkflowID, err)
+	}
+	if stored.Tenant != r.Tenant || stored.InvoiceID != r.InvoiceID {
+		return stored, fmt.Errorf("ledger: open run %s: it was opened for invoice %s of tenant %s: %w",
+			r.WorkflowID, stored.InvoiceID, stored.Tenant, ErrConflict)
+	}
+	if stored.Status != runOpen {
+		return stored, fmt.Errorf("ledger: open run %s: %w (%s: %s)", r.WorkflowID, ErrRunClosed, stored.Status, stored.ClosingReason)
+	}
+	return stored, nil
+}
+
+// CloseRun records how an open run ended. Closing it again with the same
+// status is a no-op; with another status it is ErrRunClosed. An unknown run
+// is ErrNotFound. A zero at is recorded as now.
+func (s *Store) CloseRun(ctx context.Context, workflowID, status, reason string, at time.Time) error {
+	if workflowID == "" {
+		return invalid("close run: workflow ID is required")
+	}
+	if !slices.Contains(closedRunStatuses, status) {
+		return invalid("close run %s: status %q is not one of %v", workflowID, status, closedRunStatuses)
+	}
+	tag, err := s.pool.Exec(ctx, `UPDATE runs SET status = $2, closed_at = $3, closing_reason = $4
+		WHERE workflow_id = $1 AND status = 'open'`, workflowID, status, orNow(at), reason)
+	if err != nil {
+		return fmt.Errorf("ledger: close run %s: %w", workflowID, err)
+	}
+	if tag.RowsAffected() == 1 {
+		return nil
+	}
+	var current string
+	err = s.pool.QueryRow(ctx, `SELECT status FROM runs WHERE workflow_id = $1`, workflowID).Scan(&current)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return fmt.Errorf("ledger: close run %s: %w", workflowID, ErrNotFound)
+	case err != nil:
+		return fmt.Errorf("ledger: close run %s: %w", workflowID, err)
+	case current == status:
+		return nil
+	default:
+		return fmt.Errorf("ledger: close run %s as %s: %w (as %s)", workflowID, status, ErrRunClosed, current)
+	}
+}
+
+// GetRun returns the run or ErrNotFound.
+func (s *Store) GetRun(ctx context.Context, workflowID string) (Run, error) {
+	r, err := scanRun(s.pool.QueryRow(ctx, `SELECT `+runColumns+` FROM runs WHERE workflow_id = $1`, workflowID))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Run{}, fmt.Errorf("ledger: run %s: %w", workflowID, ErrNotFound)
+	}
+	if err != nil {
+		return Run{}, fmt.Errorf("ledger: get run %s: %w", workflowID, err)
+	}
+	return r, nil
+}
