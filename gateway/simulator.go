@@ -24,13 +24,14 @@ import (
 type Simulator struct {
 	mu      sync.Mutex
 	results map[string]ChargeResult
+	invoice map[string]string // key -> invoice charged
 	calls   map[string]int
 	now     func() time.Time
 }
 
 // NewSimulator returns an empty simulator.
 func NewSimulator() *Simulator {
-	return &Simulator{results: map[string]ChargeResult{}, calls: map[string]int{}, now: time.Now}
+	return &Simulator{results: map[string]ChargeResult{}, invoice: map[string]string{}, calls: map[string]int{}, now: time.Now}
 }
 
 // Name implements Gateway.
@@ -54,6 +55,7 @@ func (s *Simulator) Charge(ctx context.Context, req ChargeRequest) (ChargeResult
 		res.At = s.now().UTC()
 		res.Ref = fmt.Sprintf("sim_ch_%d", len(s.results)+1)
 		s.results[req.IdempotencyKey] = res
+		s.invoice[req.IdempotencyKey] = req.InvoiceID
 	}
 	if s.calls[req.IdempotencyKey] <= script.flaky {
 		return ChargeResult{}, fmt.Errorf("simulator: connection reset after charge %s (call %d)", res.Ref, s.calls[req.IdempotencyKey])
@@ -67,6 +69,19 @@ func (s *Simulator) Charges() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.results)
+}
+
+// ChargesFor is how many distinct charges were processed for one invoice.
+func (s *Simulator) ChargesFor(invoiceID string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, inv := range s.invoice {
+		if inv == invoiceID {
+			n++
+		}
+	}
+	return n
 }
 
 // Calls is how many times a key was sent.

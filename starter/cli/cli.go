@@ -1,0 +1,395 @@
+// Package cli is the dunning command line: it serves the HTTP intake API and
+// lets operators start, inspect and steer dunning runs.
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+
+	"go.temporal.io/sdk/client"
+
+	"github.com/dunningco/dunning/policy"
+	"github.com/dunningco/dunning/starter"
+	"github.com/dunningco/dunning/starter/intake"
+	"github.com/dunningco/dunning/workflows"
+)
+
+// Exit codes.
+const (
+	ExitOK      = 0
+	ExitFailure = 1 // the command ran and failed
+	ExitUsage   = 2 // the command line is wrong; nothing was done
+)
+
+// EnvHTTPAddr is serve's default listen address when -addr is not given.
+const EnvHTTPAddr = "HTTP_ADDR"
+
+const usage = `Usage: dunning <command> [flags]
+
+Commands:
+  serve          run the HTTP intake API
+  start          report a failed payment; starts the invoice's dunning run or
+                 adds the decline to the open one
+  status         print a run's status as JSON
+  cancel         cancel a run
+  expedite       retry the charge now and print the attempt
+  card-updated   tell a run the customer has a new payment method
+  paid           tell a run the invoice was paid outside dunning
+  help           show this help
+
+Run "dunning <command> -h" for the command's flags.
+
+Environment:
+  TEMPORAL_ADDRESS     Temporal frontend host:port (default 127.0.0.1:7233)
+  TEMPORAL_NAMESPACE   Temporal namespace (default "default")
+  TEMPORAL_API_KEY     API key for Temporal Cloud; enables TLS
+  TEMPORAL_TLS_CERT    client certificate file for mTLS
+  TEMPORAL_TLS_KEY     the certificate's private key file
+  HTTP_ADDR            serve's listen address (default ":8080")
+`
+
+// Run runs the command line args (without the program name) and returns the
+// process exit code.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	a := &app{stdout: stdout, stderr: stderr, dial: starter.DialFromEnv, getenv: os.Getenv}
+	return a.run(ctx, args)
+}
+
+// app holds what commands need from the process, so tests can replace it.
+type app struct {
+	stdout, stderr io.Writer
+	dial           func(context.Context) (client.Client, error)
+	getenv         func(string) string
+}
+
+type command struct {
+	name string
+	run  func(a *app, ctx context.Context, args []string) error
+}
+
+var commands = []command{
+	{"serve", (*app).serve},
+	{"start", (*app).start},
+	{"status", (*app).status},
+	{"cancel", (*app).cancel},
+	{"expedite", (*app).expedite},
+	{"card-updated", (*app).cardUpdated},
+	{"paid", (*app).paid},
+}
+
+// usageError is a wrong command line; it exits with ExitUsage.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error {
+	return &usageError{msg: fmt.Sprintf(format, args...)}
+}
+
+// errHelpShown ends a command whose help was asked for.
+var errHelpShown = errors.New("help shown")
+
+func (a *app) run(ctx context.Context, args []string) int {
+	if len(args) == 0 {
+		fmt.Fprint(a.stderr, usage)
+		return ExitUsage
+	}
+	name := args[0]
+	switch name {
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(a.stdout, usage)
+		return ExitOK
+	}
+	i := slices.IndexFunc(commands, func(c command) bool { return c.name == name })
+	if i < 0 {
+		fmt.Fprintf(a.stderr, "dunning: unknown command %q; run \"dunning help\" for the list\n", name)
+		return ExitUsage
+	}
+	err := commands[i].run(a, ctx, args[1:])
+	var usageErr *usageError
+	switch {
+	case err == nil, errors.Is(err, errHelpShown):
+		return ExitOK
+	case errors.As(err, &usageErr):
+		fmt.Fprintf(a.stderr, "dunning %s: %v (see \"dunning %s -h\")\n", name, err, name)
+		return ExitUsage
+	default:
+		fmt.Fprintf(a.stderr, "dunning %s: %v\n", name, err)
+		return ExitFailure
+	}
+}
+
+// flagSet is a subcommand's flags and how to print its help.
+type flagSet struct {
+	*flag.FlagSet
+	name, synopsis string
+	help           io.Writer
+}
+
+// newFlagSet makes a subcommand's flag set; synopsis follows the command
+// name in its usage line.
+func (a *app) newFlagSet(name, synopsis string) *flagSet {
+	fs := flag.NewFlagSet("dunning "+name, flag.ContinueOnError)
+	// Parse errors are reported as one line by run; help is printed by parse.
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	return &flagSet{FlagSet: fs, name: name, synopsis: synopsis, help: a.stdout}
+}
+
+// parse parses flags, refuses positional arguments and checks that the
+// required flags have values.
+func parse(fs *flagSet, args []string, required ...string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintf(fs.help, "Usage: dunning %s %s\n\nFlags:\n", fs.name, fs.synopsis)
+			fs.SetOutput(fs.help)
+			fs.PrintDefaults()
+			return errHelpShown
+		}
+		return &usageError{msg: err.Error()}
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q; all input is given as flags", fs.Arg(0))
+	}
+	return requireFlags(fs, required...)
+}
+
+// requireFlags reports every listed flag left empty.
+func requireFlags(fs *flagSet, names ...string) error {
+	var missing []string
+	for _, name := range names {
+		if strings.TrimSpace(fs.Lookup(name).Value.String()) == "" {
+			missing = append(missing, "-"+name)
+		}
+	}
+	switch len(missing) {
+	case 0:
+		return nil
+	case 1:
+		return usagef("%s is required", missing[0])
+	default:
+		return usagef("%s are required", strings.Join(missing, ", "))
+	}
+}
+
+// runFlags are the flags naming one run.
+type runFlags struct{ tenant, invoice *string }
+
+func addRunFlags(fs *flagSet) runFlags {
+	return runFlags{
+		tenant:  fs.String("tenant", "", "tenant (billing system account) that owns the invoice (required)"),
+		invoice: fs.String("invoice", "", "invoice ID (required)"),
+	}
+}
+
+func (r runFlags) check() error {
+	if err := starter.ValidateRunKey(*r.tenant, *r.invoice); err != nil {
+		return &usageError{msg: err.Error()}
+	}
+	return nil
+}
+
+// withClient connects to Temporal and runs fn with a starter client.
+func (a *app) withClient(ctx context.Context, fn func(*starter.Client) error) error {
+	tc, err := a.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer tc.Close()
+	return fn(starter.NewClient(tc, starter.Options{}))
+}
+
+func (a *app) printJSON(v any) error {
+	enc := json.NewEncoder(a.stdout)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return fmt.Errorf("write output: %w", err)
+	}
+	return nil
+}
+
+func (a *app) start(ctx context.Context, args []string) error {
+	fs := a.newFlagSet("start", "(-f report.json | -tenant T -invoice I -customer C -amount A -currency CUR -gateway G -code CODE [flags])")
+	file := fs.String("f", "", "read the decline report from this JSON file (the body of POST /v1/declines); no other flags then")
+	var r intake.DeclineReport
+	fs.StringVar(&r.Tenant, "tenant", "", "tenant that owns the invoice")
+	fs.StringVar(&r.InvoiceID, "invoice", "", "invoice ID")
+	fs.StringVar(&r.Customer.ID, "customer", "", "customer ID")
+	fs.StringVar(&r.Customer.Email, "email", "", "customer email address")
+	fs.StringVar(&r.Customer.Phone, "phone", "", "customer phone number in E.164 form, e.g. +48123456789")
+	fs.StringVar(&r.Customer.Locale, "locale", "", "customer locale (BCP 47), e.g. fr-FR")
+	fs.StringVar(&r.Customer.TimeZone, "tz", "", "customer IANA time zone, e.g. Europe/Warsaw")
+	fs.StringVar(&r.Amount, "amount", "", "amount due as a decimal, e.g. 49.90")
+	fs.StringVar(&r.Currency, "currency", "", "ISO 4217 currency code, e.g. EUR")
+	fs.StringVar(&r.PaymentMethod, "payment-method", "", "gateway reference of the saved payment method to retry")
+	fs.StringVar(&r.Decline.Gateway, "gateway", "", "payment gateway that declined, e.g. stripe")
+	fs.StringVar(&r.Decline.Code, "code", "", "decline code, e.g. insufficient_funds")
+	fs.StringVar(&r.Decline.AdviceCode, "advice", "", "gateway advice code, e.g. try_again_later")
+	fs.StringVar(&r.Decline.ID, "decline-id", "", "gateway reference of the failed charge (repeats are recorded once)")
+	fs.StringVar(&r.Decline.Message, "message", "", "gateway decline message")
+	fs.StringVar(&r.Policy, "policy", "", "dunning policy name (default \"default\")")
+	fs.StringVar(&r.BillingCallbackURL, "callback-url", "", "billing callback URL for this run")
+
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *file != "" {
+		var others []string
+		fs.Visit(func(f *flag.Flag) {
+			if f.Name != "f" {
+				others = append(others, "-"+f.Name)
+			}
+		})
+		if len(others) > 0 {
+			return usagef("-f cannot be combined with %s; put every field in the file", strings.Join(others, ", "))
+		}
+		var err error
+		if r, err = readReport(*file); err != nil {
+			return err
+		}
+	} else if err := requireFlags(fs, "tenant", "invoice", "customer", "amount", "currency", "gateway", "code"); err != nil {
+		return err
+	}
+	if err := r.Validate(); err != nil {
+		return &usageError{msg: err.Error()}
+	}
+	if err := starter.CheckPolicyName(policy.Builtin(), r.Policy); err != nil {
+		return &usageError{msg: err.Error()}
+	}
+	return a.withClient(ctx, func(c *starter.Client) error {
+		res, err := c.Start(ctx, r.Input())
+		if err != nil {
+			return err
+		}
+		return a.printJSON(res)
+	})
+}
+
+// readReport reads a decline report file; a malformed one is a usage error.
+func readReport(path string) (intake.DeclineReport, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return intake.DeclineReport{}, fmt.Errorf("read decline report: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, intake.MaxBodyBytes+1))
+	if err != nil {
+		return intake.DeclineReport{}, fmt.Errorf("read decline report %s: %w", path, err)
+	}
+	if len(data) > intake.MaxBodyBytes {
+		return intake.DeclineReport{}, usagef("%s: a decline report is at most %d bytes", path, intake.MaxBodyBytes)
+	}
+	r, err := intake.DecodeDeclineReport(data)
+	if err != nil {
+		return intake.DeclineReport{}, usagef("%s: %v", path, err)
+	}
+	return r, nil
+}
+
+func (a *app) status(ctx context.Context, args []string) error {
+	fs := a.newFlagSet("status", "-tenant T -invoice I")
+	run := addRunFlags(fs)
+	if err := parse(fs, args, "tenant", "invoice"); err != nil {
+		return err
+	}
+	if err := run.check(); err != nil {
+		return err
+	}
+	return a.withClient(ctx, func(c *starter.Client) error {
+		st, err := c.Status(ctx, *run.tenant, *run.invoice)
+		if err != nil {
+			return err
+		}
+		return a.printJSON(st)
+	})
+}
+
+func (a *app) cancel(ctx context.Context, args []string) error {
+	fs := a.newFlagSet("cancel", "-tenant T -invoice I -reason R [-by WHO]")
+	run := addRunFlags(fs)
+	var req workflows.CancelRequest
+	fs.StringVar(&req.Reason, "reason", "", "why the run is cancelled; recorded in its history (required)")
+	fs.StringVar(&req.By, "by", "", "who cancels, e.g. an operator's email")
+	if err := parse(fs, args, "tenant", "invoice", "reason"); err != nil {
+		return err
+	}
+	if err := run.check(); err != nil {
+		return err
+	}
+	return a.withClient(ctx, func(c *starter.Client) error {
+		if err := c.Cancel(ctx, *run.tenant, *run.invoice, req); err != nil {
+			return err
+		}
+		fmt.Fprintf(a.stdout, "cancel sent to %s\n", workflows.WorkflowID(*run.tenant, *run.invoice))
+		return nil
+	})
+}
+
+func (a *app) expedite(ctx context.Context, args []string) error {
+	fs := a.newFlagSet("expedite", "-tenant T -invoice I [-reason R] [-by WHO]")
+	run := addRunFlags(fs)
+	var req workflows.ExpediteRequest
+	fs.StringVar(&req.Reason, "reason", "", "why the charge is retried early")
+	fs.StringVar(&req.By, "by", "", "who asks, e.g. an operator's email")
+	if err := parse(fs, args, "tenant", "invoice"); err != nil {
+		return err
+	}
+	if err := run.check(); err != nil {
+		return err
+	}
+	return a.withClient(ctx, func(c *starter.Client) error {
+		rec, err := c.Expedite(ctx, *run.tenant, *run.invoice, req)
+		if err != nil {
+			return err
+		}
+		return a.printJSON(rec)
+	})
+}
+
+func (a *app) cardUpdated(ctx context.Context, args []string) error {
+	fs := a.newFlagSet("card-updated", "-tenant T -invoice I [-payment-method PM]")
+	run := addRunFlags(fs)
+	var req workflows.PaymentMethodUpdate
+	fs.StringVar(&req.PaymentMethod, "payment-method", "", "new payment method to retry; empty keeps the current one (the gateway's default changed)")
+	if err := parse(fs, args, "tenant", "invoice"); err != nil {
+		return err
+	}
+	if err := run.check(); err != nil {
+		return err
+	}
+	return a.withClient(ctx, func(c *starter.Client) error {
+		if err := c.PaymentMethodUpdated(ctx, *run.tenant, *run.invoice, req); err != nil {
+			return err
+		}
+		fmt.Fprintf(a.stdout, "payment method update sent to %s\n", workflows.WorkflowID(*run.tenant, *run.invoice))
+		return nil
+	})
+}
+
+func (a *app) paid(ctx context.Context, args []string) error {
+	fs := a.newFlagSet("paid", "-tenant T -invoice I [-reference REF] [-note TEXT]")
+	run := addRunFlags(fs)
+	var req workflows.PaidOutOfBand
+	fs.StringVar(&req.Reference, "reference", "", "payment reference, e.g. a bank transfer ID")
+	fs.StringVar(&req.Note, "note", "", "free-text note recorded with the payment")
+	if err := parse(fs, args, "tenant", "invoice"); err != nil {
+		return err
+	}
+	if err := run.check(); err != nil {
+		return err
+	}
+	return a.withClient(ctx, func(c *starter.Client) error {
+		if err := c.Paid(ctx, *run.tenant, *run.invoice, req); err != nil {
+			return err
+		}
+		fmt.Fprintf(a.stdout, "payment sent to %s\n", workflows.WorkflowID(*run.tenant, *run.invoice))
+		return nil
+	})
+}

@@ -1,0 +1,396 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
+
+	"github.com/dunningco/dunning/policy"
+	"github.com/dunningco/dunning/workflows"
+)
+
+// fakeTemporal answers the calls the commands make and records them.
+type fakeTemporal struct {
+	client.Client
+	err    error
+	status workflows.Status
+	calls  []string
+	closed bool
+	input  workflows.Input
+}
+
+func (f *fakeTemporal) SignalWithStartWorkflow(_ context.Context, id, signal string, _ any, _ client.StartWorkflowOptions, _ any, args ...any) (client.WorkflowRun, error) {
+	f.calls = append(f.calls, "SignalWithStart "+id+" "+signal)
+	if f.err != nil {
+		return nil, f.err
+	}
+	f.input = args[0].(workflows.Input)
+	return fakeRun{id: id}, nil
+}
+
+func (f *fakeTemporal) QueryWorkflow(_ context.Context, id, _, query string, _ ...any) (converter.EncodedValue, error) {
+	f.calls = append(f.calls, "Query "+id+" "+query)
+	if f.err != nil {
+		return nil, f.err
+	}
+	return jsonValue{f.status}, nil
+}
+
+// jsonValue round-trips through JSON like the default data converter.
+type jsonValue struct{ v any }
+
+func (j jsonValue) HasValue() bool { return true }
+func (j jsonValue) Get(ptr any) error {
+	b, err := json.Marshal(j.v)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, ptr)
+}
+
+func (f *fakeTemporal) SignalWorkflow(_ context.Context, id, _, name string, arg any) error {
+	f.calls = append(f.calls, fmt.Sprintf("Signal %s %s %+v", id, name, arg))
+	return f.err
+}
+
+func (f *fakeTemporal) UpdateWorkflow(_ context.Context, o client.UpdateWorkflowOptions) (client.WorkflowUpdateHandle, error) {
+	f.calls = append(f.calls, fmt.Sprintf("Update %s %s %+v", o.WorkflowID, o.UpdateName, o.Args))
+	if f.err != nil {
+		return nil, f.err
+	}
+	return fakeHandle{}, nil
+}
+
+func (f *fakeTemporal) Close() { f.closed = true }
+
+type fakeRun struct {
+	client.WorkflowRun
+	id string
+}
+
+func (r fakeRun) GetID() string    { return r.id }
+func (r fakeRun) GetRunID() string { return "run-1" }
+
+type fakeHandle struct{ client.WorkflowUpdateHandle }
+
+func (fakeHandle) Get(_ context.Context, v any) error {
+	*(v.(*workflows.AttemptRecord)) = workflows.AttemptRecord{Number: 3, Reason: "expedite", Outcome: "succeeded"}
+	return nil
+}
+
+type result struct {
+	code           int
+	stdout, stderr string
+	dialed         bool
+}
+
+func runWith(t *testing.T, tc *fakeTemporal, dialErr error, args ...string) result {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	var dialed bool
+	a := &app{
+		stdout: &stdout, stderr: &stderr,
+		dial: func(context.Context) (client.Client, error) {
+			dialed = true
+			if dialErr != nil {
+				return nil, dialErr
+			}
+			return tc, nil
+		},
+		getenv: func(string) string { return "" },
+	}
+	code := a.run(context.Background(), args)
+	return result{code: code, stdout: stdout.String(), stderr: stderr.String(), dialed: dialed}
+}
+
+func TestUsageErrors(t *testing.T) {
+	badJSON := writeFile(t, "bad.json", `{"tenant": "acme",}`)
+	unknownField := writeFile(t, "unknown.json", `{"tenant": "acme", "colour": "red"}`)
+	tests := []struct {
+		name       string
+		args       []string
+		wantCode   int
+		wantStderr string
+	}{
+		{"no command", nil, ExitUsage, "Commands:"},
+		{"unknown command", []string{"frobnicate"}, ExitUsage, `unknown command "frobnicate"`},
+		{"undefined flag", []string{"status", "-tenant", "acme", "-invoice", "inv-1", "-colour", "red"}, ExitUsage, "flag provided but not defined: -colour"},
+		{"missing invoice", []string{"status", "-tenant", "acme"}, ExitUsage, "dunning status: -invoice is required"},
+		{"missing both", []string{"status"}, ExitUsage, "-tenant, -invoice are required"},
+		{"positional argument", []string{"status", "-tenant", "acme", "-invoice", "inv-1", "extra"}, ExitUsage, `unexpected argument "extra"`},
+		{"bad invoice", []string{"status", "-tenant", "acme", "-invoice", "inv 1"}, ExitUsage, `invoice "inv 1" must be 1-128 characters`},
+		{"cancel without reason", []string{"cancel", "-tenant", "acme", "-invoice", "inv-1"}, ExitUsage, "-reason is required"},
+		{"expedite without tenant", []string{"expedite", "-invoice", "inv-1"}, ExitUsage, "-tenant is required"},
+		{"card-updated bad tenant", []string{"card-updated", "-tenant", "a/b", "-invoice", "inv-1"}, ExitUsage, `tenant "a/b"`},
+		{"paid without invoice", []string{"paid", "-tenant", "acme"}, ExitUsage, "-invoice is required"},
+		{"start without flags", []string{"start"}, ExitUsage, "-tenant, -invoice, -customer, -amount, -currency, -gateway, -code are required"},
+		{"start with a bad amount", startArgs("-amount", "12.345"), ExitUsage, "has 3 decimal places but EUR allows 2"},
+		{"start with a zero amount", startArgs("-amount", "0"), ExitUsage, "must be greater than zero"},
+		{"start with an unknown currency", startArgs("-currency", "XYZ"), ExitUsage, `"XYZ" is not an ISO 4217 code`},
+		{"start with a bad phone", startArgs("-phone", "123"), ExitUsage, "E.164"},
+		{"start with a bad time zone", startArgs("-tz", "Mars/Olympus"), ExitUsage, "IANA time zone"},
+		{"start with an unknown policy", startArgs("-policy", "gold"), ExitUsage, `unknown policy "gold"`},
+		{"start -f with flags", []string{"start", "-f", "x.json", "-tenant", "acme"}, ExitUsage, "-f cannot be combined with -tenant"},
+		{"start -f malformed", []string{"start", "-f", badJSON}, ExitUsage, "malformed JSON at line 1, column 19"},
+		{"start -f unknown field", []string{"start", "-f", unknownField}, ExitUsage, `unknown field "colour"`},
+		{"start -f missing file", []string{"start", "-f", filepath.Join(t.TempDir(), "none.json")}, ExitFailure, "no such file"},
+		{"serve with an argument", []string{"serve", "now"}, ExitUsage, `unexpected argument "now"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := runWith(t, &fakeTemporal{}, nil, tt.args...)
+			if r.code != tt.wantCode {
+				t.Errorf("exit code = %d, want %d (stderr %q)", r.code, tt.wantCode, r.stderr)
+			}
+			if !strings.Contains(r.stderr, tt.wantStderr) {
+				t.Errorf("stderr = %q, want it to contain %q", r.stderr, tt.wantStderr)
+			}
+			if r.stdout != "" {
+				t.Errorf("stdout = %q, want nothing", r.stdout)
+			}
+			if len(tt.args) > 0 && strings.Count(r.stderr, "\n") != 1 {
+				t.Errorf("stderr is not one line: %q", r.stderr)
+			}
+			if r.dialed {
+				t.Error("connected to Temporal on a bad command line")
+			}
+		})
+	}
+}
+
+func TestErrorsAreOneLine(t *testing.T) {
+	r := runWith(t, &fakeTemporal{}, nil, "status", "-tenant", "acme")
+	if lines := strings.Count(strings.TrimSpace(r.stderr), "\n"); lines != 0 {
+		t.Errorf("stderr has %d extra lines: %q", lines, r.stderr)
+	}
+}
+
+func TestHelp(t *testing.T) {
+	tests := []struct {
+		name       string
+		args       []string
+		wantStdout string
+		wantStderr string
+	}{
+		{"help", []string{"help"}, "Usage: dunning <command> [flags]", ""},
+		{"-h", []string{"-h"}, "card-updated", ""},
+		{"--help", []string{"--help"}, "TEMPORAL_ADDRESS", ""},
+		{"command help", []string{"cancel", "-h"}, "Usage: dunning cancel -tenant T -invoice I -reason R", ""},
+		{"start help", []string{"start", "-help"}, "-payment-method", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := runWith(t, &fakeTemporal{}, nil, tt.args...)
+			if r.code != ExitOK {
+				t.Errorf("exit code = %d, want 0", r.code)
+			}
+			if !strings.Contains(r.stdout, tt.wantStdout) || r.stderr != tt.wantStderr {
+				t.Errorf("stdout %q / stderr %q, want %q / %q", r.stdout, r.stderr, tt.wantStdout, tt.wantStderr)
+			}
+		})
+	}
+}
+
+func TestCommands(t *testing.T) {
+	report := writeFile(t, "report.json", `{
+  "tenant": "acme", "invoice_id": "inv-2", "customer": {"id": "c1"},
+  "amount": "1000", "currency": "JPY", "decline": {"gateway": "stripe", "code": "card_declined"}
+}`)
+	tests := []struct {
+		name       string
+		args       []string
+		wantStdout string
+		wantCall   string
+	}{
+		{"start", startArgs(), `"workflow_id": "dunning/acme/inv-1"`, "SignalWithStart dunning/acme/inv-1 decline"},
+		{"start from a file", []string{"start", "-f", report}, `"run_id": "run-1"`, "SignalWithStart dunning/acme/inv-2 decline"},
+		{"status", []string{"status", "-tenant", "acme", "-invoice", "inv-1"}, "{\n  \"workflow_id\": \"dunning/acme/inv-1\",\n  \"tenant\": \"acme\"", "Query dunning/acme/inv-1 status"},
+		{"cancel", []string{"cancel", "-tenant", "acme", "-invoice", "inv-1", "-reason", "customer left"}, "cancel sent to dunning/acme/inv-1", "Signal dunning/acme/inv-1 cancel {Reason:customer left By:}"},
+		{"expedite", []string{"expedite", "-tenant", "acme", "-invoice", "inv-1", "-reason", "called"}, `"number": 3`, "Update dunning/acme/inv-1 expedite [{Reason:called By:}]"},
+		{"card-updated", []string{"card-updated", "-tenant", "acme", "-invoice", "inv-1", "-payment-method", "pm_2"}, "payment method update sent", "Signal dunning/acme/inv-1 payment-method-updated {PaymentMethod:pm_2}"},
+		{"paid", []string{"paid", "-tenant", "acme", "-invoice", "inv-1", "-reference", "wire-9"}, "payment sent", "Signal dunning/acme/inv-1 paid-out-of-band {Reference:wire-9 Note:}"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tc := &fakeTemporal{status: workflows.Status{WorkflowID: "dunning/acme/inv-1", Tenant: "acme", InvoiceID: "inv-1", Phase: workflows.PhaseRecovering}}
+			r := runWith(t, tc, nil, tt.args...)
+			if r.code != ExitOK {
+				t.Fatalf("exit code = %d, stderr %q", r.code, r.stderr)
+			}
+			if !strings.Contains(r.stdout, tt.wantStdout) {
+				t.Errorf("stdout = %q, want it to contain %q", r.stdout, tt.wantStdout)
+			}
+			if len(tc.calls) != 1 || tc.calls[0] != tt.wantCall {
+				t.Errorf("calls = %q, want [%q]", tc.calls, tt.wantCall)
+			}
+			if !tc.closed {
+				t.Error("Temporal client not closed")
+			}
+		})
+	}
+}
+
+func TestStartFlagsBecomeInput(t *testing.T) {
+	tc := &fakeTemporal{}
+	r := runWith(t, tc, nil, startArgs("-email", "ada@example.com", "-tz", "Europe/Warsaw", "-advice", "try_again_later", "-payment-method", "pm_1", "-policy", "demo")...)
+	if r.code != ExitOK {
+		t.Fatalf("exit code = %d, stderr %q", r.code, r.stderr)
+	}
+	want := workflows.Input{
+		Tenant: "acme", InvoiceID: "inv-1",
+		Customer:      workflows.Customer{ID: "cus_42", Email: "ada@example.com", TimeZone: "Europe/Warsaw"},
+		Amount:        "49.90",
+		Currency:      "EUR",
+		PaymentMethod: "pm_1",
+		Decline:       workflows.Decline{Gateway: "stripe", Code: "insufficient_funds", AdviceCode: "try_again_later"},
+		PolicyName:    "demo",
+	}
+	demo := policy.Demo()
+	want.Policy = &demo // Start pins the catalog policy's content
+	if !reflect.DeepEqual(tc.input, want) {
+		t.Errorf("input =\n%+v\nwant\n%+v", tc.input, want)
+	}
+}
+
+func TestFailures(t *testing.T) {
+	tests := []struct {
+		name       string
+		args       []string
+		err        error
+		dialErr    error
+		wantStderr string
+	}{
+		{"cannot connect", []string{"status", "-tenant", "acme", "-invoice", "inv-1"}, nil, errors.New("connect to Temporal at 127.0.0.1:7233: connection refused"), "dunning status: connect to Temporal at 127.0.0.1:7233"},
+		{"unknown run", []string{"status", "-tenant", "acme", "-invoice", "inv-1"}, serviceerror.NewNotFound("workflow not found"), nil, `dunning status: dunning run not found: tenant "acme" invoice "inv-1"`},
+		{"closed run", []string{"paid", "-tenant", "acme", "-invoice", "inv-1"}, serviceerror.NewNotFound("workflow execution already completed"), nil, `dunning paid: dunning run already ended: tenant "acme" invoice "inv-1"`},
+		{"closed invoice", startArgs(), serviceerror.NewWorkflowExecutionAlreadyStarted("already finished", "", ""), nil, "a closed invoice is never dunned twice"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := runWith(t, &fakeTemporal{err: tt.err}, tt.dialErr, tt.args...)
+			if r.code != ExitFailure {
+				t.Errorf("exit code = %d, want 1", r.code)
+			}
+			if !strings.Contains(r.stderr, tt.wantStderr) || strings.Count(r.stderr, "\n") != 1 {
+				t.Errorf("stderr = %q, want one line containing %q", r.stderr, tt.wantStderr)
+			}
+		})
+	}
+}
+
+func TestServeShutsDownGracefully(t *testing.T) {
+	prev := slog.Default()
+	t.Cleanup(func() { slog.SetDefault(prev) })
+
+	stderr := &syncBuffer{}
+	tc := &fakeTemporal{}
+	a := &app{
+		stdout: &bytes.Buffer{}, stderr: stderr,
+		dial:   func(context.Context) (client.Client, error) { return tc, nil },
+		getenv: func(string) string { return "" },
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() { done <- a.run(ctx, []string{"serve", "-addr", "127.0.0.1:0"}) }()
+
+	addr := waitForAddr(t, stderr)
+	resp, err := http.Get("http://" + addr + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("healthz = %d", resp.StatusCode)
+	}
+
+	cancel()
+	select {
+	case code := <-done:
+		if code != ExitOK {
+			t.Errorf("exit code = %d, stderr %s", code, stderr)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("serve did not stop")
+	}
+	if !tc.closed {
+		t.Error("Temporal client not closed")
+	}
+	if !strings.Contains(stderr.String(), "intake API stopped") {
+		t.Errorf("no shutdown log: %s", stderr)
+	}
+}
+
+func TestServeFailsOnABadAddress(t *testing.T) {
+	prev := slog.Default()
+	t.Cleanup(func() { slog.SetDefault(prev) })
+	r := runWith(t, &fakeTemporal{}, nil, "serve", "-addr", "127.0.0.1:notaport")
+	if r.code != ExitFailure || !strings.Contains(r.stderr, "dunning serve: listen on 127.0.0.1:notaport") {
+		t.Errorf("exit code %d, stderr %q", r.code, r.stderr)
+	}
+}
+
+var listening = regexp.MustCompile(`"msg":"intake API listening","addr":"([^"]+)"`)
+
+func waitForAddr(t *testing.T, logs *syncBuffer) string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if m := listening.FindStringSubmatch(logs.String()); m != nil {
+			return m[1]
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("serve did not start: %s", logs)
+	return ""
+}
+
+// syncBuffer is a bytes.Buffer safe for the server goroutine and the test.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// startArgs is a valid start command line with extra flags appended; the
+// flag package keeps the last value of a repeated flag.
+func startArgs(extra ...string) []string {
+	args := []string{"start", "-tenant", "acme", "-invoice", "inv-1", "-customer", "cus_42",
+		"-amount", "49.90", "-currency", "EUR", "-gateway", "stripe", "-code", "insufficient_funds"}
+	return append(args, extra...)
+}
+
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}

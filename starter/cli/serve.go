@@ -1,0 +1,81 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/dunningco/dunning/starter"
+	"github.com/dunningco/dunning/starter/intake"
+)
+
+// shutdownGrace is how long in-flight requests may finish after SIGINT or
+// SIGTERM.
+const shutdownGrace = 30 * time.Second
+
+func (a *app) serve(ctx context.Context, args []string) error {
+	fs := a.newFlagSet("serve", "[-addr HOST:PORT]")
+	defaultAddr := a.getenv(EnvHTTPAddr)
+	if defaultAddr == "" {
+		defaultAddr = ":8080"
+	}
+	addr := fs.String("addr", defaultAddr, "listen address (default from "+EnvHTTPAddr+")")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	// serve owns the process, so its logger is everyone's, the Temporal
+	// SDK's included.
+	logger := slog.New(slog.NewJSONHandler(a.stderr, nil))
+	slog.SetDefault(logger)
+
+	tc, err := a.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer tc.Close()
+
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", *addr, err)
+	}
+	srv := &http.Server{
+		Handler:           intake.NewHandler(starter.NewClient(tc, starter.Options{}), logger),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		// Long enough for a request that waits the handler's full timeout.
+		WriteTimeout: intake.DefaultTimeout + 10*time.Second,
+		IdleTimeout:  2 * time.Minute,
+		ErrorLog:     slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	logger.Info("intake API listening", "addr", ln.Addr().String())
+
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("serve HTTP on %s: %w", ln.Addr(), err)
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down; finishing in-flight requests", "grace", shutdownGrace.String())
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shut down the intake API: %w", err)
+	}
+	if err := <-serveErr; !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve HTTP on %s: %w", ln.Addr(), err)
+	}
+	logger.Info("intake API stopped")
+	return nil
+}

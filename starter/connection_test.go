@@ -1,0 +1,136 @@
+package starter
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"log/slog"
+	"math/big"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestConnectionFromEnv(t *testing.T) {
+	tests := []struct {
+		name          string
+		env           map[string]string
+		wantHost      string
+		wantNamespace string
+		wantTLS       bool
+		wantCreds     bool
+		wantCertFunc  bool
+	}{
+		{name: "defaults", wantHost: DefaultAddress, wantNamespace: DefaultNamespace},
+		{
+			name:     "address and namespace",
+			env:      map[string]string{EnvAddress: "temporal.internal:7233", EnvNamespace: "billing"},
+			wantHost: "temporal.internal:7233", wantNamespace: "billing",
+		},
+		{
+			name:     "API key",
+			env:      map[string]string{EnvAddress: "billing.a1b2c.tmprl.cloud:7233", EnvAPIKey: "secret"},
+			wantHost: "billing.a1b2c.tmprl.cloud:7233", wantNamespace: DefaultNamespace,
+			wantTLS: true, wantCreds: true,
+		},
+		{
+			name:     "mTLS",
+			env:      map[string]string{EnvTLSCert: "/etc/dunning/client.pem", EnvTLSKey: "/etc/dunning/client.key"},
+			wantHost: DefaultAddress, wantNamespace: DefaultNamespace,
+			wantTLS: true, wantCertFunc: true,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			opts := connectionFromEnv(func(k string) string { return tt.env[k] }, slog.New(slog.DiscardHandler))
+			if opts.HostPort != tt.wantHost || opts.Namespace != tt.wantNamespace {
+				t.Errorf("host %q namespace %q, want %q %q", opts.HostPort, opts.Namespace, tt.wantHost, tt.wantNamespace)
+			}
+			if opts.Logger == nil {
+				t.Error("no logger")
+			}
+			tlsConfig := opts.ConnectionOptions.TLS
+			if (tlsConfig != nil) != tt.wantTLS {
+				t.Errorf("TLS = %v, want %v", tlsConfig != nil, tt.wantTLS)
+			}
+			if (opts.Credentials != nil) != tt.wantCreds {
+				t.Errorf("credentials = %v, want %v", opts.Credentials != nil, tt.wantCreds)
+			}
+			if tt.wantCertFunc && (tlsConfig == nil || tlsConfig.GetClientCertificate == nil) {
+				t.Error("no client certificate loader")
+			}
+		})
+	}
+}
+
+func TestCheckTLSEnv(t *testing.T) {
+	certFile, keyFile := writeKeyPair(t)
+	tests := []struct {
+		name    string
+		env     map[string]string
+		wantErr string
+	}{
+		{name: "no TLS"},
+		{name: "valid pair", env: map[string]string{EnvTLSCert: certFile, EnvTLSKey: keyFile}},
+		{name: "cert without key", env: map[string]string{EnvTLSCert: certFile}, wantErr: "must be set together"},
+		{name: "key without cert", env: map[string]string{EnvTLSKey: keyFile}, wantErr: "must be set together"},
+		{name: "missing files", env: map[string]string{EnvTLSCert: "/nonexistent/c.pem", EnvTLSKey: "/nonexistent/k.pem"}, wantErr: "load Temporal client certificate"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := checkTLSEnv(func(k string) string { return tt.env[k] })
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Errorf("unexpected error: %v", err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Errorf("err = %v, want it to contain %q", err, tt.wantErr)
+			}
+		})
+	}
+
+	// The loader the options carry reads the same pair.
+	opts := connectionFromEnv(func(k string) string {
+		return map[string]string{EnvTLSCert: certFile, EnvTLSKey: keyFile}[k]
+	}, slog.New(slog.DiscardHandler))
+	cert, err := opts.ConnectionOptions.TLS.GetClientCertificate(nil)
+	if err != nil || len(cert.Certificate) == 0 {
+		t.Errorf("GetClientCertificate = %v, %v", cert, err)
+	}
+}
+
+// writeKeyPair writes a throwaway self-signed certificate and its key.
+func writeKeyPair(t *testing.T) (certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "dunning-test"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "client.pem"), filepath.Join(dir, "client.key")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile
+}

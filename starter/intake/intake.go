@@ -1,0 +1,346 @@
+// Package intake is the HTTP API billing systems report declines to and
+// manage dunning runs through. It checks every request fully before any run
+// is touched, so a bad request never starts or changes a run.
+package intake
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/dunningco/dunning/policy"
+	"github.com/dunningco/dunning/starter"
+	"github.com/dunningco/dunning/workflows"
+)
+
+// Runs is what the API needs from the dunning runs; *starter.Client
+// implements it.
+type Runs interface {
+	Start(ctx context.Context, in workflows.Input) (starter.StartResult, error)
+	Status(ctx context.Context, tenant, invoiceID string) (workflows.Status, error)
+	Cancel(ctx context.Context, tenant, invoiceID string, req workflows.CancelRequest) error
+	Expedite(ctx context.Context, tenant, invoiceID string, req workflows.ExpediteRequest) (workflows.AttemptRecord, error)
+	PaymentMethodUpdated(ctx context.Context, tenant, invoiceID string, req workflows.PaymentMethodUpdate) error
+	Paid(ctx context.Context, tenant, invoiceID string, req workflows.PaidOutOfBand) error
+}
+
+var _ Runs = (*starter.Client)(nil)
+
+// DefaultTimeout bounds how long one request waits for a run.
+const DefaultTimeout = 30 * time.Second
+
+// Option configures the handler.
+type Option func(*handler)
+
+// WithPolicies sets the policy names declines may use; it should match the
+// catalog of the Runs implementation. Defaults to policy.Builtin().
+func WithPolicies(c *policy.Catalog) Option {
+	return func(h *handler) { h.policies = c }
+}
+
+// WithTimeout sets how long one request waits for a run; default
+// DefaultTimeout.
+func WithTimeout(d time.Duration) Option {
+	return func(h *handler) { h.timeout = d }
+}
+
+type handler struct {
+	runs     Runs
+	logger   *slog.Logger
+	policies *policy.Catalog
+	timeout  time.Duration
+}
+
+// NewHandler serves the intake API:
+//
+//	POST /v1/declines
+//	GET  /v1/runs/{tenant}/{invoice}
+//	POST /v1/runs/{tenant}/{invoice}/cancel
+//	POST /v1/runs/{tenant}/{invoice}/expedite
+//	POST /v1/runs/{tenant}/{invoice}/payment-method-updated
+//	POST /v1/runs/{tenant}/{invoice}/paid
+//	GET  /healthz
+func NewHandler(runs Runs, logger *slog.Logger, opts ...Option) http.Handler {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	h := &handler{runs: runs, logger: logger, policies: policy.Builtin(), timeout: DefaultTimeout}
+	for _, opt := range opts {
+		opt(h)
+	}
+
+	mux := http.NewServeMux()
+	// Each path is registered twice: with its method, and without one so
+	// other methods get a JSON 405 rather than the mux's plain-text one.
+	route := func(method, path string, fn http.HandlerFunc) {
+		mux.HandleFunc(method+" "+path, fn)
+		allow := method
+		if method == http.MethodGet {
+			allow = "GET, HEAD"
+		}
+		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", allow)
+			writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s is not allowed on %s; use %s", r.Method, r.URL.Path, allow))
+		})
+	}
+	route(http.MethodPost, "/v1/declines", h.startRun)
+	route(http.MethodGet, "/v1/runs/{tenant}/{invoice}", h.status)
+	route(http.MethodPost, "/v1/runs/{tenant}/{invoice}/cancel", h.cancel)
+	route(http.MethodPost, "/v1/runs/{tenant}/{invoice}/expedite", h.expedite)
+	route(http.MethodPost, "/v1/runs/{tenant}/{invoice}/payment-method-updated", h.paymentMethodUpdated)
+	route(http.MethodPost, "/v1/runs/{tenant}/{invoice}/paid", h.paid)
+	route(http.MethodGet, "/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path))
+	})
+	return h.recoverPanics(mux)
+}
+
+// startResponse is the 202 answer to a decline report.
+type startResponse struct {
+	WorkflowID string `json:"workflow_id"`
+	RunID      string `json:"run_id"`
+	StatusURL  string `json:"status_url"`
+}
+
+// runResponse is the 202 answer to a request sent to a run.
+type runResponse struct {
+	WorkflowID string `json:"workflow_id"`
+	StatusURL  string `json:"status_url"`
+}
+
+func (h *handler) startRun(w http.ResponseWriter, r *http.Request) {
+	data, ok := h.readBody(w, r)
+	if !ok {
+		return
+	}
+	report, err := DecodeDeclineReport(data)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if err := report.Validate(); err != nil {
+		writeError(w, http.StatusUnprocessableEntity, err.Error())
+		return
+	}
+	if err := starter.CheckPolicyName(h.policies, report.Policy); err != nil {
+		writeError(w, http.StatusUnprocessableEntity, err.Error())
+		return
+	}
+
+	ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
+	defer cancel()
+	res, err := h.runs.Start(ctx, report.Input())
+	if err != nil {
+		if errors.Is(err, starter.ErrRunClosed) {
+			writeError(w, http.StatusConflict, fmt.Sprintf("the dunning run for invoice %q already ended; a closed invoice is never dunned twice", report.InvoiceID))
+			return
+		}
+		h.fail(w, r, err, report.Tenant, report.InvoiceID)
+		return
+	}
+	h.logger.InfoContext(r.Context(), "decline accepted",
+		"tenant", report.Tenant, "invoice_id", report.InvoiceID,
+		"workflow_id", res.WorkflowID, "run_id", res.RunID, "decline_code", report.Decline.Code)
+	statusURL := statusPath(report.Tenant, report.InvoiceID)
+	w.Header().Set("Location", statusURL)
+	writeJSON(w, http.StatusAccepted, startResponse{WorkflowID: res.WorkflowID, RunID: res.RunID, StatusURL: statusURL})
+}
+
+func (h *handler) status(w http.ResponseWriter, r *http.Request) {
+	tenant, invoice, ok := runKey(w, r)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
+	defer cancel()
+	st, err := h.runs.Status(ctx, tenant, invoice)
+	if err != nil {
+		h.fail(w, r, err, tenant, invoice)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+func (h *handler) cancel(w http.ResponseWriter, r *http.Request) {
+	var req workflows.CancelRequest
+	tenant, invoice, ok := h.runRequest(w, r, &req, false)
+	if !ok {
+		return
+	}
+	if strings.TrimSpace(req.Reason) == "" {
+		writeError(w, http.StatusUnprocessableEntity, "reason is required to cancel a dunning run")
+		return
+	}
+	h.signal(w, r, tenant, invoice, func(ctx context.Context) error {
+		return h.runs.Cancel(ctx, tenant, invoice, req)
+	})
+}
+
+func (h *handler) expedite(w http.ResponseWriter, r *http.Request) {
+	var req workflows.ExpediteRequest
+	tenant, invoice, ok := h.runRequest(w, r, &req, true)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
+	defer cancel()
+	rec, err := h.runs.Expedite(ctx, tenant, invoice, req)
+	if err != nil {
+		h.fail(w, r, err, tenant, invoice)
+		return
+	}
+	writeJSON(w, http.StatusOK, rec)
+}
+
+func (h *handler) paymentMethodUpdated(w http.ResponseWriter, r *http.Request) {
+	var req workflows.PaymentMethodUpdate
+	tenant, invoice, ok := h.runRequest(w, r, &req, true)
+	if !ok {
+		return
+	}
+	h.signal(w, r, tenant, invoice, func(ctx context.Context) error {
+		return h.runs.PaymentMethodUpdated(ctx, tenant, invoice, req)
+	})
+}
+
+func (h *handler) paid(w http.ResponseWriter, r *http.Request) {
+	var req workflows.PaidOutOfBand
+	tenant, invoice, ok := h.runRequest(w, r, &req, true)
+	if !ok {
+		return
+	}
+	h.signal(w, r, tenant, invoice, func(ctx context.Context) error {
+		return h.runs.Paid(ctx, tenant, invoice, req)
+	})
+}
+
+// signal sends a fire-and-forget request to a run and answers 202.
+func (h *handler) signal(w http.ResponseWriter, r *http.Request, tenant, invoice string, send func(context.Context) error) {
+	ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
+	defer cancel()
+	if err := send(ctx); err != nil {
+		h.fail(w, r, err, tenant, invoice)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, runResponse{
+		WorkflowID: workflows.WorkflowID(tenant, invoice),
+		StatusURL:  statusPath(tenant, invoice),
+	})
+}
+
+// runRequest checks the path's run key and decodes the body into v.
+func (h *handler) runRequest(w http.ResponseWriter, r *http.Request, v any, allowEmpty bool) (tenant, invoice string, ok bool) {
+	tenant, invoice, ok = runKey(w, r)
+	if !ok {
+		return "", "", false
+	}
+	data, ok := h.readBody(w, r)
+	if !ok {
+		return "", "", false
+	}
+	if err := decodeStrict(data, v, allowEmpty); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return "", "", false
+	}
+	return tenant, invoice, true
+}
+
+func runKey(w http.ResponseWriter, r *http.Request) (tenant, invoice string, ok bool) {
+	tenant, invoice = r.PathValue("tenant"), r.PathValue("invoice")
+	if err := starter.ValidateRunKey(tenant, invoice); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return "", "", false
+	}
+	return tenant, invoice, true
+}
+
+// readBody checks the content type and reads at most MaxBodyBytes.
+func (h *handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mediaType, _, err := mime.ParseMediaType(ct)
+		if err != nil || mediaType != "application/json" {
+			writeError(w, http.StatusUnsupportedMediaType, fmt.Sprintf("unsupported content type %q; send application/json", ct))
+			return nil, false
+		}
+	}
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	if err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the request body exceeds %d bytes", MaxBodyBytes))
+			return nil, false
+		}
+		writeError(w, http.StatusBadRequest, "could not read the request body")
+		return nil, false
+	}
+	return data, true
+}
+
+// fail answers an error from Runs.
+func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error, tenant, invoice string) {
+	switch {
+	case errors.Is(err, starter.ErrInvalid): // ErrUnknownPolicy included
+		writeError(w, http.StatusUnprocessableEntity, err.Error())
+	case errors.Is(err, starter.ErrRunNotFound):
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no dunning run for tenant %q invoice %q", tenant, invoice))
+	case errors.Is(err, starter.ErrRunClosed):
+		writeError(w, http.StatusConflict, fmt.Sprintf("the dunning run for tenant %q invoice %q has already ended", tenant, invoice))
+	case errors.Is(err, starter.ErrRejected):
+		writeError(w, http.StatusConflict, err.Error())
+	case r.Context().Err() != nil:
+		// The caller went away; nobody reads the answer.
+		h.logger.InfoContext(r.Context(), "request abandoned by the client", "path", r.URL.Path, "error", err)
+	case errors.Is(err, context.DeadlineExceeded):
+		h.logger.WarnContext(r.Context(), "timed out waiting for the dunning run", "path", r.URL.Path, "error", err)
+		writeError(w, http.StatusGatewayTimeout, "timed out waiting for the dunning run; the request may still take effect, check the run's status")
+	default:
+		h.logger.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "error", err)
+		writeError(w, http.StatusInternalServerError, "internal error; the failure was logged")
+	}
+}
+
+func (h *handler) recoverPanics(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				h.logger.ErrorContext(r.Context(), "handler panicked", "method", r.Method, "path", r.URL.Path, "panic", v)
+				writeError(w, http.StatusInternalServerError, "internal error; the failure was logged")
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+func statusPath(tenant, invoice string) string {
+	return "/v1/runs/" + url.PathEscape(tenant) + "/" + url.PathEscape(invoice)
+}
+
+type errorBody struct {
+	Error string `json:"error"`
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, errorBody{Error: msg})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	// The status line is out; an encoding error can only be a broken
+	// connection, which the server logs itself.
+	_ = json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,176 @@
+package intake
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/dunningco/dunning/workflows"
+)
+
+// MaxBodyBytes bounds request bodies and decline report files.
+const MaxBodyBytes = 1 << 20
+
+// DeclineReport is the body of POST /v1/declines (and of `dunning start -f`):
+// one failed charge as the billing system reports it.
+type DeclineReport struct {
+	Tenant    string             `json:"tenant"`
+	InvoiceID string             `json:"invoice_id"`
+	Customer  workflows.Customer `json:"customer"`
+	// Amount is a decimal string such as "49.90"; JSON numbers are refused.
+	Amount             string        `json:"amount"`
+	Currency           string        `json:"currency"`
+	PaymentMethod      string        `json:"payment_method,omitempty"`
+	Decline            ReportDecline `json:"decline"`
+	Policy             string        `json:"policy,omitempty"`
+	BillingCallbackURL string        `json:"billing_callback_url,omitempty"`
+}
+
+// ReportDecline is the failed charge inside a DeclineReport. It has no
+// received_at: the run stamps that itself.
+type ReportDecline struct {
+	ID         string    `json:"id,omitempty"`
+	Gateway    string    `json:"gateway"`
+	Code       string    `json:"code"`
+	AdviceCode string    `json:"advice_code,omitempty"`
+	Message    string    `json:"message,omitempty"`
+	OccurredAt time.Time `json:"occurred_at,omitzero"`
+}
+
+// Input is the run input the report asks for. Values are copied as sent, so
+// an amount of "49.90" stays "49.90".
+func (r DeclineReport) Input() workflows.Input {
+	return workflows.Input{
+		Tenant:        r.Tenant,
+		InvoiceID:     r.InvoiceID,
+		Customer:      r.Customer,
+		Amount:        r.Amount,
+		Currency:      r.Currency,
+		PaymentMethod: r.PaymentMethod,
+		Decline: workflows.Decline{
+			ID:         r.Decline.ID,
+			Gateway:    r.Decline.Gateway,
+			Code:       r.Decline.Code,
+			AdviceCode: r.Decline.AdviceCode,
+			Message:    r.Decline.Message,
+			OccurredAt: r.Decline.OccurredAt,
+		},
+		PolicyName:         r.Policy,
+		BillingCallbackURL: r.BillingCallbackURL,
+	}
+}
+
+// Validate checks the report without I/O, with the run input's rules plus
+// those only a report can break. The error wraps workflows.ErrInvalidInput.
+func (r DeclineReport) Validate() error {
+	err := r.Input().Validate()
+	if r.BillingCallbackURL == "" {
+		return err
+	}
+	u, perr := url.Parse(r.BillingCallbackURL)
+	if perr == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "" {
+		return err
+	}
+	problem := fmt.Sprintf("billing_callback_url %q is not an absolute http(s) URL", r.BillingCallbackURL)
+	if err != nil {
+		return fmt.Errorf("%w; %s", err, problem)
+	}
+	return fmt.Errorf("%w: %s", workflows.ErrInvalidInput, problem)
+}
+
+// DecodeDeclineReport decodes a report strictly: one JSON object, no unknown
+// fields, no trailing data, amounts as strings.
+func DecodeDeclineReport(data []byte) (DeclineReport, error) {
+	var r DeclineReport
+	if err := decodeStrict(data, &r, false); err != nil {
+		return DeclineReport{}, err
+	}
+	return r, nil
+}
+
+// errEmptyBody is returned for a body without a JSON value where one is
+// required.
+var errEmptyBody = errors.New("the request body is empty; send a JSON object")
+
+// decodeStrict decodes exactly one JSON value from data into v. An empty
+// body leaves v untouched when allowEmpty is set. Errors are meant for the
+// sender: they say what is wrong and where.
+func decodeStrict(data []byte, v any, allowEmpty bool) error {
+	if len(bytes.TrimSpace(data)) == 0 {
+		if allowEmpty {
+			return nil
+		}
+		return errEmptyBody
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return describeJSONError(data, err)
+	}
+	end := dec.InputOffset()
+	if rest := bytes.TrimLeft(data[end:], " \t\r\n"); len(rest) > 0 {
+		line, col := position(data, int64(len(data)-len(rest)))
+		return fmt.Errorf("unexpected data after the JSON value at line %d, column %d; send exactly one JSON object", line, col)
+	}
+	return nil
+}
+
+func describeJSONError(data []byte, err error) error {
+	var syntaxErr *json.SyntaxError
+	var typeErr *json.UnmarshalTypeError
+	var timeErr *time.ParseError
+	switch {
+	case errors.As(err, &syntaxErr):
+		// Offset counts the bytes read, the offending one included.
+		line, col := position(data, syntaxErr.Offset-1)
+		return fmt.Errorf("malformed JSON at line %d, column %d: %s", line, col, strings.TrimPrefix(syntaxErr.Error(), "json: "))
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return errors.New("malformed JSON: the body ends before the JSON value is complete")
+	case errors.As(err, &typeErr):
+		line, col := position(data, typeErr.Offset-1)
+		switch {
+		case typeErr.Field == "":
+			return fmt.Errorf("the body must be a JSON object, not %s", typeErr.Value)
+		case typeErr.Field == "amount" || strings.HasSuffix(typeErr.Field, ".amount"):
+			return fmt.Errorf("%s must be a JSON string such as \"49.90\", not %s (line %d, column %d): amounts are decimal strings because floating-point numbers cannot hold money exactly",
+				typeErr.Field, typeErr.Value, line, col)
+		default:
+			return fmt.Errorf("%s must be a JSON %s, not %s (line %d, column %d)", typeErr.Field, jsonKind(typeErr.Type.Kind().String()), typeErr.Value, line, col)
+		}
+	case errors.As(err, &timeErr):
+		return fmt.Errorf("times must be RFC 3339 such as \"2026-03-01T10:00:00Z\": %q is not", timeErr.Value)
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return errors.New(strings.TrimPrefix(err.Error(), "json: "))
+	default:
+		return fmt.Errorf("invalid JSON value: %s", strings.TrimPrefix(err.Error(), "json: "))
+	}
+}
+
+// jsonKind names a Go kind the way a JSON sender thinks of it.
+func jsonKind(kind string) string {
+	switch kind {
+	case "struct", "map":
+		return "object"
+	case "slice", "array":
+		return "array"
+	case "bool":
+		return "boolean"
+	case "string":
+		return "string"
+	}
+	return "number"
+}
+
+// position is the 1-based line and column of the byte at index i.
+func position(data []byte, i int64) (line, col int) {
+	i = min(max(i, 0), int64(len(data)))
+	before := data[:i]
+	line = 1 + bytes.Count(before, []byte("\n"))
+	col = int(i) - bytes.LastIndexByte(before, '\n')
+	return line, col
+}

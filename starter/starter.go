@@ -1,0 +1,283 @@
+// Package starter is the Go client billing systems use to start dunning runs
+// and to talk to them while they are open.
+//
+// Every failed invoice has exactly one run, identified by
+// workflows.WorkflowID(tenant, invoiceID). Reporting a decline for an invoice
+// whose run is open adds the decline to that run; reporting one for an invoice
+// whose run already ended is refused, because a closed invoice is never
+// dunned twice.
+package starter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/dunningco/dunning/money"
+	"github.com/dunningco/dunning/policy"
+	"github.com/dunningco/dunning/workflows"
+)
+
+// Errors callers branch on. Returned errors wrap them, so test with errors.Is.
+var (
+	// ErrInvalid marks a request that can never succeed as sent.
+	ErrInvalid = errors.New("invalid dunning request")
+	// ErrUnknownPolicy marks a policy name the catalog does not hold; it is
+	// also an ErrInvalid.
+	ErrUnknownPolicy = fmt.Errorf("%w: unknown policy", ErrInvalid)
+	// ErrRunNotFound means the invoice has no dunning run.
+	ErrRunNotFound = errors.New("dunning run not found")
+	// ErrRunClosed means the invoice's dunning run has already ended.
+	ErrRunClosed = errors.New("dunning run already ended")
+	// ErrRejected means the run refused the request (for example an
+	// expedite when no attempt is left); the error carries the run's reason.
+	ErrRejected = errors.New("rejected by the dunning run")
+)
+
+// DefaultPolicy is the policy a run follows when it names none.
+const DefaultPolicy = "default"
+
+// Options configures a Client.
+type Options struct {
+	// TaskQueue the runs are started on; defaults to workflows.TaskQueue.
+	TaskQueue string
+	// Policies holds the policy names runs may use; defaults to
+	// policy.Builtin().
+	Policies *policy.Catalog
+	// AllowInlinePolicy lets Start accept Input.Policy. Off by default so
+	// production runs only follow reviewed catalog policies.
+	AllowInlinePolicy bool
+}
+
+// Client starts dunning runs and sends them requests. It is safe for
+// concurrent use.
+type Client struct {
+	tc   client.Client
+	opts Options
+}
+
+// NewClient wraps a connected Temporal client.
+func NewClient(tc client.Client, opts Options) *Client {
+	if opts.TaskQueue == "" {
+		opts.TaskQueue = workflows.TaskQueue
+	}
+	if opts.Policies == nil {
+		opts.Policies = policy.Builtin()
+	}
+	return &Client{tc: tc, opts: opts}
+}
+
+// StartResult identifies the run a decline reached.
+type StartResult struct {
+	WorkflowID string `json:"workflow_id"`
+	RunID      string `json:"run_id"`
+}
+
+// Start reports a failed payment. The first decline for an invoice starts its
+// run; a later one while the run is open is delivered to that run as a
+// decline signal. Both happen in one atomic server call, so concurrent
+// reports for the same invoice never start two runs.
+func (c *Client) Start(ctx context.Context, in workflows.Input) (StartResult, error) {
+	if err := in.Validate(); err != nil {
+		return StartResult{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	if err := c.checkPolicy(in); err != nil {
+		return StartResult{}, err
+	}
+	amount, err := money.Parse(in.Amount, in.Currency)
+	if err != nil {
+		return StartResult{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+
+	if in.Policy == nil {
+		// Pin the catalog policy's content in the run's input: the run follows
+		// exactly what was reviewed when it started, whatever later releases
+		// of the catalog say, and the input shows it in the Web UI.
+		name := in.PolicyName
+		if name == "" {
+			name = DefaultPolicy
+		}
+		p, _ := c.opts.Policies.Lookup(name) // checkPolicy found it
+		in.PolicyName = name
+		in.Policy = &p
+	}
+	saInput := in
+	if in.Policy != nil && saInput.PolicyName == "" {
+		// Ops filter on the policy the run follows, not on the default name.
+		saInput.PolicyName = in.Policy.Name
+	}
+	id := workflows.WorkflowID(in.Tenant, in.InvoiceID)
+	run, err := c.tc.SignalWithStartWorkflow(ctx, id, workflows.SignalDecline, in.Decline,
+		client.StartWorkflowOptions{
+			ID:        id,
+			TaskQueue: c.opts.TaskQueue,
+			// A run that ended (recovered, exhausted or cancelled) must not
+			// be replaced by a new one for the same invoice.
+			WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+			TypedSearchAttributes: workflows.InitialSearchAttributes(saInput, amount.MinorUnits()),
+		},
+		workflows.WorkflowName, in)
+	if err != nil {
+		if _, ok := errors.AsType[*serviceerror.WorkflowExecutionAlreadyStarted](err); ok {
+			return StartResult{}, fmt.Errorf("%w: invoice %q of tenant %q; a closed invoice is never dunned twice",
+				ErrRunClosed, in.InvoiceID, in.Tenant)
+		}
+		return StartResult{}, fmt.Errorf("start dunning run %s: %w", id, err)
+	}
+	return StartResult{WorkflowID: run.GetID(), RunID: run.GetRunID()}, nil
+}
+
+// checkPolicy accepts a catalog policy name, or an inline policy when the
+// client allows them.
+func (c *Client) checkPolicy(in workflows.Input) error {
+	if in.Policy != nil {
+		if !c.opts.AllowInlinePolicy {
+			return fmt.Errorf("%w: inline policies are not accepted; name a catalog policy (%s)",
+				ErrInvalid, strings.Join(c.opts.Policies.Names(), ", "))
+		}
+		return nil // Input.Validate has checked it
+	}
+	return CheckPolicyName(c.opts.Policies, in.PolicyName)
+}
+
+// CheckPolicyName reports whether catalog holds name; empty means the
+// default policy.
+func CheckPolicyName(catalog *policy.Catalog, name string) error {
+	if name == "" {
+		name = DefaultPolicy
+	}
+	if _, ok := catalog.Lookup(name); !ok {
+		return fmt.Errorf("%w %q; known policies: %s", ErrUnknownPolicy, name, strings.Join(catalog.Names(), ", "))
+	}
+	return nil
+}
+
+// Status asks the run where it stands. Ended runs answer too.
+func (c *Client) Status(ctx context.Context, tenant, invoiceID string) (workflows.Status, error) {
+	if err := ValidateRunKey(tenant, invoiceID); err != nil {
+		return workflows.Status{}, err
+	}
+	id := workflows.WorkflowID(tenant, invoiceID)
+	v, err := c.tc.QueryWorkflow(ctx, id, "", workflows.QueryStatus)
+	if err != nil {
+		return workflows.Status{}, runError(err, "query status of", tenant, invoiceID)
+	}
+	var st workflows.Status
+	if err := v.Get(&st); err != nil {
+		return workflows.Status{}, fmt.Errorf("decode status of %s: %w", id, err)
+	}
+	return st, nil
+}
+
+// Cancel stops the run; the reason is recorded in its history.
+func (c *Client) Cancel(ctx context.Context, tenant, invoiceID string, req workflows.CancelRequest) error {
+	if strings.TrimSpace(req.Reason) == "" {
+		return fmt.Errorf("%w: reason is required to cancel a dunning run", ErrInvalid)
+	}
+	return c.signal(ctx, tenant, invoiceID, workflows.SignalCancel, req)
+}
+
+// PaymentMethodUpdated tells the run the customer has a new payment method,
+// which it retries soon.
+func (c *Client) PaymentMethodUpdated(ctx context.Context, tenant, invoiceID string, req workflows.PaymentMethodUpdate) error {
+	return c.signal(ctx, tenant, invoiceID, workflows.SignalPaymentMethodUpdated, req)
+}
+
+// Paid tells the run the invoice was paid outside dunning (bank transfer,
+// another card), so it ends as recovered without charging.
+func (c *Client) Paid(ctx context.Context, tenant, invoiceID string, req workflows.PaidOutOfBand) error {
+	return c.signal(ctx, tenant, invoiceID, workflows.SignalPaidOutOfBand, req)
+}
+
+func (c *Client) signal(ctx context.Context, tenant, invoiceID, name string, arg any) error {
+	if err := ValidateRunKey(tenant, invoiceID); err != nil {
+		return err
+	}
+	id := workflows.WorkflowID(tenant, invoiceID)
+	if err := c.tc.SignalWorkflow(ctx, id, "", name, arg); err != nil {
+		return runError(err, "send "+name+" to", tenant, invoiceID)
+	}
+	return nil
+}
+
+// Expedite asks the run to retry the charge now and waits for the attempt's
+// record. A run with nothing left to try refuses: the error wraps
+// ErrRejected with the run's reason.
+func (c *Client) Expedite(ctx context.Context, tenant, invoiceID string, req workflows.ExpediteRequest) (workflows.AttemptRecord, error) {
+	if err := ValidateRunKey(tenant, invoiceID); err != nil {
+		return workflows.AttemptRecord{}, err
+	}
+	id := workflows.WorkflowID(tenant, invoiceID)
+	h, err := c.tc.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID:   id,
+		UpdateName:   workflows.UpdateExpedite,
+		Args:         []any{req},
+		WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	if err != nil {
+		return workflows.AttemptRecord{}, runError(err, "expedite", tenant, invoiceID)
+	}
+	var rec workflows.AttemptRecord
+	if err := h.Get(ctx, &rec); err != nil {
+		// The run's validator or handler refused; its message says why.
+		if appErr, ok := errors.AsType[*temporal.ApplicationError](err); ok {
+			return workflows.AttemptRecord{}, fmt.Errorf("%w: %s", ErrRejected, appErr.Message())
+		}
+		return workflows.AttemptRecord{}, runError(err, "expedite", tenant, invoiceID)
+	}
+	return rec, nil
+}
+
+// Result waits for the run to end and returns how it ended.
+func (c *Client) Result(ctx context.Context, tenant, invoiceID string) (workflows.Result, error) {
+	if err := ValidateRunKey(tenant, invoiceID); err != nil {
+		return workflows.Result{}, err
+	}
+	var res workflows.Result
+	err := c.tc.GetWorkflow(ctx, workflows.WorkflowID(tenant, invoiceID), "").Get(ctx, &res)
+	if err != nil {
+		return workflows.Result{}, runError(err, "wait for the result of", tenant, invoiceID)
+	}
+	return res, nil
+}
+
+// runKeyPattern is the tenant and invoice ID rule of workflows.Input.Validate.
+var runKeyPattern = regexp.MustCompile(`^[A-Za-z0-9._:@-]{1,128}$`)
+
+// ValidateRunKey checks a tenant and invoice ID with the rule runs are
+// started with, so a malformed key is refused before any server call.
+func ValidateRunKey(tenant, invoiceID string) error {
+	var problems []string
+	if !runKeyPattern.MatchString(tenant) {
+		problems = append(problems, fmt.Sprintf("tenant %q must be 1-128 characters of letters, digits and . _ : @ -", tenant))
+	}
+	if !runKeyPattern.MatchString(invoiceID) {
+		problems = append(problems, fmt.Sprintf("invoice %q must be 1-128 characters of letters, digits and . _ : @ -", invoiceID))
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("%w: %s", ErrInvalid, strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// runError maps a Temporal error about an existing run onto the package's
+// sentinels.
+func runError(err error, op, tenant, invoiceID string) error {
+	id := workflows.WorkflowID(tenant, invoiceID)
+	if nf, ok := errors.AsType[*serviceerror.NotFound](err); ok {
+		// Signals and updates to an ended run come back as NotFound too; the
+		// server says so in the message only.
+		if strings.Contains(nf.Message, "already completed") {
+			return fmt.Errorf("%w: tenant %q invoice %q", ErrRunClosed, tenant, invoiceID)
+		}
+		return fmt.Errorf("%w: tenant %q invoice %q", ErrRunNotFound, tenant, invoiceID)
+	}
+	return fmt.Errorf("%s %s: %w", op, id, err)
+}

@@ -1,0 +1,498 @@
+package starter
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/dunningco/dunning/policy"
+	"github.com/dunningco/dunning/workflows"
+)
+
+// fakeTemporal implements the client calls the starter makes; any other call
+// panics on the nil embedded interface.
+type fakeTemporal struct {
+	client.Client
+
+	err       error // returned by every call
+	getErr    error // returned by handle and run Get
+	value     any   // what queries, updates and results decode to
+	calls     []string
+	swsID     string
+	swsSignal string
+	swsArg    any
+	swsOpts   client.StartWorkflowOptions
+	swsType   any
+	swsArgs   []any
+	signalled struct {
+		id, runID, name string
+		arg             any
+	}
+	updateOpts client.UpdateWorkflowOptions
+}
+
+func (f *fakeTemporal) SignalWithStartWorkflow(_ context.Context, id, signal string, arg any, opts client.StartWorkflowOptions, wf any, args ...any) (client.WorkflowRun, error) {
+	f.calls = append(f.calls, "SignalWithStartWorkflow")
+	f.swsID, f.swsSignal, f.swsArg, f.swsOpts, f.swsType, f.swsArgs = id, signal, arg, opts, wf, args
+	if f.err != nil {
+		return nil, f.err
+	}
+	return &fakeRun{id: id, runID: "run-1", f: f}, nil
+}
+
+func (f *fakeTemporal) QueryWorkflow(_ context.Context, id, runID, query string, _ ...any) (converter.EncodedValue, error) {
+	f.calls = append(f.calls, "QueryWorkflow "+id+" "+query)
+	if f.err != nil {
+		return nil, f.err
+	}
+	return jsonValue{f.value}, nil
+}
+
+func (f *fakeTemporal) SignalWorkflow(_ context.Context, id, runID, name string, arg any) error {
+	f.calls = append(f.calls, "SignalWorkflow")
+	f.signalled.id, f.signalled.runID, f.signalled.name, f.signalled.arg = id, runID, name, arg
+	return f.err
+}
+
+func (f *fakeTemporal) UpdateWorkflow(_ context.Context, opts client.UpdateWorkflowOptions) (client.WorkflowUpdateHandle, error) {
+	f.calls = append(f.calls, "UpdateWorkflow")
+	f.updateOpts = opts
+	if f.err != nil {
+		return nil, f.err
+	}
+	return &fakeHandle{f: f}, nil
+}
+
+func (f *fakeTemporal) GetWorkflow(_ context.Context, id, runID string) client.WorkflowRun {
+	f.calls = append(f.calls, "GetWorkflow "+id)
+	return &fakeRun{id: id, runID: runID, f: f}
+}
+
+type fakeRun struct {
+	client.WorkflowRun
+	id, runID string
+	f         *fakeTemporal
+}
+
+func (r *fakeRun) GetID() string    { return r.id }
+func (r *fakeRun) GetRunID() string { return r.runID }
+func (r *fakeRun) Get(_ context.Context, v any) error {
+	if r.f.getErr != nil {
+		return r.f.getErr
+	}
+	return jsonValue{r.f.value}.Get(v)
+}
+
+type fakeHandle struct {
+	client.WorkflowUpdateHandle
+	f *fakeTemporal
+}
+
+func (h *fakeHandle) Get(_ context.Context, v any) error {
+	if h.f.getErr != nil {
+		return h.f.getErr
+	}
+	return jsonValue{h.f.value}.Get(v)
+}
+
+// jsonValue round-trips through JSON like the default data converter.
+type jsonValue struct{ v any }
+
+func (j jsonValue) HasValue() bool { return j.v != nil }
+func (j jsonValue) Get(ptr any) error {
+	b, err := json.Marshal(j.v)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, ptr)
+}
+
+func validInput() workflows.Input {
+	return workflows.Input{
+		Tenant:    "acme",
+		InvoiceID: "inv-1001",
+		Customer:  workflows.Customer{ID: "cus_42", Email: "ada@example.com"},
+		Amount:    "49.90",
+		Currency:  "EUR",
+		Decline:   workflows.Decline{ID: "ch_1", Gateway: "stripe", Code: "insufficient_funds"},
+	}
+}
+
+func TestStartSignalsWithStart(t *testing.T) {
+	tc := &fakeTemporal{}
+	c := NewClient(tc, Options{})
+	in := validInput()
+	res, err := c.Start(context.Background(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (StartResult{WorkflowID: "dunning/acme/inv-1001", RunID: "run-1"}); res != want {
+		t.Errorf("result = %+v, want %+v", res, want)
+	}
+	if tc.swsID != "dunning/acme/inv-1001" || tc.swsOpts.ID != tc.swsID {
+		t.Errorf("workflow ID = %q / %q", tc.swsID, tc.swsOpts.ID)
+	}
+	if tc.swsSignal != workflows.SignalDecline || !reflect.DeepEqual(tc.swsArg, in.Decline) {
+		t.Errorf("signal = %q %+v, want the decline", tc.swsSignal, tc.swsArg)
+	}
+	if tc.swsType != workflows.WorkflowName || len(tc.swsArgs) != 1 || !reflect.DeepEqual(tc.swsArgs[0], pinned(in)) {
+		t.Errorf("workflow = %v %+v, want %s with the input", tc.swsType, tc.swsArgs, workflows.WorkflowName)
+	}
+	if tc.swsOpts.TaskQueue != workflows.TaskQueue {
+		t.Errorf("task queue = %q", tc.swsOpts.TaskQueue)
+	}
+	if tc.swsOpts.WorkflowIDReusePolicy != enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE {
+		t.Errorf("reuse policy = %v", tc.swsOpts.WorkflowIDReusePolicy)
+	}
+	sa := tc.swsOpts.TypedSearchAttributes
+	if got, _ := sa.GetInt64(workflows.SAAmountMinor); got != 4990 {
+		t.Errorf("amount minor = %d, want 4990", got)
+	}
+	if got, _ := sa.GetKeyword(workflows.SAPolicy); got != "default" {
+		t.Errorf("policy attribute = %q, want default", got)
+	}
+}
+
+func TestStartRefusesBeforeCallingTemporal(t *testing.T) {
+	inline := policy.Demo()
+	inline.Name = "custom"
+	broken := policy.Demo()
+	broken.MaxAttempts = 0
+	tests := []struct {
+		name    string
+		opts    Options
+		edit    func(*workflows.Input)
+		wantIs  []error
+		wantMsg string
+	}{
+		{"invalid input", Options{}, func(in *workflows.Input) { in.Tenant = "" }, []error{ErrInvalid, workflows.ErrInvalidInput}, "tenant must be"},
+		{"bad amount", Options{}, func(in *workflows.Input) { in.Amount = "12.345" }, []error{ErrInvalid}, "3 decimal places"},
+		{"unknown policy", Options{}, func(in *workflows.Input) { in.PolicyName = "gold" }, []error{ErrUnknownPolicy, ErrInvalid}, `unknown policy "gold"; known policies: default, demo`},
+		{"policy missing from a custom catalog", Options{Policies: mustCatalog(t, policy.Demo())}, func(*workflows.Input) {}, []error{ErrUnknownPolicy}, `"default"; known policies: demo`},
+		{"inline policy not allowed", Options{}, func(in *workflows.Input) { in.Policy = &inline }, []error{ErrInvalid}, "inline policies are not accepted"},
+		{"broken inline policy", Options{AllowInlinePolicy: true}, func(in *workflows.Input) { in.Policy = &broken }, []error{ErrInvalid}, "max_attempts"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tc := &fakeTemporal{}
+			in := validInput()
+			tt.edit(&in)
+			_, err := NewClient(tc, tt.opts).Start(context.Background(), in)
+			for _, target := range tt.wantIs {
+				if !errors.Is(err, target) {
+					t.Errorf("err = %v, want errors.Is %v", err, target)
+				}
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantMsg) {
+				t.Errorf("err = %v, want it to contain %q", err, tt.wantMsg)
+			}
+			if len(tc.calls) != 0 {
+				t.Errorf("Temporal was called: %v", tc.calls)
+			}
+		})
+	}
+}
+
+func TestStartOptions(t *testing.T) {
+	inline := policy.Demo()
+	inline.Name = "custom"
+	tests := []struct {
+		name       string
+		opts       Options
+		edit       func(*workflows.Input)
+		wantQueue  string
+		wantPolicy string
+	}{
+		{"catalog policy", Options{}, func(in *workflows.Input) { in.PolicyName = "demo" }, workflows.TaskQueue, "demo"},
+		{"custom task queue", Options{TaskQueue: "dunning-eu"}, func(*workflows.Input) {}, "dunning-eu", "default"},
+		{"inline policy allowed", Options{AllowInlinePolicy: true}, func(in *workflows.Input) { in.Policy = &inline }, workflows.TaskQueue, "custom"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tc := &fakeTemporal{}
+			in := validInput()
+			tt.edit(&in)
+			if _, err := NewClient(tc, tt.opts).Start(context.Background(), in); err != nil {
+				t.Fatal(err)
+			}
+			if tc.swsOpts.TaskQueue != tt.wantQueue {
+				t.Errorf("task queue = %q, want %q", tc.swsOpts.TaskQueue, tt.wantQueue)
+			}
+			if got, _ := tc.swsOpts.TypedSearchAttributes.GetKeyword(workflows.SAPolicy); got != tt.wantPolicy {
+				t.Errorf("policy attribute = %q, want %q", got, tt.wantPolicy)
+			}
+			if !reflect.DeepEqual(tc.swsArgs[0], pinned(in)) {
+				t.Errorf("workflow input changed: %+v", tc.swsArgs[0])
+			}
+		})
+	}
+}
+
+func TestStartErrors(t *testing.T) {
+	unavailable := serviceerror.NewUnavailable("connection refused")
+	tests := []struct {
+		name    string
+		err     error
+		wantIs  error
+		wantMsg string
+	}{
+		{
+			name:    "closed run",
+			err:     serviceerror.NewWorkflowExecutionAlreadyStarted("Workflow execution already finished successfully", "", "run-0"),
+			wantIs:  ErrRunClosed,
+			wantMsg: `dunning run already ended: invoice "inv-1001" of tenant "acme"; a closed invoice is never dunned twice`,
+		},
+		{name: "server down", err: unavailable, wantIs: unavailable, wantMsg: "start dunning run dunning/acme/inv-1001: connection refused"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := NewClient(&fakeTemporal{err: tt.err}, Options{}).Start(context.Background(), validInput())
+			if !errors.Is(err, tt.wantIs) {
+				t.Errorf("err = %v, want errors.Is %v", err, tt.wantIs)
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantMsg) {
+				t.Errorf("err = %v, want it to contain %q", err, tt.wantMsg)
+			}
+		})
+	}
+}
+
+func TestRunErrorMapping(t *testing.T) {
+	unavailable := serviceerror.NewUnavailable("try later")
+	tests := []struct {
+		name    string
+		err     error
+		wantIs  error
+		wantNot []error
+		wantMsg string
+	}{
+		{"unknown run", serviceerror.NewNotFound("workflow not found for ID: dunning/acme/inv-1"), ErrRunNotFound, []error{ErrRunClosed}, `dunning run not found: tenant "acme" invoice "inv-1"`},
+		{"ended run", serviceerror.NewNotFound("workflow execution already completed"), ErrRunClosed, []error{ErrRunNotFound}, `dunning run already ended: tenant "acme" invoice "inv-1"`},
+		{"other error", unavailable, unavailable, []error{ErrRunNotFound, ErrRunClosed, ErrRejected}, "query status of dunning/acme/inv-1: try later"},
+		{"deadline", context.DeadlineExceeded, context.DeadlineExceeded, []error{ErrRunNotFound}, "deadline exceeded"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := runError(tt.err, "query status of", "acme", "inv-1")
+			if !errors.Is(err, tt.wantIs) {
+				t.Errorf("err = %v, want errors.Is %v", err, tt.wantIs)
+			}
+			for _, not := range tt.wantNot {
+				if errors.Is(err, not) {
+					t.Errorf("err = %v must not be %v", err, not)
+				}
+			}
+			if !strings.Contains(err.Error(), tt.wantMsg) {
+				t.Errorf("err = %q, want it to contain %q", err, tt.wantMsg)
+			}
+		})
+	}
+}
+
+func TestStatus(t *testing.T) {
+	want := workflows.Status{WorkflowID: "dunning/acme/inv-1", Tenant: "acme", InvoiceID: "inv-1", Phase: workflows.PhasePaused, Amount: "49.90", Currency: "EUR"}
+	tc := &fakeTemporal{value: want}
+	got, err := NewClient(tc, Options{}).Status(context.Background(), "acme", "inv-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("status = %+v, want %+v", got, want)
+	}
+	if wantCalls := []string{"QueryWorkflow dunning/acme/inv-1 status"}; !reflect.DeepEqual(tc.calls, wantCalls) {
+		t.Errorf("calls = %v, want %v", tc.calls, wantCalls)
+	}
+
+	_, err = NewClient(&fakeTemporal{err: serviceerror.NewNotFound("workflow not found")}, Options{}).Status(context.Background(), "acme", "inv-1")
+	if !errors.Is(err, ErrRunNotFound) {
+		t.Errorf("err = %v, want ErrRunNotFound", err)
+	}
+}
+
+func TestSignals(t *testing.T) {
+	tests := []struct {
+		name     string
+		send     func(*Client) error
+		wantName string
+		wantArg  any
+	}{
+		{
+			"cancel",
+			func(c *Client) error {
+				return c.Cancel(context.Background(), "acme", "inv-1", workflows.CancelRequest{Reason: "left", By: "ops"})
+			},
+			workflows.SignalCancel, workflows.CancelRequest{Reason: "left", By: "ops"},
+		},
+		{
+			"payment method updated",
+			func(c *Client) error {
+				return c.PaymentMethodUpdated(context.Background(), "acme", "inv-1", workflows.PaymentMethodUpdate{PaymentMethod: "pm_2"})
+			},
+			workflows.SignalPaymentMethodUpdated, workflows.PaymentMethodUpdate{PaymentMethod: "pm_2"},
+		},
+		{
+			"paid",
+			func(c *Client) error {
+				return c.Paid(context.Background(), "acme", "inv-1", workflows.PaidOutOfBand{Reference: "wire-1"})
+			},
+			workflows.SignalPaidOutOfBand, workflows.PaidOutOfBand{Reference: "wire-1"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tc := &fakeTemporal{}
+			if err := tt.send(NewClient(tc, Options{})); err != nil {
+				t.Fatal(err)
+			}
+			s := tc.signalled
+			if s.id != "dunning/acme/inv-1" || s.runID != "" || s.name != tt.wantName || !reflect.DeepEqual(s.arg, tt.wantArg) {
+				t.Errorf("signalled %+v, want %s %+v to the current run", s, tt.wantName, tt.wantArg)
+			}
+
+			closed := &fakeTemporal{err: serviceerror.NewNotFound("workflow execution already completed")}
+			if err := tt.send(NewClient(closed, Options{})); !errors.Is(err, ErrRunClosed) {
+				t.Errorf("err = %v, want ErrRunClosed", err)
+			}
+		})
+	}
+}
+
+func TestRequestsCheckTheRunKeyFirst(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name string
+		call func(*Client) error
+	}{
+		{"status", func(c *Client) error { _, err := c.Status(ctx, "ac/me", "inv-1"); return err }},
+		{"cancel", func(c *Client) error { return c.Cancel(ctx, "acme", "", workflows.CancelRequest{Reason: "x"}) }},
+		{"cancel without reason", func(c *Client) error { return c.Cancel(ctx, "acme", "inv-1", workflows.CancelRequest{}) }},
+		{"expedite", func(c *Client) error {
+			_, err := c.Expedite(ctx, "acme", "inv 1", workflows.ExpediteRequest{})
+			return err
+		}},
+		{"card updated", func(c *Client) error {
+			return c.PaymentMethodUpdated(ctx, strings.Repeat("t", 129), "inv-1", workflows.PaymentMethodUpdate{})
+		}},
+		{"paid", func(c *Client) error { return c.Paid(ctx, "acme", "inv/1", workflows.PaidOutOfBand{}) }},
+		{"result", func(c *Client) error { _, err := c.Result(ctx, "", ""); return err }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tc := &fakeTemporal{}
+			if err := tt.call(NewClient(tc, Options{})); !errors.Is(err, ErrInvalid) {
+				t.Errorf("err = %v, want ErrInvalid", err)
+			}
+			if len(tc.calls) != 0 {
+				t.Errorf("Temporal was called: %v", tc.calls)
+			}
+		})
+	}
+}
+
+func TestExpedite(t *testing.T) {
+	rec := workflows.AttemptRecord{Number: 2, Reason: policy.ReasonExpedite, IdempotencyKey: "k", Outcome: "succeeded", StartedAt: time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)}
+	tests := []struct {
+		name    string
+		tc      *fakeTemporal
+		want    workflows.AttemptRecord
+		wantIs  error
+		wantMsg string
+	}{
+		{name: "attempt made", tc: &fakeTemporal{value: rec}, want: rec},
+		{
+			name:    "rejected by the run",
+			tc:      &fakeTemporal{getErr: temporal.NewApplicationError("no attempts left in the schedule", "NoAttemptsLeft")},
+			wantIs:  ErrRejected,
+			wantMsg: "rejected by the dunning run: no attempts left in the schedule",
+		},
+		{name: "ended run", tc: &fakeTemporal{err: serviceerror.NewNotFound("workflow execution already completed")}, wantIs: ErrRunClosed},
+		{name: "unknown run", tc: &fakeTemporal{err: serviceerror.NewNotFound("workflow not found")}, wantIs: ErrRunNotFound},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := workflows.ExpediteRequest{Reason: "customer called"}
+			got, err := NewClient(tt.tc, Options{}).Expedite(context.Background(), "acme", "inv-1", req)
+			if tt.wantIs == nil && err != nil {
+				t.Fatal(err)
+			}
+			if !errors.Is(err, tt.wantIs) {
+				t.Errorf("err = %v, want errors.Is %v", err, tt.wantIs)
+			}
+			if tt.wantMsg != "" && (err == nil || err.Error() != tt.wantMsg) {
+				t.Errorf("err = %v, want %q", err, tt.wantMsg)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("record = %+v, want %+v", got, tt.want)
+			}
+			o := tt.tc.updateOpts
+			if o.WorkflowID != "dunning/acme/inv-1" || o.UpdateName != workflows.UpdateExpedite ||
+				o.WaitForStage != client.WorkflowUpdateStageCompleted || !reflect.DeepEqual(o.Args, []any{req}) {
+				t.Errorf("update options = %+v", o)
+			}
+		})
+	}
+}
+
+func TestResult(t *testing.T) {
+	want := workflows.Result{Outcome: "recovered", Reason: "charged", Attempts: 2, Amount: "49.90", Currency: "EUR"}
+	tc := &fakeTemporal{value: want}
+	got, err := NewClient(tc, Options{}).Result(context.Background(), "acme", "inv-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("result = %+v, want %+v", got, want)
+	}
+	_, err = NewClient(&fakeTemporal{getErr: serviceerror.NewNotFound("workflow not found")}, Options{}).Result(context.Background(), "acme", "inv-1")
+	if !errors.Is(err, ErrRunNotFound) {
+		t.Errorf("err = %v, want ErrRunNotFound", err)
+	}
+}
+
+// TestValidateRunKeyMatchesInput keeps the path rule and the start rule the
+// same: a run reachable by path is one that could have been started.
+func TestValidateRunKeyMatchesInput(t *testing.T) {
+	keys := []string{"acme", "a", "ACME-eu_1.prod:x@y", strings.Repeat("k", 128), strings.Repeat("k", 129), "", "ac me", "ac/me", "acmé", "a+b", "a%2Fb", "a\nb"}
+	for _, key := range keys {
+		in := validInput()
+		in.Tenant, in.InvoiceID = key, key
+		inputOK := in.Validate() == nil
+		keyOK := ValidateRunKey(key, key) == nil
+		if inputOK != keyOK {
+			t.Errorf("key %q: Input.Validate ok=%v, ValidateRunKey ok=%v", key, inputOK, keyOK)
+		}
+	}
+}
+
+func mustCatalog(t *testing.T, ps ...policy.Policy) *policy.Catalog {
+	t.Helper()
+	c, err := policy.NewCatalog(ps...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// pinned is in as Start hands it to the workflow: a catalog policy's content
+// travels with the run.
+func pinned(in workflows.Input) workflows.Input {
+	if in.Policy != nil {
+		return in
+	}
+	if in.PolicyName == "" {
+		in.PolicyName = DefaultPolicy
+	}
+	p, _ := policy.Builtin().Lookup(in.PolicyName)
+	in.Policy = &p
+	return in
+}
