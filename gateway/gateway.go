@@ -16,11 +16,11 @@ type ChargeRequest struct {
 	IdempotencyKey string
 	// Attempt is the dunning attempt number (1-based), for gateways that
 	// report it back to the merchant.
-	Attempt        int
-	Tenant         string
-	InvoiceID      string
-	CustomerID     string
-	PaymentMethod  string
+	Attempt       int
+	Tenant        string
+	InvoiceID     string
+	CustomerID    string
+	PaymentMethod string
 	// AmountMinor is the amount in the currency's minor unit.
 	AmountMinor int64
 	Currency    string
