@@ -216,6 +216,12 @@ func buildConfig(opts Options, hostPort string) (*config.Config, error) {
 		svc.RPC.BindOnIP = opts.IP
 		if name == "frontend" {
 			svc.RPC.GRPCPort = opts.FrontendPort
+			// The HTTP API serves Nexus callbacks and the HTTP/JSON API.
+			p, err := freePort(opts.IP)
+			if err != nil {
+				return nil, err
+			}
+			svc.RPC.HTTPPort = p
 		} else {
 			p, err := freePort(opts.IP)
 			if err != nil {

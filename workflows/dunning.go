@@ -87,6 +87,9 @@ func DunningWorkflow(ctx workflow.Context, in Input) (Result, error) {
 			Policy:       pol.Ref(),
 			ServiceState: policy.ServiceActive,
 			Declines:     []Decline{decline},
+			Attempts:     []AttemptRecord{},
+			Messages:     []MessageRecord{},
+			ServiceLog:   []policy.ServiceChange{},
 			StartedAt:    now,
 		},
 		saPhase: PhaseRecovering,
@@ -275,7 +278,7 @@ func (r *run) setService(ctx workflow.Context, step policy.Step) {
 		workflow.GetLogger(ctx).Error("service change not delivered", "state", step.State, "error", err)
 	}
 	r.changes = append(r.changes, policy.ServiceChange{State: step.State, At: workflow.Now(ctx)})
-	r.status.ServiceLog = r.changes
+	r.status.ServiceLog = append(r.status.ServiceLog, r.changes[len(r.changes)-1])
 	r.status.ServiceState = step.State
 	switch step.State {
 	case policy.ServicePaused:
