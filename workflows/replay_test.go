@@ -1,0 +1,39 @@
+package workflows
+
+import (
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+
+	tlog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+)
+
+// TestReplayRecordedHistories replays histories recorded from real runs
+// (testdata/histories: recovered, exhausted, expedited then cancelled,
+// card updated, paid out of band). A change to DunningWorkflow that would
+// break running workflows fails here: guard it with workflow.GetVersion.
+func TestReplayRecordedHistories(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("testdata", "histories", "*.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) < 5 {
+		t.Fatalf("found %d recorded histories, want at least 5", len(files))
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			r := worker.NewWorkflowReplayer()
+			r.RegisterWorkflowWithOptions(DunningWorkflow, workflow.RegisterOptions{Name: WorkflowName})
+			logger := tlog.NewStructuredLogger(slog.New(slog.DiscardHandler))
+			if os.Getenv("REPLAY_VERBOSE") != "" {
+				logger = tlog.NewStructuredLogger(slog.Default())
+			}
+			if err := r.ReplayWorkflowHistoryFromJSONFile(logger, f); err != nil {
+				t.Fatalf("replay %s: %v", f, err)
+			}
+		})
+	}
+}
