@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -31,13 +32,17 @@ import (
 func main() {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	slog.SetDefault(logger)
-	if err := run(logger, os.Args[1:]); err != nil {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, logger, os.Args[1:], nil); err != nil {
 		logger.Error("dev mode stopped", "error", err)
 		os.Exit(1)
 	}
 }
 
-func run(logger *slog.Logger, args []string) error {
+// run serves until ctx ends. ready, when not nil, receives the intake API's
+// address once everything is up.
+func run(ctx context.Context, logger *slog.Logger, args []string, ready chan<- string) error {
 	fs := flag.NewFlagSet("dunning-dev", flag.ContinueOnError)
 	dbFile := fs.String("db-file", filepath.Join(".dev", "temporal.db"), "SQLite file for Temporal's state (kept across restarts)")
 	temporalPort := fs.Int("temporal-port", 7233, "Temporal frontend gRPC port")
@@ -46,8 +51,6 @@ func run(logger *slog.Logger, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	cfg := worker.ConfigFromEnv()
 
 	store, err := ledger.Open(ctx, cfg.DatabaseURL)
@@ -96,8 +99,15 @@ func run(logger *slog.Logger, args []string) error {
 		Handler:           intake.NewHandler(starter.NewClient(c, starter.Options{TaskQueue: cfg.TaskQueue}), logger),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
+	ln, err := net.Listen("tcp", *httpAddr)
+	if err != nil {
+		return fmt.Errorf("intake API: %w", err)
+	}
 	apiErr := make(chan error, 1)
-	go func() { apiErr <- api.ListenAndServe() }()
+	go func() { apiErr <- api.Serve(ln) }()
+	if ready != nil {
+		ready <- ln.Addr().String()
+	}
 
 	fmt.Fprintf(os.Stderr, `
   Dunning platform (dev mode) is up.

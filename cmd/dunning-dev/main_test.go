@@ -1,0 +1,111 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dunningco/dunning/ledger/ledgertest"
+)
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+}
+
+// TestDevModeServesUIAndAPI runs README's first command in-process: the
+// embedded Temporal server with its Web UI, the worker and the intake API,
+// then starts a demo run with README's curl body and watches it recover.
+func TestDevModeServesUIAndAPI(t *testing.T) {
+	t.Setenv("DATABASE_URL", ledgertest.NewDatabaseURL(t))
+	uiPort := freePort(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, slog.New(slog.DiscardHandler), []string{
+			"-db-file", filepath.Join(t.TempDir(), "temporal.db"),
+			"-temporal-port", freePort(t), "-ui-port", uiPort, "-http", "127.0.0.1:0",
+		}, ready)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("dev mode stopped with %v", err)
+		}
+	})
+	var api string
+	select {
+	case api = <-ready:
+	case err := <-done:
+		t.Fatalf("dev mode failed to start: %v", err)
+	case <-time.After(time.Minute):
+		t.Fatal("dev mode not ready within a minute")
+	}
+
+	resp, err := http.Post("http://"+api+"/v1/declines", "application/json", strings.NewReader(`{"tenant":"acme","invoice_id":"inv-1001",
+		"customer":{"id":"cus-42","email":"ada@example.com"},"amount":"49.90","currency":"EUR","payment_method":"sim:succeed",
+		"decline":{"gateway":"simulator","code":"insufficient_funds"},"policy":"demo"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted || !strings.Contains(string(body), `"workflow_id":"dunning/acme/inv-1001"`) {
+		t.Fatalf("start: %d %s", resp.StatusCode, body)
+	}
+
+	// The Web UI's own API lists the run, filtered by our search attribute.
+	ui := fmt.Sprintf("http://127.0.0.1:%s/api/v1/namespaces/default/workflows?query=%s", uiPort,
+		"DunningInvoiceID%3D%22inv-1001%22")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(ui)
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK && strings.Contains(string(b), "dunning/acme/inv-1001") {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the Web UI does not list the run (last error %v)", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+
+	// Demo policy: first retry 10 s after the decline, and sim:succeed pays.
+	deadline = time.Now().Add(45 * time.Second)
+	for {
+		resp, err := http.Get("http://" + api + "/v1/runs/acme/inv-1001")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st struct {
+			Phase string `json:"phase"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&st)
+		resp.Body.Close()
+		if err == nil && st.Phase == "recovered" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("run phase %q, want recovered", st.Phase)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
