@@ -6,6 +6,7 @@ package activities
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -41,6 +42,20 @@ const (
 var NonRetryable = []string{
 	ErrTypeInvalidInput, ErrTypeUnknownGateway, ErrTypeGatewayPermanent,
 	ErrTypeMessageRejected, ErrTypeCallbackRejected, ErrTypeRunClosed,
+}
+
+// ledgerErr classifies a ledger failure: a record that can never be written
+// (invalid, conflicting, unknown or closed run) is permanent, so it is not
+// retried for hours; anything else, such as a lost connection, is retried.
+func ledgerErr(err error, format string, args ...any) error {
+	wrapped := fmt.Errorf(format+": %w", append(args, err)...)
+	switch {
+	case errors.Is(err, ledger.ErrRunClosed):
+		return permanent(ErrTypeRunClosed, wrapped)
+	case errors.Is(err, ledger.ErrInvalid), errors.Is(err, ledger.ErrConflict), errors.Is(err, ledger.ErrNotFound):
+		return permanent(ErrTypeInvalidInput, wrapped)
+	}
+	return wrapped
 }
 
 func permanent(errType string, err error) error {

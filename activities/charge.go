@@ -79,12 +79,9 @@ func (a *Charges) Charge(ctx context.Context, in ChargeInput) (ChargeOutput, err
 		Status:         "pending",
 		StartedAt:      time.Now().UTC(),
 	})
-	if errors.Is(err, ledger.ErrRunClosed) || errors.Is(err, ledger.ErrConflict) || errors.Is(err, ledger.ErrInvalid) {
-		// Never charge for a closed run or over a conflicting record.
-		return ChargeOutput{}, permanent(ErrTypeRunClosed, fmt.Errorf("charge %s: %w", in.IdempotencyKey, err))
-	}
 	if err != nil {
-		return ChargeOutput{}, fmt.Errorf("charge %s: record attempt: %w", in.IdempotencyKey, err)
+		// A closed run or a conflicting record is never charged.
+		return ChargeOutput{}, ledgerErr(err, "charge %s: record attempt", in.IdempotencyKey)
 	}
 	if row.Status != "pending" {
 		return ChargeOutput{Outcome: gateway.Outcome(row.Status), DeclineCode: row.DeclineCode, AdviceCode: row.AdviceCode,
@@ -103,7 +100,7 @@ func (a *Charges) Charge(ctx context.Context, in ChargeInput) (ChargeOutput, err
 	if err != nil {
 		if errors.Is(err, gateway.ErrPermanent) {
 			if ferr := a.Ledger.FinishAttempt(ctx, in.IdempotencyKey, string(gateway.Failed), "", "", err.Error(), "", time.Now().UTC()); ferr != nil {
-				return ChargeOutput{}, fmt.Errorf("charge %s: record failure: %w", in.IdempotencyKey, ferr)
+				return ChargeOutput{}, ledgerErr(ferr, "charge %s: record failure", in.IdempotencyKey)
 			}
 			return ChargeOutput{}, permanent(ErrTypeGatewayPermanent, fmt.Errorf("charge %s: %w", in.IdempotencyKey, err))
 		}
@@ -116,7 +113,7 @@ func (a *Charges) Charge(ctx context.Context, in ChargeInput) (ChargeOutput, err
 		res.At = time.Now().UTC()
 	}
 	if err := a.Ledger.FinishAttempt(ctx, in.IdempotencyKey, string(res.Outcome), res.DeclineCode, res.AdviceCode, res.Message, res.Ref, res.At); err != nil {
-		return ChargeOutput{}, fmt.Errorf("charge %s: record outcome: %w", in.IdempotencyKey, err)
+		return ChargeOutput{}, ledgerErr(err, "charge %s: record outcome", in.IdempotencyKey)
 	}
 	a.logger().InfoContext(ctx, "charge attempt finished", "key", in.IdempotencyKey, "outcome", res.Outcome, "decline_code", res.DeclineCode)
 	return ChargeOutput{Outcome: res.Outcome, DeclineCode: res.DeclineCode, AdviceCode: res.AdviceCode,

@@ -398,7 +398,7 @@ func TestChargeConflictingAttemptNumber(t *testing.T) {
 	other.IdempotencyKey = testWorkflowID + "/attempt-1-again"
 
 	_, err := f.charge(t, other)
-	assertPermanent(t, err, activities.ErrTypeRunClosed)
+	assertPermanent(t, err, activities.ErrTypeInvalidInput)
 	if got := f.sim.Calls(other.IdempotencyKey); got != 0 {
 		t.Errorf("simulator Calls = %d for the conflicting key, want 0", got)
 	}

@@ -75,7 +75,7 @@ func (a *Notifications) Notify(ctx context.Context, in NotifyInput) (NotifyOutpu
 		CreatedAt:      time.Now().UTC(),
 	})
 	if err != nil {
-		return NotifyOutput{}, fmt.Errorf("notify %s: record message: %w", in.IdempotencyKey, err)
+		return NotifyOutput{}, ledgerErr(err, "notify %s: record message", in.IdempotencyKey)
 	}
 	switch row.Status {
 	case "sent", "skipped":
@@ -89,7 +89,7 @@ func (a *Notifications) Notify(ctx context.Context, in NotifyInput) (NotifyOutpu
 			detail = "no " + in.Channel + " provider configured"
 		}
 		if err := a.Ledger.FinishMessage(ctx, in.IdempotencyKey, "skipped", "", "", detail, time.Now().UTC()); err != nil {
-			return NotifyOutput{}, fmt.Errorf("notify %s: record skip: %w", in.IdempotencyKey, err)
+			return NotifyOutput{}, ledgerErr(err, "notify %s: record skip", in.IdempotencyKey)
 		}
 		return NotifyOutput{Status: "skipped", Detail: detail}, nil
 	}
@@ -100,14 +100,14 @@ func (a *Notifications) Notify(ctx context.Context, in NotifyInput) (NotifyOutpu
 	if err != nil {
 		if errors.Is(err, notify.ErrRejected) {
 			if ferr := a.Ledger.FinishMessage(ctx, in.IdempotencyKey, "failed", "", "", err.Error(), time.Now().UTC()); ferr != nil {
-				return NotifyOutput{}, fmt.Errorf("notify %s: record rejection: %w", in.IdempotencyKey, ferr)
+				return NotifyOutput{}, ledgerErr(ferr, "notify %s: record rejection", in.IdempotencyKey)
 			}
 			return NotifyOutput{}, permanent(ErrTypeMessageRejected, fmt.Errorf("notify %s: %w", in.IdempotencyKey, err))
 		}
 		return NotifyOutput{}, fmt.Errorf("notify %s: %w", in.IdempotencyKey, err)
 	}
 	if err := a.Ledger.FinishMessage(ctx, in.IdempotencyKey, "sent", receipt.Provider, receipt.Ref, "", time.Now().UTC()); err != nil {
-		return NotifyOutput{}, fmt.Errorf("notify %s: record send: %w", in.IdempotencyKey, err)
+		return NotifyOutput{}, ledgerErr(err, "notify %s: record send", in.IdempotencyKey)
 	}
 	return NotifyOutput{Status: "sent", Provider: receipt.Provider, ProviderRef: receipt.Ref}, nil
 }

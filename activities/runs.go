@@ -40,8 +40,17 @@ type CloseRunInput struct {
 
 // RunClosedEvent is the JSON body POSTed to the billing system when a run ends.
 type RunClosedEvent struct {
-	Type string `json:"type"` // "run.closed"
-	CloseRunInput
+	Type       string    `json:"type"` // "run.closed"
+	WorkflowID string    `json:"workflow_id"`
+	Tenant     string    `json:"tenant"`
+	InvoiceID  string    `json:"invoice_id"`
+	CustomerID string    `json:"customer_id"`
+	Outcome    string    `json:"outcome"`
+	Reason     string    `json:"reason"`
+	Amount     string    `json:"amount"`
+	Currency   string    `json:"currency"`
+	Attempts   int       `json:"attempts"`
+	ClosedAt   time.Time `json:"closed_at"`
 }
 
 // Runs keeps the run rows of the ledger and reports outcomes.
@@ -62,11 +71,9 @@ func (a *Runs) OpenRun(ctx context.Context, in OpenRunInput) error {
 		WorkflowID: in.WorkflowID, Tenant: in.Tenant, InvoiceID: in.InvoiceID, CustomerID: in.CustomerID,
 		Amount: amount.Value, Currency: amount.Currency.Code, Policy: in.Policy, Status: "open", OpenedAt: in.OpenedAt,
 	})
-	if errors.Is(err, ledger.ErrRunClosed) {
-		return permanent(ErrTypeRunClosed, fmt.Errorf("open run %s: %w", in.WorkflowID, err))
-	}
 	if err != nil {
-		return fmt.Errorf("open run %s: %w", in.WorkflowID, err)
+		// An invoice whose run closed, or that belongs to another run, stays shut.
+		return ledgerErr(err, "open run %s", in.WorkflowID)
 	}
 	return nil
 }
@@ -75,7 +82,7 @@ func (a *Runs) OpenRun(ctx context.Context, in OpenRunInput) error {
 // system when a callback is configured.
 func (a *Runs) CloseRun(ctx context.Context, in CloseRunInput) error {
 	if err := a.Ledger.CloseRun(ctx, in.WorkflowID, in.Outcome, in.Reason, in.ClosedAt); err != nil {
-		return fmt.Errorf("close run %s: %w", in.WorkflowID, err)
+		return ledgerErr(err, "close run %s", in.WorkflowID)
 	}
 	url := in.CallbackURL
 	if url == "" {
@@ -84,7 +91,10 @@ func (a *Runs) CloseRun(ctx context.Context, in CloseRunInput) error {
 	if url == "" {
 		return nil
 	}
-	err := a.Callback.Post(ctx, url, in.WorkflowID+"/closed", RunClosedEvent{Type: "run.closed", CloseRunInput: in})
+	err := a.Callback.Post(ctx, url, in.WorkflowID+"/closed", RunClosedEvent{
+		Type: "run.closed", WorkflowID: in.WorkflowID, Tenant: in.Tenant, InvoiceID: in.InvoiceID, CustomerID: in.CustomerID,
+		Outcome: in.Outcome, Reason: in.Reason, Amount: in.Amount, Currency: in.Currency, Attempts: in.Attempts, ClosedAt: in.ClosedAt,
+	})
 	if errors.Is(err, billing.ErrRejected) {
 		return permanent(ErrTypeCallbackRejected, fmt.Errorf("close run %s: %w", in.WorkflowID, err))
 	}

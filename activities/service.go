@@ -67,10 +67,14 @@ func (a *ServiceActions) SetServiceState(ctx context.Context, in ServiceInput) (
 		CreatedAt:      time.Now().UTC(),
 	})
 	if err != nil {
-		return ServiceOutput{}, fmt.Errorf("service change %s: record: %w", in.IdempotencyKey, err)
+		return ServiceOutput{}, ledgerErr(err, "service change %s: record", in.IdempotencyKey)
 	}
-	if row.CallbackStatus == "delivered" || row.CallbackStatus == "none" {
+	switch row.CallbackStatus {
+	case "delivered", "none":
 		return ServiceOutput{Callback: row.CallbackStatus}, nil
+	case "failed":
+		// The billing system refused it once; posting again would not help.
+		return ServiceOutput{}, permanent(ErrTypeCallbackRejected, fmt.Errorf("service change %s: billing system rejected it earlier: %s", in.IdempotencyKey, row.CallbackDetail))
 	}
 	url := in.CallbackURL
 	if url == "" {
@@ -78,7 +82,7 @@ func (a *ServiceActions) SetServiceState(ctx context.Context, in ServiceInput) (
 	}
 	if url == "" {
 		if err := a.Ledger.MarkServiceCallback(ctx, in.IdempotencyKey, "none", "no billing callback configured"); err != nil {
-			return ServiceOutput{}, fmt.Errorf("service change %s: %w", in.IdempotencyKey, err)
+			return ServiceOutput{}, ledgerErr(err, "service change %s", in.IdempotencyKey)
 		}
 		return ServiceOutput{Callback: "none"}, nil
 	}
@@ -90,14 +94,14 @@ func (a *ServiceActions) SetServiceState(ctx context.Context, in ServiceInput) (
 	if err != nil {
 		if errors.Is(err, billing.ErrRejected) {
 			if merr := a.Ledger.MarkServiceCallback(ctx, in.IdempotencyKey, "failed", err.Error()); merr != nil {
-				return ServiceOutput{}, fmt.Errorf("service change %s: %w", in.IdempotencyKey, merr)
+				return ServiceOutput{}, ledgerErr(merr, "service change %s", in.IdempotencyKey)
 			}
 			return ServiceOutput{}, permanent(ErrTypeCallbackRejected, fmt.Errorf("service change %s: %w", in.IdempotencyKey, err))
 		}
 		return ServiceOutput{}, fmt.Errorf("service change %s: %w", in.IdempotencyKey, err)
 	}
 	if err := a.Ledger.MarkServiceCallback(ctx, in.IdempotencyKey, "delivered", ""); err != nil {
-		return ServiceOutput{}, fmt.Errorf("service change %s: %w", in.IdempotencyKey, err)
+		return ServiceOutput{}, ledgerErr(err, "service change %s", in.IdempotencyKey)
 	}
 	return ServiceOutput{Callback: "delivered"}, nil
 }
