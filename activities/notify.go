@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/dunningco/dunning/ledger"
@@ -58,7 +59,7 @@ func (a *Notifications) Notify(ctx context.Context, in NotifyInput) (NotifyOutpu
 	default:
 		return NotifyOutput{}, permanent(ErrTypeInvalidInput, fmt.Errorf("notify %s: unknown channel %q", in.IdempotencyKey, in.Channel))
 	}
-	subject, body, err := notify.Render(in.Kind, in.Channel, in.Data)
+	msg, err := notify.Render(in.Kind, in.Channel, in.Locale, in.Data)
 	if err != nil {
 		return NotifyOutput{}, permanent(ErrTypeInvalidInput, fmt.Errorf("notify %s: %w", in.IdempotencyKey, err))
 	}
@@ -69,8 +70,8 @@ func (a *Notifications) Notify(ctx context.Context, in NotifyInput) (NotifyOutpu
 		Channel:        in.Channel,
 		Recipient:      in.Recipient,
 		Locale:         in.Locale,
-		Subject:        subject,
-		Body:           body,
+		Subject:        msg.Subject,
+		Body:           msg.Text,
 		Status:         "pending",
 		CreatedAt:      time.Now().UTC(),
 	})
@@ -95,7 +96,8 @@ func (a *Notifications) Notify(ctx context.Context, in NotifyInput) (NotifyOutpu
 	}
 	receipt, err := sender.Send(ctx, notify.Message{
 		IdempotencyKey: in.IdempotencyKey, Kind: in.Kind, Channel: in.Channel, To: in.Recipient,
-		Locale: in.Locale, Subject: subject, Body: body,
+		Locale: in.Locale, Subject: msg.Subject, Body: msg.Text, HTML: msg.HTML,
+		WorkflowID: in.WorkflowID, Step: strings.TrimPrefix(in.IdempotencyKey, in.WorkflowID+"/"),
 	})
 	if err != nil {
 		if errors.Is(err, notify.ErrRejected) {

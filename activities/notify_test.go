@@ -86,7 +86,7 @@ func notifyInput(channel, recipient string) activities.NotifyInput {
 		Recipient:      recipient,
 		Locale:         "pl-PL",
 		Data: notify.Data{
-			CustomerID: "cus_1", InvoiceID: "inv-1", Amount: "49.90 EUR",
+			CustomerID: "cus_1", InvoiceID: "inv-1", Amount: "49.90", Currency: "EUR",
 			NextRetryAt: t0, TimeZone: "Europe/Warsaw", Attempt: 1,
 		},
 	}
@@ -108,7 +108,8 @@ func TestNotifySendsOnce(t *testing.T) {
 			if tt.channel == "sms" {
 				sender, other = f.sms, f.email
 			}
-			wantSubject, wantBody, err := notify.Render(in.Kind, in.Channel, in.Data)
+			rendered, err := notify.Render(in.Kind, in.Channel, "en", in.Data)
+			wantSubject, wantBody := rendered.Subject, rendered.Text
 			if err != nil {
 				t.Fatalf("Render: %v", err)
 			}
@@ -129,6 +130,7 @@ func TestNotifySendsOnce(t *testing.T) {
 			wantMsg := notify.Message{
 				IdempotencyKey: in.IdempotencyKey, Kind: "payment_failed", Channel: tt.channel, To: tt.recipient,
 				Locale: "pl-PL", Subject: wantSubject, Body: wantBody,
+				WorkflowID: in.WorkflowID, Step: "attempt-1-failed/" + tt.channel,
 			}
 			if sent[0] != wantMsg {
 				t.Errorf("sent %+v, want %+v", sent[0], wantMsg)

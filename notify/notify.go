@@ -18,7 +18,12 @@ type Message struct {
 	To             string
 	Locale         string
 	Subject        string // email only
-	Body           string
+	Body           string // plain text
+	HTML           string // email only; empty sends text only
+	// WorkflowID and Step travel with the message (e.g. SendGrid custom
+	// args) so a delivery event can be traced to its run.
+	WorkflowID string
+	Step       string
 }
 
 // Receipt is the provider's acknowledgement.

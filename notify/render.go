@@ -10,13 +10,33 @@ import (
 
 // Data fills a message template.
 type Data struct {
-	CustomerID  string
-	InvoiceID   string
-	Amount      string // already formatted, e.g. "49.90 EUR"
-	NextRetryAt time.Time
-	TimeZone    string
-	Attempt     int
+	CustomerID string `json:"customer_id"`
+	InvoiceID  string `json:"invoice_id"`
+	// Amount is a decimal string in Currency; templates format it for the
+	// customer's locale.
+	Amount      string    `json:"amount"`
+	Currency    string    `json:"currency"`
+	NextRetryAt time.Time `json:"next_retry_at,omitzero"`
+	TimeZone    string    `json:"time_zone,omitempty"`
+	Attempt     int       `json:"attempt,omitempty"`
+	// CardUpdateURL is the signed link to update the payment method.
+	CardUpdateURL string `json:"card_update_url,omitempty"`
 }
+
+// Rendered is a message ready to send. SMS has Text only.
+type Rendered struct {
+	Subject string
+	Text    string
+	HTML    string
+}
+
+// Kinds lists the message kinds that have templates.
+func Kinds() []string {
+	return []string{"payment_failed", "retry_failed", "service_paused", "service_suspended", "service_cancelled", "payment_recovered"}
+}
+
+// Locales lists the locales with templates; others fall back to English.
+func Locales() []string { return []string{"en"} }
 
 type tmpl struct{ subject, body string }
 
@@ -60,17 +80,27 @@ var parsed = func() map[string][2]*template.Template {
 	return out
 }()
 
-// Render returns the subject and body of a message kind. SMS bodies carry
+// Render returns a message of kind for channel in the customer's locale.
+func Render(kind, channel, locale string, d Data) (Rendered, error) {
+	subject, body, err := render(kind, channel, d)
+	if err != nil {
+		return Rendered{}, err
+	}
+	return Rendered{Subject: subject, Text: body}, nil
+}
+
+// render returns the subject and body of a message kind. SMS bodies carry
 // the subject's gist only, to stay within one segment where possible.
-func Render(kind, channel string, d Data) (subject, body string, err error) {
+func render(kind, channel string, d Data) (subject, body string, err error) {
 	t, ok := parsed[kind]
 	if !ok {
 		return "", "", fmt.Errorf("notify: no template for message kind %q", kind)
 	}
 	view := struct {
 		Data
-		Next string
-	}{Data: d}
+		Amount string // shadows Data.Amount with the formatted amount
+		Next   string
+	}{Data: d, Amount: d.Amount + " " + d.Currency}
 	if !d.NextRetryAt.IsZero() {
 		loc := time.UTC
 		if l, err := time.LoadLocation(d.TimeZone); err == nil && d.TimeZone != "" {

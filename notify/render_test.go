@@ -20,7 +20,8 @@ func sampleData() notify.Data {
 	return notify.Data{
 		CustomerID:  "cus_42",
 		InvoiceID:   "INV-2026-0042",
-		Amount:      "49.90 EUR",
+		Amount:      "49.90",
+		Currency:    "EUR",
 		NextRetryAt: time.Date(2026, 3, 5, 8, 0, 0, 0, time.UTC),
 		TimeZone:    "Europe/Warsaw",
 		Attempt:     2,
@@ -41,7 +42,8 @@ func TestRenderEmail(t *testing.T) {
 	d := sampleData()
 	for _, kind := range kinds {
 		t.Run(kind, func(t *testing.T) {
-			subject, body, err := notify.Render(kind, "email", d)
+			rendered, err := notify.Render(kind, "email", "en", d)
+			subject, body := rendered.Subject, rendered.Text
 			if err != nil {
 				t.Fatalf("Render(%s, email): %v", kind, err)
 			}
@@ -66,7 +68,8 @@ func TestRenderSMS(t *testing.T) {
 	d := sampleData()
 	for _, kind := range kinds {
 		t.Run(kind, func(t *testing.T) {
-			subject, body, err := notify.Render(kind, "sms", d)
+			rendered, err := notify.Render(kind, "sms", "en", d)
+			subject, body := rendered.Subject, rendered.Text
 			if err != nil {
 				t.Fatalf("Render(%s, sms): %v", kind, err)
 			}
@@ -85,7 +88,8 @@ func TestRenderSMS(t *testing.T) {
 			if !strings.HasSuffix(body, ".") || strings.HasSuffix(body, "..") {
 				t.Errorf("SMS body %q should end with one full stop", body)
 			}
-			emailSubject, _, err := notify.Render(kind, "email", d)
+			email, err := notify.Render(kind, "email", "en", d)
+			emailSubject := email.Subject
 			if err != nil {
 				t.Fatalf("Render(%s, email): %v", kind, err)
 			}
@@ -117,7 +121,7 @@ func TestRenderExactText(t *testing.T) {
 		},
 		{
 			kind: "retry_failed", channel: "email",
-			data:        notify.Data{InvoiceID: "INV-7", Amount: "1200 JPY", Attempt: 4},
+			data:        notify.Data{InvoiceID: "INV-7", Amount: "1200", Currency: "JPY", Attempt: 4},
 			wantSubject: "We still could not collect your payment for invoice INV-7",
 			want:        "Attempt 4 to collect 1200 JPY for invoice INV-7 was declined. Please update your payment details to keep your service running.",
 		},
@@ -129,7 +133,8 @@ func TestRenderExactText(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.kind+"/"+tt.channel, func(t *testing.T) {
-			subject, body, err := notify.Render(tt.kind, tt.channel, tt.data)
+			rendered, err := notify.Render(tt.kind, tt.channel, "en", tt.data)
+			subject, body := rendered.Subject, rendered.Text
 			if err != nil {
 				t.Fatalf("Render: %v", err)
 			}
@@ -162,7 +167,8 @@ func TestRenderNextRetryInCustomerTimeZone(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			d := sampleData()
 			d.NextRetryAt, d.TimeZone = tt.at, tt.timeZone
-			_, body, err := notify.Render("payment_failed", "email", d)
+			rendered, err := notify.Render("payment_failed", "email", "en", d)
+			_, body := rendered.Subject, rendered.Text
 			if err != nil {
 				t.Fatalf("Render: %v", err)
 			}
@@ -178,7 +184,8 @@ func TestRenderWithoutNextRetry(t *testing.T) {
 		t.Run(kind, func(t *testing.T) {
 			d := sampleData()
 			d.NextRetryAt = time.Time{}
-			_, body, err := notify.Render(kind, "email", d)
+			rendered, err := notify.Render(kind, "email", "en", d)
+			_, body := rendered.Subject, rendered.Text
 			if err != nil {
 				t.Fatalf("Render: %v", err)
 			}
@@ -201,7 +208,8 @@ func TestRenderUnknownKind(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.kind+"/"+tt.channel, func(t *testing.T) {
-			subject, body, err := notify.Render(tt.kind, tt.channel, sampleData())
+			rendered, err := notify.Render(tt.kind, tt.channel, "en", sampleData())
+			subject, body := rendered.Subject, rendered.Text
 			if err == nil {
 				t.Fatalf("Render(%q, %q) = %q, %q; want an error", tt.kind, tt.channel, subject, body)
 			}

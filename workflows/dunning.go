@@ -244,7 +244,8 @@ func (r *run) notify(ctx workflow.Context, step policy.Step) {
 	data := notify.Data{
 		CustomerID: r.in.Customer.ID,
 		InvoiceID:  r.in.InvoiceID,
-		Amount:     r.amount.String(),
+		Amount:     r.amount.Decimal(),
+		Currency:   r.amount.Currency.Code,
 		TimeZone:   r.in.Customer.TimeZone,
 		Attempt:    len(r.attempts),
 	}
