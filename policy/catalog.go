@@ -32,6 +32,9 @@ func Default() Policy {
 		Ladder:               []LadderStep{{After: 0, State: ServicePaused}, {After: 7 * day, State: ServiceSuspended}},
 		CloseAfter:           7 * day,
 		Messages:             defaultMessages,
+		// No texts outside 08:00-21:00 local time (US TCPA practice, and the
+		// rule carriers and Twilio's guidance share).
+		SMSWindow: Window{Start: "08:00", End: "21:00"},
 	}
 }
 

@@ -58,6 +58,8 @@ type State struct {
 	ServiceChanges []ServiceChange
 	// Reachable lists the channels the customer has an address for.
 	Reachable []Channel
+	// Location is the customer's time zone; nil means UTC.
+	Location *time.Location
 }
 
 // Step is what to do next and when. At is never before State.Now.
@@ -74,19 +76,40 @@ type Step struct {
 	Why     string       `json:"why"`
 }
 
-// Next returns the run's next step. Messages that are due go first, then a
-// recovered run restores service and closes; otherwise the next retry, then
-// the service ladder, then closing as exhausted.
+// Next returns the run's next step. Messages that are due go first, except
+// texts outside the SMS window, which wait for it without holding up the
+// rest; then a recovered run restores service and closes; otherwise the next
+// retry, then the service ladder, then closing as exhausted.
 func (p Policy) Next(s State) Step {
+	var deferred *Step
 	for _, m := range p.dueMessages(s) {
 		for _, ch := range p.channels(m.kind) {
 			key := m.key + "/" + string(ch)
 			if !slices.Contains(s.Reachable, ch) || slices.Contains(s.Sent, key) {
 				continue
 			}
-			return Step{Action: ActionNotify, At: s.Now, Message: m.kind, Channel: ch, Key: key, Why: m.why}
+			step := Step{Action: ActionNotify, At: s.Now, Message: m.kind, Channel: ch, Key: key, Why: m.why}
+			if ch == SMS {
+				step.At = p.SMSWindow.NextOpen(s.Now, s.Location)
+			}
+			if !step.At.After(s.Now) {
+				return step
+			}
+			if deferred == nil {
+				step.Why += "; waiting for the SMS window"
+				deferred = &step
+			}
 		}
 	}
+	next := p.nextAction(s)
+	if deferred != nil && !deferred.At.After(next.At) {
+		return *deferred
+	}
+	return next
+}
+
+// nextAction is the next step other than a message.
+func (p Policy) nextAction(s State) Step {
 	if s.recovered() {
 		if st := s.serviceState(); st != ServiceActive {
 			return Step{Action: ActionService, At: s.Now, State: ServiceActive, Key: "service-restored",

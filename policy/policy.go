@@ -100,6 +100,8 @@ type Policy struct {
 	CloseAfter time.Duration `json:"close_after"`
 	// Messages says which messages go out and on which channels.
 	Messages []MessageRule `json:"messages"`
+	// SMSWindow is when texts may reach the customer, in their time zone.
+	SMSWindow Window `json:"sms_window,omitzero"`
 }
 
 // Ref is the policy's name and version as runs and ops see it, e.g. "default@1".
@@ -163,6 +165,11 @@ func (p Policy) Validate() error {
 			if c != Email && c != SMS {
 				add("messages[%d] channel %q is not email or sms", i, c)
 			}
+		}
+	}
+	if !p.SMSWindow.IsZero() {
+		if err := p.SMSWindow.validate(); err != nil {
+			add("sms_window %v", err)
 		}
 	}
 	if len(problems) > 0 {

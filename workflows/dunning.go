@@ -32,6 +32,8 @@ type run struct {
 	amount        money.Amount
 	pol           policy.Policy
 	paymentMethod string
+	// loc is the customer's time zone; SMS waits for the policy's window in it.
+	loc *time.Location
 
 	status        Status
 	attempts      []policy.Attempt
@@ -93,6 +95,17 @@ func DunningWorkflow(ctx workflow.Context, in Input) (Result, error) {
 			StartedAt:    now,
 		},
 		saPhase: PhaseRecovering,
+	}
+	// Runs started before the SMS window existed keep texting at any hour.
+	if workflow.GetVersion(ctx, "sms-window", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		r.pol.SMSWindow = policy.Window{}
+	}
+	r.loc = time.UTC
+	if in.Customer.TimeZone != "" {
+		// tzdata is embedded (see the import), so every worker resolves the same rules.
+		if loc, err := time.LoadLocation(in.Customer.TimeZone); err == nil {
+			r.loc = loc
+		}
 	}
 	if err := r.registerHandlers(ctx); err != nil {
 		return Result{}, err
@@ -202,6 +215,7 @@ func (r *run) engineState(now time.Time) policy.State {
 		Sent:           r.sent,
 		ServiceChanges: r.changes,
 		Reachable:      reachable,
+		Location:       r.loc,
 	}
 }
 

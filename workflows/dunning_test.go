@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/mock"
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
@@ -36,6 +37,9 @@ type harness struct {
 	messages  []activities.NotifyInput
 	services  []activities.ServiceInput
 	closed    *activities.CloseRunInput
+	notifyAt  []time.Time
+	// notifyResult, when set, answers Notify instead of "sent".
+	notifyResult func(activities.NotifyInput) (activities.NotifyOutput, error)
 }
 
 func newHarness(t *testing.T, succeedOn int) *harness {
@@ -69,6 +73,10 @@ func newHarness(t *testing.T, succeedOn int) *harness {
 	})
 	h.env.OnActivity(notifications.Notify, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.NotifyInput) (activities.NotifyOutput, error) {
 		h.messages = append(h.messages, in)
+		h.notifyAt = append(h.notifyAt, h.env.Now())
+		if h.notifyResult != nil {
+			return h.notifyResult(in)
+		}
 		return activities.NotifyOutput{Status: "sent", Provider: "test"}, nil
 	})
 	h.env.OnActivity(services.SetServiceState, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.ServiceInput) (activities.ServiceOutput, error) {
@@ -353,5 +361,86 @@ func TestInvalidInputFailsWithoutActivities(t *testing.T) {
 	}
 	if len(h.charges)+len(h.messages)+len(h.services) != 0 {
 		t.Error("activities ran for invalid input")
+	}
+}
+
+func TestSMSAtNightWaitsForMorning(t *testing.T) {
+	warsaw, _ := time.LoadLocation("Europe/Warsaw")
+	// Declined at 23:00 local: the third retry, the pause and its notices
+	// fall at 23:00 two weeks later.
+	start := time.Date(2026, 3, 2, 23, 0, 0, 0, warsaw)
+	h := newHarness(t, 0)
+	h.env.SetStartTime(start)
+	res := h.run(input())
+	if res.Outcome != policy.Exhausted {
+		t.Fatalf("result = %+v", res)
+	}
+	var sawSMS int
+	for i, m := range h.messages {
+		local := h.notifyAt[i].In(warsaw)
+		if m.Channel == "sms" {
+			sawSMS++
+			if local.Hour() < 8 || local.Hour() >= 21 {
+				t.Errorf("SMS %s sent at %s local", m.IdempotencyKey, local)
+			}
+		}
+		if strings.HasSuffix(m.IdempotencyKey, "service-paused/email") && local.Hour() != 23 {
+			t.Errorf("pause email at %s, want at once (23:00)", local)
+		}
+		if strings.HasSuffix(m.IdempotencyKey, "service-paused/sms") {
+			if want := time.Date(2026, 3, 17, 8, 0, 0, 0, warsaw); !h.notifyAt[i].Equal(want) {
+				t.Errorf("pause SMS at %s, want %s", local, want)
+			}
+		}
+	}
+	if sawSMS != 2 {
+		t.Errorf("sent %d texts, want 2 (paused, suspended)", sawSMS)
+	}
+}
+
+func TestOptedOutCustomerGetsEmailOnly(t *testing.T) {
+	h := newHarness(t, 0)
+	h.notifyResult = func(in activities.NotifyInput) (activities.NotifyOutput, error) {
+		if in.Channel == "sms" {
+			return activities.NotifyOutput{Status: "skipped", Detail: "recipient opted out of SMS (STOP)"}, nil
+		}
+		return activities.NotifyOutput{Status: "sent", Provider: "test"}, nil
+	}
+	h.run(input())
+	st := h.query()
+	var emails, skipped int
+	for _, m := range st.Messages {
+		switch {
+		case m.Channel == policy.Email && m.Status == "sent":
+			emails++
+		case m.Channel == policy.SMS && m.Status == "skipped" && m.Detail == "recipient opted out of SMS (STOP)":
+			skipped++
+		default:
+			t.Errorf("unexpected message record %+v", m)
+		}
+	}
+	if emails != 5 || skipped != 2 {
+		t.Errorf("emails sent = %d, texts skipped = %d; want 5 and 2", emails, skipped)
+	}
+}
+
+func TestProviderRejectionIsRecordedAndRunContinues(t *testing.T) {
+	h := newHarness(t, 2)
+	h.notifyResult = func(in activities.NotifyInput) (activities.NotifyOutput, error) {
+		if strings.HasSuffix(in.IdempotencyKey, "payment-failed/email") {
+			return activities.NotifyOutput{}, temporal.NewNonRetryableApplicationError("notify: message rejected: HTTP 400: invalid email", activities.ErrTypeMessageRejected, nil)
+		}
+		return activities.NotifyOutput{Status: "sent"}, nil
+	}
+	res := h.run(input())
+	if res.Outcome != policy.Recovered || res.Attempts != 2 {
+		t.Fatalf("result = %+v, want the run to go on and recover", res)
+	}
+	st := h.query()
+	if m := st.Messages[0]; m.Key != "payment-failed/email" || m.Status != "failed" || !strings.Contains(m.Detail, "invalid email") {
+		t.Fatalf("first message = %+v, want the rejection recorded", m)
+	}
+	if n := len(h.messages); n != 3 {
+		t.Errorf("notify calls = %d, want 3 (the rejected one is not retried)", n)
 	}
 }
