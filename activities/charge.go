@@ -38,7 +38,11 @@ type ChargeOutput struct {
 	AdviceCode  string          `json:"advice_code,omitempty"`
 	Message     string          `json:"message,omitempty"`
 	GatewayRef  string          `json:"gateway_ref,omitempty"`
-	At          time.Time       `json:"at"`
+	// Card-network details, where the gateway reports them.
+	NetworkDeclineCode string    `json:"network_decline_code,omitempty"`
+	NetworkAdviceCode  string    `json:"network_advice_code,omitempty"`
+	RequiresAction     bool      `json:"requires_action,omitempty"`
+	At                 time.Time `json:"at"`
 	// Replayed is true when the ledger already held the outcome and the
 	// gateway was not called again.
 	Replayed bool `json:"replayed,omitempty"`
@@ -117,7 +121,8 @@ func (a *Charges) Charge(ctx context.Context, in ChargeInput) (ChargeOutput, err
 	}
 	a.logger().InfoContext(ctx, "charge attempt finished", "key", in.IdempotencyKey, "outcome", res.Outcome, "decline_code", res.DeclineCode)
 	return ChargeOutput{Outcome: res.Outcome, DeclineCode: res.DeclineCode, AdviceCode: res.AdviceCode,
-		Message: res.Message, GatewayRef: res.Ref, At: res.At}, nil
+		Message: res.Message, GatewayRef: res.Ref, NetworkDeclineCode: res.NetworkDeclineCode,
+		NetworkAdviceCode: res.NetworkAdviceCode, RequiresAction: res.RequiresAction, At: res.At}, nil
 }
 
 func (a *Charges) logger() *slog.Logger {

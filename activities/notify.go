@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dunningco/dunning/cardlink"
 	"github.com/dunningco/dunning/ledger"
 	"github.com/dunningco/dunning/notify"
 )
@@ -38,7 +39,10 @@ type Notifications struct {
 	Email  notify.Notifier
 	SMS    notify.Notifier
 	Ledger Ledger
-	Logger *slog.Logger
+	// CardLinks, when set, puts a signed card-update link in every message
+	// that asks the customer to act.
+	CardLinks *cardlink.Signer
+	Logger    *slog.Logger
 }
 
 // Notify renders and sends one message. The ledger row is written before the
@@ -58,6 +62,13 @@ func (a *Notifications) Notify(ctx context.Context, in NotifyInput) (NotifyOutpu
 		sender = a.SMS
 	default:
 		return NotifyOutput{}, permanent(ErrTypeInvalidInput, fmt.Errorf("notify %s: unknown channel %q", in.IdempotencyKey, in.Channel))
+	}
+	if a.CardLinks != nil && in.Kind != "payment_recovered" && in.Data.CardUpdateURL == "" {
+		link, err := a.CardLinks.URL(in.WorkflowID, in.Data.CustomerID, time.Now())
+		if err != nil {
+			return NotifyOutput{}, permanent(ErrTypeInvalidInput, fmt.Errorf("notify %s: card-update link: %w", in.IdempotencyKey, err))
+		}
+		in.Data.CardUpdateURL = link
 	}
 	msg, err := notify.Render(in.Kind, in.Channel, in.Locale, in.Data)
 	if err != nil {
@@ -94,6 +105,21 @@ func (a *Notifications) Notify(ctx context.Context, in NotifyInput) (NotifyOutpu
 		}
 		return NotifyOutput{Status: "skipped", Detail: detail}, nil
 	}
+	// Preferences are checked on every attempt, after the row is known to
+	// be pending, so an opt-out that arrives while a send is being retried
+	// still stops it, and a message already sent is reported as sent.
+	detail, err := a.blockedByPreference(ctx, in.Channel, in.Recipient)
+	if err != nil {
+		return NotifyOutput{}, ledgerErr(err, "notify %s: check %s preferences", in.IdempotencyKey, in.Channel)
+	}
+	if detail != "" {
+		if err := a.Ledger.FinishMessage(ctx, in.IdempotencyKey, "skipped", "", "", detail, time.Now().UTC()); err != nil {
+			return NotifyOutput{}, ledgerErr(err, "notify %s: record skip", in.IdempotencyKey)
+		}
+		a.logger().InfoContext(ctx, "message skipped by the recipient's preferences",
+			"key", in.IdempotencyKey, "channel", in.Channel, "detail", detail)
+		return NotifyOutput{Status: "skipped", Detail: detail}, nil
+	}
 	receipt, err := sender.Send(ctx, notify.Message{
 		IdempotencyKey: in.IdempotencyKey, Kind: in.Kind, Channel: in.Channel, To: in.Recipient,
 		Locale: in.Locale, Subject: msg.Subject, Body: msg.Text, HTML: msg.HTML,
@@ -112,4 +138,39 @@ func (a *Notifications) Notify(ctx context.Context, in NotifyInput) (NotifyOutpu
 		return NotifyOutput{}, ledgerErr(err, "notify %s: record send", in.IdempotencyKey)
 	}
 	return NotifyOutput{Status: "sent", Provider: receipt.Provider, ProviderRef: receipt.Ref}, nil
+}
+
+// blockedByPreference returns why the recipient must not get a message on
+// the channel, or "" if it may be sent: an SMS number that replied STOP (or
+// another opt-out keyword) and has not opted back in, or an email address
+// the email provider reported as bouncing or unwanted.
+func (a *Notifications) blockedByPreference(ctx context.Context, channel, recipient string) (string, error) {
+	switch channel {
+	case "sms":
+		optedOut, keyword, err := a.Ledger.SMSOptOut(ctx, recipient)
+		if err != nil || !optedOut {
+			return "", err
+		}
+		if keyword == "" {
+			return "recipient opted out of SMS", nil
+		}
+		return "recipient opted out of SMS (" + keyword + ")", nil
+	case "email":
+		suppressed, reason, err := a.Ledger.EmailSuppressed(ctx, recipient)
+		if err != nil || !suppressed {
+			return "", err
+		}
+		if reason == "" {
+			return "email address suppressed", nil
+		}
+		return "email address suppressed (" + reason + ")", nil
+	}
+	return "", nil
+}
+
+func (a *Notifications) logger() *slog.Logger {
+	if a.Logger != nil {
+		return a.Logger
+	}
+	return slog.Default()
 }

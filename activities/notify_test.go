@@ -108,7 +108,7 @@ func TestNotifySendsOnce(t *testing.T) {
 			if tt.channel == "sms" {
 				sender, other = f.sms, f.email
 			}
-			rendered, err := notify.Render(in.Kind, in.Channel, "en", in.Data)
+			rendered, err := notify.Render(in.Kind, in.Channel, in.Locale, in.Data)
 			wantSubject, wantBody := rendered.Subject, rendered.Text
 			if err != nil {
 				t.Fatalf("Render: %v", err)
@@ -129,7 +129,7 @@ func TestNotifySendsOnce(t *testing.T) {
 			}
 			wantMsg := notify.Message{
 				IdempotencyKey: in.IdempotencyKey, Kind: "payment_failed", Channel: tt.channel, To: tt.recipient,
-				Locale: "pl-PL", Subject: wantSubject, Body: wantBody,
+				Locale: "pl-PL", Subject: wantSubject, Body: wantBody, HTML: rendered.HTML,
 				WorkflowID: in.WorkflowID, Step: "attempt-1-failed/" + tt.channel,
 			}
 			if sent[0] != wantMsg {
@@ -173,10 +173,11 @@ func TestNotifyRenderedText(t *testing.T) {
 		t.Fatalf("Notify: %v", err)
 	}
 	row := f.message(t, in.IdempotencyKey)
-	if want := "Your payment for invoice inv-1 did not go through"; row.Subject != want {
+	// The customer's locale is pl-PL: Polish text, amount and date.
+	if want := "Płatność za fakturę inv-1 nie powiodła się"; row.Subject != want {
 		t.Errorf("ledger subject = %q, want %q", row.Subject, want)
 	}
-	for _, want := range []string{"49.90 EUR", "inv-1", "Thursday 5 March 2026 at 09:00 CET"} {
+	for _, want := range []string{"49,90\u00a0€", "inv-1", "czwartek, 5 marca 2026, 09:00 CET"} {
 		if !strings.Contains(row.Body, want) {
 			t.Errorf("ledger body %q does not contain %q", row.Body, want)
 		}
@@ -320,7 +321,7 @@ func TestNotifyAfterRunClosed(t *testing.T) {
 	if out.Status != "sent" {
 		t.Errorf("Notify after close = %+v, want sent", out)
 	}
-	if row := f.message(t, in.IdempotencyKey); row.Status != "sent" || row.Subject != "Payment received for invoice inv-1, thank you" {
+	if row := f.message(t, in.IdempotencyKey); row.Status != "sent" || row.Subject != "Otrzymaliśmy płatność za fakturę inv-1, dziękujemy" {
 		t.Errorf("ledger message = %q %q", row.Status, row.Subject)
 	}
 }

@@ -44,6 +44,13 @@ type ChargeResult struct {
 	DeclineCode string
 	AdviceCode  string
 	Message     string
+	// NetworkDeclineCode is the card network's raw response code (e.g. "51")
+	// and NetworkAdviceCode its advice (for Mastercard, the Merchant Advice
+	// Code such as "03" or "21"), where the gateway reports them.
+	NetworkDeclineCode string
+	NetworkAdviceCode  string
+	// RequiresAction is set when the customer must act (e.g. 3-D Secure).
+	RequiresAction bool
 	// Ref is the gateway's reference (charge, payment intent, ...).
 	Ref string
 	At  time.Time

@@ -2,10 +2,14 @@ package notify
 
 import (
 	"bytes"
+	"embed"
 	"fmt"
+	htmltemplate "html/template"
+	"regexp"
 	"strings"
 	"text/template"
 	"time"
+	_ "time/tzdata" // customer time zones resolve the same on every host
 )
 
 // Data fills a message template.
@@ -32,91 +36,170 @@ type Rendered struct {
 
 // Kinds lists the message kinds that have templates.
 func Kinds() []string {
-	return []string{"payment_failed", "retry_failed", "service_paused", "service_suspended", "service_cancelled", "payment_recovered"}
+	return []string{
+		"payment_failed", "retry_failed", "service_paused", "service_suspended",
+		"service_cancelled", "payment_recovered", "card_expiring",
+	}
 }
 
 // Locales lists the locales with templates; others fall back to English.
-func Locales() []string { return []string{"en"} }
+func Locales() []string { return []string{"en", "fr", "pl"} }
 
-type tmpl struct{ subject, body string }
+// Channels a message renders for.
+const (
+	channelEmail = "email"
+	channelSMS   = "sms"
+)
 
-// templates holds English text, keyed by message kind. Localized and HTML
-// variants build on the same Data.
-var templates = map[string]tmpl{
-	"payment_failed": {
-		"Your payment for invoice {{.InvoiceID}} did not go through",
-		"We could not collect {{.Amount}} for invoice {{.InvoiceID}}.{{if .Next}} We will try again on {{.Next}}.{{end}} If your card has changed, please update your payment details.",
-	},
-	"retry_failed": {
-		"We still could not collect your payment for invoice {{.InvoiceID}}",
-		"Attempt {{.Attempt}} to collect {{.Amount}} for invoice {{.InvoiceID}} was declined.{{if .Next}} We will try again on {{.Next}}.{{end}} Please update your payment details to keep your service running.",
-	},
-	"service_paused": {
-		"Your service is paused: invoice {{.InvoiceID}} is unpaid",
-		"We could not collect {{.Amount}} for invoice {{.InvoiceID}}, so your service is paused. Update your payment details and it resumes at once.",
-	},
-	"service_suspended": {
-		"Your service is suspended: invoice {{.InvoiceID}} is unpaid",
-		"Invoice {{.InvoiceID}} ({{.Amount}}) is still unpaid, so your service is suspended. Update your payment details to restore it.",
-	},
-	"service_cancelled": {
-		"Your subscription was cancelled: invoice {{.InvoiceID}} is unpaid",
-		"Invoice {{.InvoiceID}} ({{.Amount}}) remained unpaid, so your subscription was cancelled.",
-	},
-	"payment_recovered": {
-		"Payment received for invoice {{.InvoiceID}}, thank you",
-		"We received {{.Amount}} for invoice {{.InvoiceID}}. Your service is running as usual.",
-	},
+// Each message kind has one template file per locale,
+// templates/<locale>/<kind>.tmpl, defining four blocks: "subject", "text"
+// (the plain-text email), "html" (the HTML email's content, placed in
+// templates/layout.html.tmpl) and "sms". Text blocks run through
+// text/template, the HTML through html/template, which escapes every value.
+//
+//go:embed templates/layout.html.tmpl templates/*/*.tmpl
+var templateFS embed.FS
+
+// blocks are the templates every message file defines.
+var blocks = []string{"subject", "text", "html", "sms"}
+
+// messageTemplates holds one message kind in one locale.
+type messageTemplates struct {
+	text *template.Template     // "subject", "text" and "sms"
+	html *htmltemplate.Template // "layout", which includes "html"
 }
 
-var parsed = func() map[string][2]*template.Template {
-	out := map[string][2]*template.Template{}
-	for kind, t := range templates {
-		out[kind] = [2]*template.Template{
-			template.Must(template.New(kind + ".subject").Parse(t.subject)),
-			template.Must(template.New(kind + ".body").Parse(t.body)),
+// parsed maps locale, then kind, to its templates. A missing or broken file
+// stops the program at start-up rather than at the first failed payment.
+var parsed = func() map[string]map[string]messageTemplates {
+	layout := htmltemplate.Must(htmltemplate.ParseFS(templateFS, "templates/layout.html.tmpl"))
+	out := map[string]map[string]messageTemplates{}
+	for _, locale := range Locales() {
+		out[locale] = map[string]messageTemplates{}
+		for _, kind := range Kinds() {
+			name := "templates/" + locale + "/" + kind + ".tmpl"
+			src, err := templateFS.ReadFile(name)
+			if err != nil {
+				panic(fmt.Sprintf("notify: %v", err))
+			}
+			text := template.Must(template.New(name).Parse(string(src)))
+			html := htmltemplate.Must(htmltemplate.Must(layout.Clone()).New(name).Parse(string(src)))
+			for _, block := range blocks {
+				if text.Lookup(block) == nil {
+					panic(fmt.Sprintf("notify: %s does not define %q", name, block))
+				}
+			}
+			out[locale][kind] = messageTemplates{text: text, html: html}
 		}
 	}
 	return out
 }()
 
-// Render returns a message of kind for channel in the customer's locale.
+// view is what templates see. Values are ready to print: the amount and the
+// next retry are formatted for the customer's locale and time zone.
+type view struct {
+	Lang       string // the template's locale, e.g. "fr"
+	CustomerID string
+	InvoiceID  string
+	// Amount is formatted with FormatAmount, e.g. "49,90 €". It is empty
+	// only for card_expiring messages sent without an amount.
+	Amount string
+	// Next is the next collection attempt, e.g. "Thursday 5 March 2026 at
+	// 09:00 CET"; empty when none is scheduled.
+	Next          string
+	Attempt       int
+	CardUpdateURL string
+}
+
+// Render returns a message of kind for channel ("email" or "sms") in the
+// customer's locale. locale is a BCP 47 tag such as "fr-FR" or "pl"; only its
+// language counts, and languages without templates get English. Email has a
+// subject, plain text and HTML; SMS has Text only.
 func Render(kind, channel, locale string, d Data) (Rendered, error) {
-	subject, body, err := render(kind, channel, d)
+	lang := matchLocale(locale)
+	t, ok := parsed[lang][kind]
+	if !ok {
+		return Rendered{}, fmt.Errorf("notify: no template for message kind %q", kind)
+	}
+	if channel != channelEmail && channel != channelSMS {
+		return Rendered{}, fmt.Errorf("notify: unknown channel %q", channel)
+	}
+	v, err := newView(kind, lang, d)
 	if err != nil {
 		return Rendered{}, err
 	}
-	return Rendered{Subject: subject, Text: body}, nil
+	if channel == channelSMS {
+		sms, err := execute(t.text, "sms", v)
+		if err != nil {
+			return Rendered{}, fmt.Errorf("notify: render %s sms in %s: %w", kind, lang, err)
+		}
+		return Rendered{Text: oneLine(sms)}, nil
+	}
+	subject, err := execute(t.text, "subject", v)
+	if err != nil {
+		return Rendered{}, fmt.Errorf("notify: render %s subject in %s: %w", kind, lang, err)
+	}
+	text, err := execute(t.text, "text", v)
+	if err != nil {
+		return Rendered{}, fmt.Errorf("notify: render %s text in %s: %w", kind, lang, err)
+	}
+	var html bytes.Buffer
+	if err := t.html.ExecuteTemplate(&html, "layout", v); err != nil {
+		return Rendered{}, fmt.Errorf("notify: render %s html in %s: %w", kind, lang, err)
+	}
+	return Rendered{Subject: oneLine(subject), Text: paragraphs(text), HTML: strings.TrimSpace(html.String()) + "\n"}, nil
 }
 
-// render returns the subject and body of a message kind. SMS bodies carry
-// the subject's gist only, to stay within one segment where possible.
-func render(kind, channel string, d Data) (subject, body string, err error) {
-	t, ok := parsed[kind]
-	if !ok {
-		return "", "", fmt.Errorf("notify: no template for message kind %q", kind)
+// newView formats d for templates in lang. Every kind but card_expiring
+// is about an unpaid or paid invoice and needs its amount.
+func newView(kind, lang string, d Data) (view, error) {
+	v := view{
+		Lang:          lang,
+		CustomerID:    d.CustomerID,
+		InvoiceID:     d.InvoiceID,
+		Attempt:       d.Attempt,
+		CardUpdateURL: d.CardUpdateURL,
 	}
-	view := struct {
-		Data
-		Amount string // shadows Data.Amount with the formatted amount
-		Next   string
-	}{Data: d, Amount: d.Amount + " " + d.Currency}
-	if !d.NextRetryAt.IsZero() {
-		loc := time.UTC
-		if l, err := time.LoadLocation(d.TimeZone); err == nil && d.TimeZone != "" {
-			loc = l
+	if d.Amount != "" || kind != "card_expiring" {
+		amount, err := FormatAmount(d.Amount, d.Currency, lang)
+		if err != nil {
+			return view{}, fmt.Errorf("notify: render %s: %w", kind, err)
 		}
-		view.Next = d.NextRetryAt.In(loc).Format("Monday 2 January 2006 at 15:04 MST")
+		v.Amount = amount
 	}
-	var sb, bb bytes.Buffer
-	if err := t[0].Execute(&sb, view); err != nil {
-		return "", "", fmt.Errorf("notify: render %s subject: %w", kind, err)
+	if !d.NextRetryAt.IsZero() {
+		v.Next = formatTime(d.NextRetryAt, d.TimeZone, lang)
 	}
-	if err := t[1].Execute(&bb, view); err != nil {
-		return "", "", fmt.Errorf("notify: render %s body: %w", kind, err)
+	return v, nil
+}
+
+func execute(t *template.Template, name string, v view) (string, error) {
+	var b bytes.Buffer
+	if err := t.ExecuteTemplate(&b, name, v); err != nil {
+		return "", err
 	}
-	if channel == "sms" {
-		return "", strings.TrimSpace(sb.String()) + ".", nil
-	}
-	return sb.String(), bb.String(), nil
+	return b.String(), nil
+}
+
+var (
+	asciiSpace = regexp.MustCompile(`[ \t\r\n]+`)
+	lineEnd    = regexp.MustCompile(`[ \t]+\n`)
+	blankLines = regexp.MustCompile(`\n{3,}`)
+)
+
+// oneLine joins a subject or SMS written over several template lines into
+// one line. Only ASCII white space is folded: no-break spaces in amounts and
+// French punctuation stay.
+func oneLine(s string) string {
+	return strings.Trim(asciiSpace.ReplaceAllString(s, " "), " ")
+}
+
+// paragraphs tidies a plain-text email: no trailing spaces, at most one
+// blank line between paragraphs (conditional sentences in templates leave
+// gaps), no blank lines at either end.
+func paragraphs(s string) string {
+	s = strings.ReplaceAll(s, "\r\n", "\n")
+	s = lineEnd.ReplaceAllString(s, "\n")
+	s = blankLines.ReplaceAllString(s, "\n\n")
+	return strings.Trim(s, " \t\n")
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/dunningco/dunning/activities"
 	"github.com/dunningco/dunning/billing"
+	"github.com/dunningco/dunning/cardlink"
 	"github.com/dunningco/dunning/gateway"
 	"github.com/dunningco/dunning/notify"
 	"github.com/dunningco/dunning/workflows"
@@ -60,22 +61,9 @@ type Deps struct {
 	Email, SMS         notify.Notifier
 	Callback           billing.Callback
 	DefaultCallbackURL string
-	Logger             *slog.Logger
-}
-
-// DefaultDeps wires the simulator gateway and dry-run messaging: what dev
-// mode and a worker without provider keys run with.
-func DefaultDeps(ledger activities.Ledger, cfg Config, logger *slog.Logger) Deps {
-	logger.Warn("email and SMS run in dry-run mode: messages are recorded in the ledger and logged, not sent")
-	return Deps{
-		Ledger:             ledger,
-		Gateways:           []gateway.Gateway{gateway.NewSimulator()},
-		Email:              notify.DryRun{Logger: logger},
-		SMS:                notify.DryRun{Logger: logger},
-		Callback:           billing.Callback{Secret: cfg.BillingCallbackSecret},
-		DefaultCallbackURL: cfg.BillingCallbackURL,
-		Logger:             logger,
-	}
+	// CardLinks signs card-update links for messages; nil leaves them out.
+	CardLinks *cardlink.Signer
+	Logger    *slog.Logger
 }
 
 // Register adds the workflow and every activity to r.
@@ -86,7 +74,7 @@ func Register(r sdkworker.Registry, d Deps) {
 		gws[g.Name()] = g
 	}
 	r.RegisterActivity(&activities.Charges{Gateways: gws, Ledger: d.Ledger, Logger: d.Logger})
-	r.RegisterActivity(&activities.Notifications{Email: d.Email, SMS: d.SMS, Ledger: d.Ledger, Logger: d.Logger})
+	r.RegisterActivity(&activities.Notifications{Email: d.Email, SMS: d.SMS, Ledger: d.Ledger, CardLinks: d.CardLinks, Logger: d.Logger})
 	r.RegisterActivity(&activities.ServiceActions{Ledger: d.Ledger, Callback: d.Callback, DefaultCallbackURL: d.DefaultCallbackURL})
 	r.RegisterActivity(&activities.Runs{Ledger: d.Ledger, Callback: d.Callback, DefaultCallbackURL: d.DefaultCallbackURL})
 }

@@ -179,6 +179,10 @@ type AttemptRecord struct {
 	AdviceCode     string          `json:"advice_code,omitempty"`
 	Message        string          `json:"message,omitempty"`
 	GatewayRef     string          `json:"gateway_ref,omitempty"`
+	// Card-network details from the gateway, where it reports them.
+	NetworkDeclineCode string `json:"network_decline_code,omitempty"`
+	NetworkAdviceCode  string `json:"network_advice_code,omitempty"`
+	RequiresAction     bool   `json:"requires_action,omitempty"`
 }
 
 // MessageRecord is one customer message in the status.

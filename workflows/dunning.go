@@ -243,6 +243,7 @@ func (r *run) charge(ctx workflow.Context, reason policy.Reason) AttemptRecord {
 	} else {
 		rec.Outcome = out.Outcome
 		rec.DeclineCode, rec.AdviceCode, rec.Message, rec.GatewayRef = out.DeclineCode, out.AdviceCode, out.Message, out.GatewayRef
+		rec.NetworkDeclineCode, rec.NetworkAdviceCode, rec.RequiresAction = out.NetworkDeclineCode, out.NetworkAdviceCode, out.RequiresAction
 	}
 	rec.FinishedAt = workflow.Now(ctx)
 	r.status.Attempts = append(r.status.Attempts, rec)

@@ -88,7 +88,15 @@ func run(ctx context.Context, logger *slog.Logger, args []string, ready chan<- s
 		return err
 	}
 
-	w := worker.New(c, cfg.TaskQueue, worker.DefaultDeps(store, cfg, logger))
+	providers, err := worker.ProvidersFromEnv()
+	if err != nil {
+		return err
+	}
+	deps, err := worker.Build(store, cfg, providers, logger)
+	if err != nil {
+		return err
+	}
+	w := worker.New(c, cfg.TaskQueue, deps)
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}

@@ -47,7 +47,15 @@ func run(logger *slog.Logger) error {
 		logger.Warn("could not register search attributes; register them once as README shows", "error", err)
 	}
 
-	w := worker.New(c, cfg.TaskQueue, worker.DefaultDeps(store, cfg, logger))
+	providers, err := worker.ProvidersFromEnv()
+	if err != nil {
+		return err
+	}
+	deps, err := worker.Build(store, cfg, providers, logger)
+	if err != nil {
+		return err
+	}
+	w := worker.New(c, cfg.TaskQueue, deps)
 	logger.Info("worker polling", "task_queue", cfg.TaskQueue, "namespace", opts.Namespace, "temporal", opts.HostPort)
 	// Run returns after ctx ends and in-flight activities finish (graceful stop).
 	return w.Run(interruptOn(ctx))

@@ -57,6 +57,7 @@ type handler struct {
 	logger   *slog.Logger
 	policies *policy.Catalog
 	timeout  time.Duration
+	webhooks webhooks
 }
 
 // NewHandler serves the intake API:
@@ -68,6 +69,8 @@ type handler struct {
 //	POST /v1/runs/{tenant}/{invoice}/payment-method-updated
 //	POST /v1/runs/{tenant}/{invoice}/paid
 //	GET  /healthz
+//	POST /v1/webhooks/twilio/sms      (with WithTwilioInbound)
+//	POST /v1/webhooks/sendgrid/events (with WithSendGridEvents)
 func NewHandler(runs Runs, logger *slog.Logger, opts ...Option) http.Handler {
 	if logger == nil {
 		logger = slog.Default()
@@ -100,6 +103,7 @@ func NewHandler(runs Runs, logger *slog.Logger, opts ...Option) http.Handler {
 	route(http.MethodGet, "/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
+	h.registerWebhooks(route)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path))
 	})
