@@ -18,6 +18,9 @@ import (
 )
 
 // Errors callers branch on.
+// DefaultURL is the local ledger database used when DATABASE_URL is unset.
+const DefaultURL = "postgres://postgres@127.0.0.1:5432/dunning?sslmode=disable"
+
 var (
 	ErrNotFound  = errors.New("ledger: not found")
 	ErrRunClosed = errors.New("ledger: run already closed")

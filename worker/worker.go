@@ -19,13 +19,10 @@ import (
 	"github.com/dunningco/dunning/billing"
 	"github.com/dunningco/dunning/cardlink"
 	"github.com/dunningco/dunning/gateway"
+	"github.com/dunningco/dunning/ledger"
 	"github.com/dunningco/dunning/notify"
 	"github.com/dunningco/dunning/workflows"
 )
-
-// DefaultDatabaseURL is the local PostgreSQL the platform uses when
-// DATABASE_URL is unset.
-const DefaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/dunning?sslmode=disable"
 
 // Config is the worker's configuration; ConfigFromEnv documents each
 // variable.
@@ -41,7 +38,7 @@ type Config struct {
 func ConfigFromEnv() Config {
 	return Config{
 		TaskQueue:             envOr("DUNNING_TASK_QUEUE", workflows.TaskQueue),
-		DatabaseURL:           envOr("DATABASE_URL", DefaultDatabaseURL),
+		DatabaseURL:           envOr("DATABASE_URL", ledger.DefaultURL),
 		BillingCallbackURL:    os.Getenv("BILLING_CALLBACK_URL"),
 		BillingCallbackSecret: os.Getenv("BILLING_CALLBACK_SECRET"),
 	}

@@ -102,9 +102,13 @@ func run(ctx context.Context, logger *slog.Logger, args []string, ready chan<- s
 	}
 	defer w.Stop()
 
+	extra, err := intake.OptionsFromEnv(os.Getenv, store)
+	if err != nil {
+		return err
+	}
 	api := &http.Server{
 		Addr:              *httpAddr,
-		Handler:           intake.NewHandler(starter.NewClient(c, starter.Options{TaskQueue: cfg.TaskQueue}), logger),
+		Handler:           intake.NewHandler(starter.NewClient(c, starter.Options{TaskQueue: cfg.TaskQueue}), logger, extra...),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	ln, err := net.Listen("tcp", *httpAddr)

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/dunningco/dunning/ledger"
 	"github.com/dunningco/dunning/starter"
 	"github.com/dunningco/dunning/starter/intake"
 )
@@ -45,12 +46,30 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	}
 	defer tc.Close()
 
+	var store intake.Stores
+	if intake.WebhooksConfigured(a.getenv) {
+		dbURL := a.getenv("DATABASE_URL")
+		if dbURL == "" {
+			dbURL = ledger.DefaultURL
+		}
+		s, err := ledger.Open(ctx, dbURL)
+		if err != nil {
+			return fmt.Errorf("open the ledger for webhooks: %w", err)
+		}
+		defer s.Close()
+		store = s
+	}
+	extra, err := intake.OptionsFromEnv(a.getenv, store)
+	if err != nil {
+		return err
+	}
+
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", *addr, err)
 	}
 	srv := &http.Server{
-		Handler:           intake.NewHandler(starter.NewClient(tc, starter.Options{}), logger),
+		Handler:           intake.NewHandler(starter.NewClient(tc, starter.Options{}), logger, extra...),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		// Long enough for a request that waits the handler's full timeout.

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dunningco/dunning/cardlink"
 	"github.com/dunningco/dunning/policy"
 	"github.com/dunningco/dunning/starter"
 	"github.com/dunningco/dunning/workflows"
@@ -58,6 +59,8 @@ type handler struct {
 	policies *policy.Catalog
 	timeout  time.Duration
 	webhooks webhooks
+	// cardLinks, when set, resolves card-update link tokens.
+	cardLinks *cardlink.Signer
 }
 
 // NewHandler serves the intake API:
@@ -71,6 +74,7 @@ type handler struct {
 //	GET  /healthz
 //	POST /v1/webhooks/twilio/sms      (with WithTwilioInbound)
 //	POST /v1/webhooks/sendgrid/events (with WithSendGridEvents)
+//	GET  /v1/card-links/{token}       (with WithCardLinks)
 func NewHandler(runs Runs, logger *slog.Logger, opts ...Option) http.Handler {
 	if logger == nil {
 		logger = slog.Default()
@@ -100,6 +104,9 @@ func NewHandler(runs Runs, logger *slog.Logger, opts ...Option) http.Handler {
 	route(http.MethodPost, "/v1/runs/{tenant}/{invoice}/expedite", h.expedite)
 	route(http.MethodPost, "/v1/runs/{tenant}/{invoice}/payment-method-updated", h.paymentMethodUpdated)
 	route(http.MethodPost, "/v1/runs/{tenant}/{invoice}/paid", h.paid)
+	if h.cardLinks != nil {
+		route(http.MethodGet, "/v1/card-links/{token}", h.resolveCardLink)
+	}
 	route(http.MethodGet, "/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
