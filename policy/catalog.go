@@ -35,6 +35,13 @@ func Default() Policy {
 		// No texts outside 08:00-21:00 local time (US TCPA practice, and the
 		// rule carriers and Twilio's guidance share).
 		SMSWindow: Window{Start: "08:00", End: "21:00"},
+		Timing: Timing{
+			Window:        Window{Start: "09:00", End: "11:00"},
+			BusinessDays:  true,
+			PaydayReasons: []string{"insufficient_funds"},
+			MaxShift:      4 * day,
+			Holidays:      holidays,
+		},
 	}
 }
 
@@ -48,6 +55,7 @@ func Demo() Policy {
 	p.CardUpdateRetryDelay = 2 * time.Second
 	p.Ladder = []LadderStep{{After: 0, State: ServicePaused}, {After: 10 * time.Second, State: ServiceSuspended}}
 	p.CloseAfter = 10 * time.Second
+	p.Timing = Timing{} // seconds-long schedules cannot wait for mornings
 	return p
 }
 

@@ -60,6 +60,10 @@ type State struct {
 	Reachable []Channel
 	// Location is the customer's time zone; nil means UTC.
 	Location *time.Location
+	// Country is the customer's ISO 3166 country, for holidays.
+	Country string
+	// DeclineReason is the latest decline's normalized reason.
+	DeclineReason string
 }
 
 // Step is what to do next and when. At is never before State.Now.
@@ -152,7 +156,8 @@ func (p Policy) NextRetry(s State) (Step, bool) {
 			Attempt: len(s.Attempts) + 1, Reason: ReasonCardUpdated, Why: "payment method updated"}, true
 	}
 	if used := s.slotsUsed(); used < p.scheduledAttempts() {
-		return Step{Action: ActionRetry, At: later(s.Now, s.DeclinedAt.Add(p.RetryAfter[used])),
+		at := p.Timing.place(later(s.Now, s.DeclinedAt.Add(p.RetryAfter[used])), s.Location, s.Country, s.DeclineReason)
+		return Step{Action: ActionRetry, At: at,
 			Attempt: len(s.Attempts) + 1, Reason: ReasonScheduled,
 			Why: fmt.Sprintf("scheduled retry %d of %d, %s after the decline", used+1, p.scheduledAttempts(), p.RetryAfter[used])}, true
 	}

@@ -102,6 +102,9 @@ type Policy struct {
 	Messages []MessageRule `json:"messages"`
 	// SMSWindow is when texts may reach the customer, in their time zone.
 	SMSWindow Window `json:"sms_window,omitzero"`
+	// Timing places scheduled retries in the customer's local morning, on
+	// business days, near paydays.
+	Timing Timing `json:"timing,omitzero"`
 }
 
 // Ref is the policy's name and version as runs and ops see it, e.g. "default@1".
@@ -164,6 +167,24 @@ func (p Policy) Validate() error {
 		for _, c := range m.Channels {
 			if c != Email && c != SMS {
 				add("messages[%d] channel %q is not email or sms", i, c)
+			}
+		}
+	}
+	if !p.Timing.IsZero() {
+		if err := p.Timing.Window.validate(); err != nil {
+			add("timing.window %v", err)
+		}
+		if p.Timing.MaxShift < 24*time.Hour {
+			add("timing.max_shift must be at least 24h so a retry can reach a business day")
+		}
+		if n := len(p.RetryAfter); n > 0 && p.RetryAfter[n-1]+p.Timing.MaxShift > p.Window {
+			add("the last retry (%s) plus timing.max_shift (%s) falls outside the %s window", p.RetryAfter[n-1], p.Timing.MaxShift, p.Window)
+		}
+		for country, days := range p.Timing.Holidays {
+			for _, d := range days {
+				if _, err := time.Parse(time.DateOnly, d); err != nil {
+					add("timing.holidays[%s] %q is not a date (YYYY-MM-DD)", country, d)
+				}
 			}
 		}
 	}

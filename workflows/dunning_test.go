@@ -371,7 +371,11 @@ func TestSMSAtNightWaitsForMorning(t *testing.T) {
 	start := time.Date(2026, 3, 2, 23, 0, 0, 0, warsaw)
 	h := newHarness(t, 0)
 	h.env.SetStartTime(start)
-	res := h.run(input())
+	in := input()
+	p := policy.Default()
+	p.Timing = policy.Timing{} // retries at the decline's hour, to land the pause at night
+	in.Policy = &p
+	res := h.run(in)
 	if res.Outcome != policy.Exhausted {
 		t.Fatalf("result = %+v", res)
 	}
@@ -442,5 +446,28 @@ func TestProviderRejectionIsRecordedAndRunContinues(t *testing.T) {
 	}
 	if n := len(h.messages); n != 3 {
 		t.Errorf("notify calls = %d, want 3 (the rejected one is not retried)", n)
+	}
+}
+
+func TestRetriesLandInTheLocalMorningOnBusinessDays(t *testing.T) {
+	tokyo, _ := time.LoadLocation("Asia/Tokyo")
+	// Declined on Thursday 2026-03-05 at 22:30 Tokyo time.
+	h := newHarness(t, 0)
+	h.env.SetStartTime(time.Date(2026, 3, 5, 22, 30, 0, 0, tokyo))
+	in := input()
+	in.Customer.TimeZone = "Asia/Tokyo"
+	h.run(in)
+	if len(h.chargeAt) != 3 {
+		t.Fatalf("charges = %d", len(h.chargeAt))
+	}
+	for i, at := range h.chargeAt {
+		local := at.In(tokyo)
+		if local.Hour() < 9 || local.Hour() >= 11 || local.Weekday() == time.Saturday || local.Weekday() == time.Sunday {
+			t.Errorf("attempt %d at %s local, want a weekday 09:00-11:00", i+1, local.Format(time.RFC1123))
+		}
+	}
+	// +3 days is Sunday 22:30: the retry moves to Monday 09:00.
+	if want := time.Date(2026, 3, 9, 9, 0, 0, 0, tokyo); !h.chargeAt[0].Equal(want) {
+		t.Errorf("first retry at %s, want %s", h.chargeAt[0].In(tokyo), want)
 	}
 }
