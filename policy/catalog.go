@@ -39,7 +39,7 @@ func Default() Policy {
 			Window:        Window{Start: "09:00", End: "11:00"},
 			BusinessDays:  true,
 			PaydayReasons: []string{"insufficient_funds"},
-			MaxShift:      4 * day,
+			MaxShift:      6 * day, // room for Christmas, a weekend and a window miss
 			Holidays:      holidays,
 		},
 	}
