@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/dunningco/dunning/decline"
 )
 
 // Action is the kind of step the engine asks for.
@@ -64,6 +66,26 @@ type State struct {
 	Country string
 	// DeclineReason is the latest decline's normalized reason.
 	DeclineReason string
+	// Advice is what the latest decline on the current payment method says
+	// about retrying it ("" = retry). Stop, update_payment_method and
+	// authenticate halt scheduled retries until the payment method changes.
+	Advice decline.Advice
+	// RetryAfter is the wait the latest decline asks for (e.g. Mastercard
+	// MAC 24 = 1 hour), counted from the latest attempt or the decline.
+	RetryAfter time.Duration
+	// NotBefore is when the card-network budget allows the next attempt on
+	// this card (zero = now).
+	NotBefore time.Time
+}
+
+// CardBlocked reports whether the latest decline rules out retrying the
+// current payment method: a new one (or customer action) is needed.
+func (s State) CardBlocked() bool {
+	switch s.Advice {
+	case decline.Stop, decline.UpdatePaymentMethod, decline.Authenticate:
+		return true
+	}
+	return false
 }
 
 // Step is what to do next and when. At is never before State.Now.
@@ -124,11 +146,17 @@ func (p Policy) nextAction(s State) Step {
 	if step, ok := p.NextRetry(s); ok {
 		return step
 	}
-	// Exhausted: walk the ladder from the last failed attempt.
+	// Exhausted: walk the ladder from the last failed attempt. A schedule
+	// cut short (a card that may not be retried, a wait the networks impose)
+	// keeps its timeline, so the customer has as long to act as the retries
+	// would have taken.
 	last := s.lastAttempt()
 	from := s.DeclinedAt
 	if last != nil {
 		from = last.At
+	}
+	if (s.CardBlocked() || s.slotsUsed() < p.scheduledAttempts()) && len(p.RetryAfter) > 0 {
+		from = later(from, s.DeclinedAt.Add(p.RetryAfter[len(p.RetryAfter)-1]))
 	}
 	done := s.ladderDone()
 	if done > 0 {
@@ -155,8 +183,24 @@ func (p Policy) NextRetry(s State) (Step, bool) {
 		return Step{Action: ActionRetry, At: later(s.Now, s.CardUpdatedAt.Add(p.CardUpdateRetryDelay)),
 			Attempt: len(s.Attempts) + 1, Reason: ReasonCardUpdated, Why: "payment method updated"}, true
 	}
+	if s.CardBlocked() {
+		return Step{}, false
+	}
 	if used := s.slotsUsed(); used < p.scheduledAttempts() {
-		at := p.Timing.place(later(s.Now, s.DeclinedAt.Add(p.RetryAfter[used])), s.Location, s.Country, s.DeclineReason)
+		at := later(s.Now, s.DeclinedAt.Add(p.RetryAfter[used]))
+		if s.RetryAfter > 0 {
+			from := s.DeclinedAt
+			if last != nil {
+				from = last.At
+			}
+			at = later(at, from.Add(s.RetryAfter))
+		}
+		at = p.Timing.place(later(at, s.NotBefore), s.Location, s.Country, s.DeclineReason)
+		if at.After(s.DeclinedAt.Add(p.Window + p.Timing.MaxShift)) {
+			// A wait the issuer or the networks ask for outlasts the
+			// schedule: it is exhausted, not stretched.
+			return Step{}, false
+		}
 		return Step{Action: ActionRetry, At: at,
 			Attempt: len(s.Attempts) + 1, Reason: ReasonScheduled,
 			Why: fmt.Sprintf("scheduled retry %d of %d, %s after the decline", used+1, p.scheduledAttempts(), p.RetryAfter[used])}, true
