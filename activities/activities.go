@@ -27,6 +27,9 @@ type Ledger interface {
 	MarkServiceCallback(ctx context.Context, key, status, detail string) error
 	SMSOptOut(ctx context.Context, phone string) (optedOut bool, keyword string, err error)
 	EmailSuppressed(ctx context.Context, email string) (suppressed bool, reason string, err error)
+	ReserveCardAttempt(ctx context.Context, r ledger.Reservation, lim ledger.Limits) (ledger.Verdict, error)
+	FinishCardAttempt(ctx context.Context, key, outcome string, at time.Time) error
+	BlockCard(ctx context.Context, cardKey, network, reason, sourceKey string, until, at time.Time) error
 }
 
 // Error types the workflow and retry policies branch on. They are part of

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dunningco/dunning/decline"
 	"github.com/dunningco/dunning/gateway"
 	"github.com/dunningco/dunning/money"
 	"github.com/dunningco/dunning/policy"
@@ -33,19 +34,35 @@ type Customer struct {
 	Phone    string `json:"phone,omitempty"`     // E.164
 	Locale   string `json:"locale,omitempty"`    // BCP 47, e.g. "fr-FR"
 	TimeZone string `json:"time_zone,omitempty"` // IANA, e.g. "Europe/Warsaw"
+	// Country (ISO 3166 alpha-2) picks the holiday calendar; the locale's
+	// region is used when it is empty.
+	Country string `json:"country,omitempty"`
 }
 
 // Decline is one failed charge as the billing system reports it.
 type Decline struct {
 	// ID is the billing system's or gateway's reference for the failed
 	// charge; a repeated decline with the same ID is recorded once.
-	ID         string    `json:"id,omitempty"`
-	Gateway    string    `json:"gateway"`
-	Code       string    `json:"code"`
-	AdviceCode string    `json:"advice_code,omitempty"`
-	Message    string    `json:"message,omitempty"`
-	OccurredAt time.Time `json:"occurred_at,omitzero"`
-	ReceivedAt time.Time `json:"received_at,omitzero"` // set by the workflow
+	ID         string `json:"id,omitempty"`
+	Gateway    string `json:"gateway"`
+	Code       string `json:"code"`
+	AdviceCode string `json:"advice_code,omitempty"`
+	// NetworkDeclineCode is the card network's response code (ISO 8583,
+	// e.g. "51") and NetworkAdviceCode its advice (Mastercard MAC, e.g. "03").
+	NetworkDeclineCode string    `json:"network_decline_code,omitempty"`
+	NetworkAdviceCode  string    `json:"network_advice_code,omitempty"`
+	Message            string    `json:"message,omitempty"`
+	OccurredAt         time.Time `json:"occurred_at,omitzero"`
+	ReceivedAt         time.Time `json:"received_at,omitzero"` // set by the workflow
+}
+
+// Card is what the card-network rules need to know about a card.
+type Card struct {
+	// Network is "visa", "mastercard", "amex", ... ("" when unknown).
+	Network string `json:"network,omitempty"`
+	// Fingerprint identifies the card across payment methods and runs
+	// (e.g. Stripe's card fingerprint); the retry budget is kept per card.
+	Fingerprint string `json:"fingerprint,omitempty"`
 }
 
 // Input starts a run for one failed invoice.
@@ -58,8 +75,10 @@ type Input struct {
 	Currency string `json:"currency"`
 	// PaymentMethod is the gateway's reference to the saved payment method
 	// to retry (e.g. a Stripe pm_ ID or a simulator script).
-	PaymentMethod string  `json:"payment_method,omitempty"`
-	Decline       Decline `json:"decline"`
+	PaymentMethod string `json:"payment_method,omitempty"`
+	// Card identifies the card behind PaymentMethod for card-network rules.
+	Card    Card    `json:"card,omitzero"`
+	Decline Decline `json:"decline"`
 	// PolicyName picks a catalog policy; empty means "default".
 	PolicyName string `json:"policy,omitempty"`
 	// Policy, when set, is used as is (tests and custom tooling); the
@@ -140,6 +159,8 @@ type PaymentMethodUpdate struct {
 	// PaymentMethod replaces the one retried; empty keeps it (the gateway's
 	// customer default changed).
 	PaymentMethod string `json:"payment_method,omitempty"`
+	// Card describes the new card, when known.
+	Card *Card `json:"card,omitempty"`
 }
 
 // PaidOutOfBand is the paid-out-of-band signal's payload.
@@ -160,11 +181,14 @@ type Phase string
 // Phases; the last three are final.
 const (
 	PhaseRecovering Phase = "recovering"
-	PhasePaused     Phase = "paused"
-	PhaseSuspended  Phase = "suspended"
-	PhaseRecovered  Phase = "recovered"
-	PhaseExhausted  Phase = "exhausted"
-	PhaseCancelled  Phase = "cancelled"
+	// PhaseActionRequired: the latest decline rules out retrying the card;
+	// the run waits for a new payment method (or the customer's action).
+	PhaseActionRequired Phase = "action_required"
+	PhasePaused         Phase = "paused"
+	PhaseSuspended      Phase = "suspended"
+	PhaseRecovered      Phase = "recovered"
+	PhaseExhausted      Phase = "exhausted"
+	PhaseCancelled      Phase = "cancelled"
 )
 
 // AttemptRecord is one charge attempt in the status.
@@ -179,6 +203,9 @@ type AttemptRecord struct {
 	AdviceCode     string          `json:"advice_code,omitempty"`
 	Message        string          `json:"message,omitempty"`
 	GatewayRef     string          `json:"gateway_ref,omitempty"`
+	// Category and Advice are how the platform read the decline.
+	Category string `json:"category,omitempty"`
+	Advice   string `json:"advice,omitempty"`
 	// Card-network details from the gateway, where it reports them.
 	NetworkDeclineCode string `json:"network_decline_code,omitempty"`
 	NetworkAdviceCode  string `json:"network_advice_code,omitempty"`
@@ -197,23 +224,25 @@ type MessageRecord struct {
 
 // Status is the status query's answer.
 type Status struct {
-	WorkflowID    string                 `json:"workflow_id"`
-	Tenant        string                 `json:"tenant"`
-	InvoiceID     string                 `json:"invoice_id"`
-	CustomerID    string                 `json:"customer_id"`
-	Phase         Phase                  `json:"phase"`
-	Amount        string                 `json:"amount"`
-	Currency      string                 `json:"currency"`
-	Policy        string                 `json:"policy"`
-	ServiceState  policy.ServiceState    `json:"service_state"`
-	Declines      []Decline              `json:"declines"`
-	Attempts      []AttemptRecord        `json:"attempts"`
-	Messages      []MessageRecord        `json:"messages"`
-	ServiceLog    []policy.ServiceChange `json:"service_changes"`
-	NextStep      *policy.Step           `json:"next_step,omitempty"`
-	StartedAt     time.Time              `json:"started_at"`
-	ClosedAt      time.Time              `json:"closed_at,omitzero"`
-	ClosingReason string                 `json:"closing_reason,omitempty"`
+	WorkflowID   string                 `json:"workflow_id"`
+	Tenant       string                 `json:"tenant"`
+	InvoiceID    string                 `json:"invoice_id"`
+	CustomerID   string                 `json:"customer_id"`
+	Phase        Phase                  `json:"phase"`
+	Amount       string                 `json:"amount"`
+	Currency     string                 `json:"currency"`
+	Policy       string                 `json:"policy"`
+	ServiceState policy.ServiceState    `json:"service_state"`
+	Declines     []Decline              `json:"declines"`
+	Attempts     []AttemptRecord        `json:"attempts"`
+	Messages     []MessageRecord        `json:"messages"`
+	ServiceLog   []policy.ServiceChange `json:"service_changes"`
+	NextStep     *policy.Step           `json:"next_step,omitempty"`
+	// Decline is how the latest decline on the current card reads.
+	Decline       *decline.Decline `json:"decline,omitempty"`
+	StartedAt     time.Time        `json:"started_at"`
+	ClosedAt      time.Time        `json:"closed_at,omitzero"`
+	ClosingReason string           `json:"closing_reason,omitempty"`
 }
 
 // Result is what the workflow returns when the run ends.

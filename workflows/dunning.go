@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 	_ "time/tzdata" // time zones must resolve the same on every worker, or replays diverge
 
@@ -11,6 +12,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/dunningco/dunning/activities"
+	"github.com/dunningco/dunning/decline"
 	"github.com/dunningco/dunning/gateway"
 	"github.com/dunningco/dunning/money"
 	"github.com/dunningco/dunning/notify"
@@ -33,7 +35,13 @@ type run struct {
 	pol           policy.Policy
 	paymentMethod string
 	// loc is the customer's time zone; SMS waits for the policy's window in it.
-	loc *time.Location
+	loc     *time.Location
+	country string
+	card    Card
+	// declineAware runs read declines (workflow version "decline-aware");
+	// decl is the latest decline on the current card.
+	declineAware bool
+	decl         decline.Decline
 
 	status        Status
 	attempts      []policy.Attempt
@@ -100,6 +108,12 @@ func DunningWorkflow(ctx workflow.Context, in Input) (Result, error) {
 	if workflow.GetVersion(ctx, "sms-window", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
 		r.pol.SMSWindow = policy.Window{}
 	}
+	r.declineAware = workflow.GetVersion(ctx, "decline-aware", workflow.DefaultVersion, 1) >= 1
+	r.card = in.Card
+	r.country = customerCountry(in.Customer)
+	if r.declineAware {
+		r.classify(in.Decline.Code, in.Decline.AdviceCode, in.Decline.NetworkDeclineCode, in.Decline.NetworkAdviceCode, false)
+	}
 	r.loc = time.UTC
 	if in.Customer.TimeZone != "" {
 		// tzdata is embedded (see the import), so every worker resolves the same rules.
@@ -151,8 +165,15 @@ func (r *run) loop(ctx workflow.Context) (Result, error) {
 			return r.close(ctx, policy.Cancelled, "cancelled: "+r.cancel.Reason)
 		}
 		now := workflow.Now(ctx)
-		step := r.pol.Next(r.engineState(now))
+		state := r.engineState(now)
+		step := r.pol.Next(state)
 		r.status.NextStep = &step
+		switch {
+		case r.status.Phase == PhaseRecovering && state.CardBlocked():
+			r.status.Phase = PhaseActionRequired
+		case r.status.Phase == PhaseActionRequired && !state.CardBlocked():
+			r.status.Phase = PhaseRecovering
+		}
 		r.upsertSearchAttributes(ctx, step.At)
 		if wait := step.At.Sub(now); wait > 0 {
 			woken, err := workflow.AwaitWithOptions(ctx, workflow.AwaitOptions{
@@ -198,6 +219,29 @@ func (r *run) loop(ctx workflow.Context) (Result, error) {
 	}
 }
 
+// classify reads a decline on the current card; the policy engine acts on it.
+func (r *run) classify(code, advice, networkCode, networkAdvice string, requiresAction bool) {
+	r.decl = decline.Classify(decline.Input{
+		Gateway: r.in.Decline.Gateway, DeclineCode: code, AdviceCode: advice,
+		NetworkDeclineCode: networkCode, NetworkAdviceCode: networkAdvice,
+		Network: r.card.Network, RequiresAction: requiresAction,
+	})
+	d := r.decl
+	r.status.Decline = &d
+}
+
+// customerCountry is the customer's country, or their locale's region
+// ("fr-FR" -> "FR").
+func customerCountry(c Customer) string {
+	if c.Country != "" {
+		return strings.ToUpper(c.Country)
+	}
+	if i := strings.LastIndexAny(c.Locale, "-_"); i > 0 && len(c.Locale)-i == 3 {
+		return strings.ToUpper(c.Locale[i+1:])
+	}
+	return ""
+}
+
 func (r *run) engineState(now time.Time) policy.State {
 	var reachable []policy.Channel
 	if r.in.Customer.Email != "" {
@@ -216,6 +260,10 @@ func (r *run) engineState(now time.Time) policy.State {
 		ServiceChanges: r.changes,
 		Reachable:      reachable,
 		Location:       r.loc,
+		Country:        r.country,
+		DeclineReason:  r.decl.Reason,
+		Advice:         r.decl.Advice,
+		RetryAfter:     r.decl.RetryAfter,
 	}
 }
 
@@ -244,6 +292,10 @@ func (r *run) charge(ctx workflow.Context, reason policy.Reason) AttemptRecord {
 		rec.Outcome = out.Outcome
 		rec.DeclineCode, rec.AdviceCode, rec.Message, rec.GatewayRef = out.DeclineCode, out.AdviceCode, out.Message, out.GatewayRef
 		rec.NetworkDeclineCode, rec.NetworkAdviceCode, rec.RequiresAction = out.NetworkDeclineCode, out.NetworkAdviceCode, out.RequiresAction
+		if r.declineAware && out.Outcome == gateway.Declined {
+			r.classify(out.DeclineCode, out.AdviceCode, out.NetworkDeclineCode, out.NetworkAdviceCode, out.RequiresAction)
+			rec.Category, rec.Advice = string(r.decl.Category), string(r.decl.Advice)
+		}
 	}
 	rec.FinishedAt = workflow.Now(ctx)
 	r.status.Attempts = append(r.status.Attempts, rec)

@@ -69,7 +69,7 @@ func newHarness(t *testing.T, succeedOn int) *harness {
 		if h.succeedOn > 0 && in.Attempt >= h.succeedOn {
 			return activities.ChargeOutput{Outcome: gateway.Succeeded, GatewayRef: "ch_" + in.IdempotencyKey}, nil
 		}
-		return activities.ChargeOutput{Outcome: gateway.Declined, DeclineCode: "insufficient_funds"}, nil
+		return activities.ChargeOutput{Outcome: gateway.Declined, DeclineCode: "do_not_honor"}, nil
 	})
 	h.env.OnActivity(notifications.Notify, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.NotifyInput) (activities.NotifyOutput, error) {
 		h.messages = append(h.messages, in)
@@ -94,7 +94,7 @@ func input() Input {
 		Amount:        "49.90",
 		Currency:      "EUR",
 		PaymentMethod: "pm_old",
-		Decline:       Decline{Gateway: "simulator", Code: "insufficient_funds"},
+		Decline:       Decline{Gateway: "simulator", Code: "do_not_honor"},
 	}
 }
 
@@ -469,5 +469,49 @@ func TestRetriesLandInTheLocalMorningOnBusinessDays(t *testing.T) {
 	// +3 days is Sunday 22:30: the retry moves to Monday 09:00.
 	if want := time.Date(2026, 3, 9, 9, 0, 0, 0, tokyo); !h.chargeAt[0].Equal(want) {
 		t.Errorf("first retry at %s, want %s", h.chargeAt[0].In(tokyo), want)
+	}
+}
+
+func TestHardDeclineWaitsForNewCardThenRecovers(t *testing.T) {
+	h := newHarness(t, 0)
+	h.goodCards = []string{"pm_new"}
+	in := input()
+	in.Decline.Code = "stolen_card"
+	h.at(day, func() {
+		st := h.query()
+		if st.Phase != PhaseActionRequired || st.Decline == nil || st.Decline.Advice != "stop" {
+			t.Errorf("day 1: phase %s decline %+v, want action_required with advice stop", st.Phase, st.Decline)
+		}
+		if st.NextStep == nil || st.NextStep.Action == policy.ActionRetry {
+			t.Errorf("day 1: next step %+v, want no retry of a stolen card", st.NextStep)
+		}
+	})
+	h.at(5*day, func() {
+		h.env.SignalWorkflow(SignalPaymentMethodUpdated, PaymentMethodUpdate{PaymentMethod: "pm_new", Card: &Card{Network: "visa"}})
+	})
+	res := h.run(in)
+	if res.Outcome != policy.Recovered || res.Attempts != 1 {
+		t.Fatalf("result = %+v, want recovered by the one attempt on the new card", res)
+	}
+	if h.charges[0].PaymentMethod != "pm_new" || h.chargeAt[0].Sub(t0) != 5*day+15*time.Minute {
+		t.Errorf("charge = %s at +%s", h.charges[0].PaymentMethod, h.chargeAt[0].Sub(t0))
+	}
+}
+
+func TestMastercardAdvice24RetriesAfterAnHour(t *testing.T) {
+	h := newHarness(t, 1)
+	in := input()
+	in.Card = Card{Network: "mastercard"}
+	in.Decline.NetworkAdviceCode = "24"
+	p := policy.Default()
+	p.Timing = policy.Timing{}
+	p.RetryAfter = []time.Duration{10 * time.Minute, 2 * time.Hour, day}
+	in.Policy = &p
+	res := h.run(in)
+	if res.Outcome != policy.Recovered {
+		t.Fatalf("result = %+v", res)
+	}
+	if got := h.chargeAt[0].Sub(t0); got != time.Hour {
+		t.Errorf("first retry at +%s, want +1h (MAC 24 outweighs the 10-minute schedule)", got)
 	}
 }

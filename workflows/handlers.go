@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"go.temporal.io/sdk/workflow"
+
+	"github.com/dunningco/dunning/decline"
 )
 
 // registerHandlers wires the query, the update and the signals. Handlers
@@ -70,6 +72,15 @@ func (r *run) registerHandlers(ctx workflow.Context) error {
 			ch.Receive(ctx, &req)
 			if req.PaymentMethod != "" {
 				r.paymentMethod = req.PaymentMethod
+			}
+			if req.Card != nil {
+				r.card = *req.Card
+			}
+			// A new payment method starts clean: the old card's decline no
+			// longer rules out retrying.
+			if r.declineAware {
+				r.decl = decline.Decline{}
+				r.status.Decline = nil
 			}
 			r.cardUpdatedAt = workflow.Now(ctx)
 			r.wake = true
