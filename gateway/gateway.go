@@ -36,6 +36,9 @@ const (
 	// Failed means the gateway could not be asked (errors that retries did
 	// not overcome); the attempt is recorded, no money moved.
 	Failed Outcome = "failed"
+	// Skipped means no charge was sent: a rule (e.g. a card-network retry
+	// limit) stopped it. Only the workflow records it.
+	Skipped Outcome = "skipped"
 )
 
 // ChargeResult is the gateway's answer for a charge the gateway processed.

@@ -54,6 +54,8 @@ func fast() policy.Policy {
 	p.CardUpdateRetryDelay = 0
 	p.Ladder = []policy.LadderStep{{After: 0, State: policy.ServicePaused}, {After: time.Second, State: policy.ServiceSuspended}}
 	p.CloseAfter = time.Second
+	p.Timing = policy.Timing{} // seconds-long schedules cannot wait for mornings
+	p.SMSWindow = policy.Window{}
 	return p
 }
 

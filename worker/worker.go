@@ -58,6 +58,8 @@ type Deps struct {
 	Email, SMS         notify.Notifier
 	Callback           billing.Callback
 	DefaultCallbackURL string
+	// Limits are the card-network retry limits; zero means the defaults.
+	Limits ledger.Limits
 	// CardLinks signs card-update links for messages; nil leaves them out.
 	CardLinks *cardlink.Signer
 	Logger    *slog.Logger
@@ -73,6 +75,7 @@ func Register(r sdkworker.Registry, d Deps) {
 	r.RegisterActivity(&activities.Charges{Gateways: gws, Ledger: d.Ledger, Logger: d.Logger})
 	r.RegisterActivity(&activities.Notifications{Email: d.Email, SMS: d.SMS, Ledger: d.Ledger, CardLinks: d.CardLinks, Logger: d.Logger})
 	r.RegisterActivity(&activities.ServiceActions{Ledger: d.Ledger, Callback: d.Callback, DefaultCallbackURL: d.DefaultCallbackURL})
+	r.RegisterActivity(&activities.NetworkLimits{Ledger: d.Ledger, Limits: d.Limits})
 	r.RegisterActivity(&activities.Runs{Ledger: d.Ledger, Callback: d.Callback, DefaultCallbackURL: d.DefaultCallbackURL})
 }
 

@@ -25,6 +25,7 @@ var (
 	notifications *activities.Notifications
 	services      *activities.ServiceActions
 	runs          *activities.Runs
+	limits        *activities.NetworkLimits
 )
 
 // run is the workflow's state; everything in it comes from the history.
@@ -42,6 +43,8 @@ type run struct {
 	// decl is the latest decline on the current card.
 	declineAware bool
 	decl         decline.Decline
+	// notBefore is when the card-network budget allows the next attempt.
+	notBefore time.Time
 
 	status        Status
 	attempts      []policy.Attempt
@@ -219,6 +222,18 @@ func (r *run) loop(ctx workflow.Context) (Result, error) {
 	}
 }
 
+// cardKey identifies the card for the shared retry budget: its fingerprint,
+// else the payment method, else the customer's default card.
+func (r *run) cardKey() string {
+	switch {
+	case r.card.Fingerprint != "":
+		return "fp:" + r.card.Fingerprint
+	case r.paymentMethod != "":
+		return "pm:" + r.paymentMethod
+	}
+	return "customer:" + r.in.Tenant + "/" + r.in.Customer.ID
+}
+
 // classify reads a decline on the current card; the policy engine acts on it.
 func (r *run) classify(code, advice, networkCode, networkAdvice string, requiresAction bool) {
 	r.decl = decline.Classify(decline.Input{
@@ -264,6 +279,7 @@ func (r *run) engineState(now time.Time) policy.State {
 		DeclineReason:  r.decl.Reason,
 		Advice:         r.decl.Advice,
 		RetryAfter:     r.decl.RetryAfter,
+		NotBefore:      r.notBefore,
 	}
 }
 
@@ -277,6 +293,28 @@ func (r *run) charge(ctx workflow.Context, reason policy.Reason) AttemptRecord {
 		Reason:         reason,
 		IdempotencyKey: fmt.Sprintf("%s/attempt-%d", r.id, n),
 		StartedAt:      workflow.Now(ctx),
+	}
+	if r.declineAware {
+		// The card-network budget is shared by every run on this card and is
+		// reserved before the charge, atomically, in the ledger.
+		var verdict activities.ReserveOutput
+		err := workflow.ExecuteActivity(ledgerCtx(ctx), limits.Reserve, activities.ReserveInput{
+			WorkflowID: r.id, IdempotencyKey: rec.IdempotencyKey, CardKey: r.cardKey(), Network: r.card.Network,
+			Merchant: r.in.Tenant, Amount: r.amount.Decimal(), Currency: r.amount.Currency.Code, At: rec.StartedAt,
+		}).Get(ctx, &verdict)
+		if err != nil {
+			verdict = activities.ReserveOutput{Rule: "retry budget unavailable: " + rootMessage(err)}
+		}
+		if !verdict.Allowed {
+			rec.Outcome, rec.Message, rec.FinishedAt = gateway.Skipped, verdict.Rule, workflow.Now(ctx)
+			r.notBefore = verdict.NotBefore
+			if r.notBefore.IsZero() {
+				// No moment within the rule's window: the schedule is over.
+				r.notBefore = rec.StartedAt.Add(r.pol.Window + r.pol.Timing.MaxShift + time.Second)
+			}
+			r.status.Attempts = append(r.status.Attempts, rec)
+			return rec
+		}
 	}
 	var out activities.ChargeOutput
 	err := workflow.ExecuteActivity(chargeCtx(ctx), charges.Charge, activities.ChargeInput{
@@ -298,6 +336,16 @@ func (r *run) charge(ctx workflow.Context, reason policy.Reason) AttemptRecord {
 		}
 	}
 	rec.FinishedAt = workflow.Now(ctx)
+	if r.declineAware {
+		settle := activities.SettleInput{IdempotencyKey: rec.IdempotencyKey, CardKey: r.cardKey(), Network: r.card.Network,
+			Outcome: string(rec.Outcome), MerchantAdviceCode: rec.NetworkAdviceCode, At: rec.FinishedAt}
+		if rec.Outcome == gateway.Declined {
+			settle.NeverRetryFor = r.decl.NoRetryWindow
+		}
+		if err := workflow.ExecuteActivity(ledgerCtx(ctx), limits.Settle, settle).Get(ctx, nil); err != nil {
+			workflow.GetLogger(ctx).Error("retry budget not settled", "key", rec.IdempotencyKey, "error", err)
+		}
+	}
 	r.status.Attempts = append(r.status.Attempts, rec)
 	r.attempts = append(r.attempts, policy.Attempt{Number: n, At: rec.StartedAt, Reason: reason, Succeeded: rec.Outcome == gateway.Succeeded})
 	return rec

@@ -16,6 +16,8 @@ import (
 
 	"github.com/dunningco/dunning/activities"
 	"github.com/dunningco/dunning/gateway"
+	"github.com/dunningco/dunning/ledger"
+	"github.com/dunningco/dunning/ledger/ledgertest"
 	"github.com/dunningco/dunning/policy"
 )
 
@@ -38,14 +40,21 @@ type harness struct {
 	services  []activities.ServiceInput
 	closed    *activities.CloseRunInput
 	notifyAt  []time.Time
+	budget    *activities.NetworkLimits
 	// notifyResult, when set, answers Notify instead of "sent".
 	notifyResult func(activities.NotifyInput) (activities.NotifyOutput, error)
 }
 
 func newHarness(t *testing.T, succeedOn int) *harness {
+	return newHarnessWithBudget(t, succeedOn, nil)
+}
+
+// newHarnessWithBudget runs the real retry-budget activities against budget
+// (a real ledger) instead of allowing every attempt.
+func newHarnessWithBudget(t *testing.T, succeedOn int, budget *activities.NetworkLimits) *harness {
 	var s testsuite.WorkflowTestSuite
 	s.SetLogger(tlog.NewStructuredLogger(slog.New(slog.DiscardHandler)))
-	h := &harness{t: t, env: s.NewTestWorkflowEnvironment(), succeedOn: succeedOn}
+	h := &harness{t: t, env: s.NewTestWorkflowEnvironment(), succeedOn: succeedOn, budget: budget}
 	h.env.SetStartTime(t0)
 	h.env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: WorkflowID("acme", "inv-1")})
 	h.env.RegisterWorkflowWithOptions(DunningWorkflow, workflow.RegisterOptions{Name: WorkflowName})
@@ -53,6 +62,13 @@ func newHarness(t *testing.T, succeedOn int) *harness {
 	h.env.RegisterActivity(notifications)
 	h.env.RegisterActivity(services)
 	h.env.RegisterActivity(runs)
+	if h.budget == nil {
+		h.env.RegisterActivity(limits)
+		h.env.OnActivity(limits.Reserve, mock.Anything, mock.Anything).Return(activities.ReserveOutput{Allowed: true}, nil)
+		h.env.OnActivity(limits.Settle, mock.Anything, mock.Anything).Return(nil)
+	} else {
+		h.env.RegisterActivity(h.budget)
+	}
 	h.env.OnActivity(runs.OpenRun, mock.Anything, mock.Anything).Return(nil)
 	h.env.OnActivity(runs.CloseRun, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.CloseRunInput) error {
 		h.closed = &in
@@ -513,5 +529,44 @@ func TestMastercardAdvice24RetriesAfterAnHour(t *testing.T) {
 	}
 	if got := h.chargeAt[0].Sub(t0); got != time.Hour {
 		t.Errorf("first retry at +%s, want +1h (MAC 24 outweighs the 10-minute schedule)", got)
+	}
+}
+
+func TestTwoRunsShareTheVisaBudget(t *testing.T) {
+	store := ledgertest.NewStore(t)
+	lim := ledger.DefaultLimits()
+	lim.VisaMaxReattempts = 4 // a small budget to reach in two runs
+	budget := &activities.NetworkLimits{Ledger: store, Limits: lim}
+	card := Card{Network: "visa", Fingerprint: "fp_shared"}
+
+	first := newHarnessWithBudget(t, 0, budget)
+	in := input()
+	in.Card = card
+	first.run(in)
+	if len(first.charges) != 3 {
+		t.Fatalf("first run charged %d times, want 3", len(first.charges))
+	}
+
+	second := newHarnessWithBudget(t, 0, budget)
+	second.env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: WorkflowID("acme", "inv-2")})
+	in2 := input()
+	in2.InvoiceID = "inv-2"
+	in2.Card = card
+	res := second.run(in2)
+	if len(second.charges) != 1 {
+		t.Fatalf("second run charged %d times, want 1 (the budget of 4 is shared)", len(second.charges))
+	}
+	if res.Outcome != policy.Exhausted {
+		t.Fatalf("second run = %+v, want exhausted", res)
+	}
+	st := second.query()
+	var skipped []AttemptRecord
+	for _, a := range st.Attempts {
+		if a.Outcome == gateway.Skipped {
+			skipped = append(skipped, a)
+		}
+	}
+	if len(skipped) == 0 || !strings.Contains(skipped[0].Message, "visa: 4 reattempts per card in 30 days") {
+		t.Fatalf("skipped attempts = %+v, want the Visa rule recorded", skipped)
 	}
 }

@@ -3,6 +3,7 @@ package workflows
 import (
 	"errors"
 	"strings"
+	"time"
 
 	"go.temporal.io/sdk/workflow"
 
@@ -81,6 +82,7 @@ func (r *run) registerHandlers(ctx workflow.Context) error {
 			if r.declineAware {
 				r.decl = decline.Decline{}
 				r.status.Decline = nil
+				r.notBefore = time.Time{}
 			}
 			r.cardUpdatedAt = workflow.Now(ctx)
 			r.wake = true
