@@ -58,6 +58,8 @@ type run struct {
 	wake bool
 	// charging serialises attempts between the main loop and expedite.
 	charging bool
+	// opened is set once the ledger holds the run; no charge comes before.
+	opened bool
 
 	saPhase    Phase
 	saAttempts int
@@ -133,6 +135,7 @@ func DunningWorkflow(ctx workflow.Context, in Input) (Result, error) {
 	}).Get(ctx, nil); err != nil {
 		return Result{}, fmt.Errorf("open run: %w", err)
 	}
+	r.opened = true
 	return r.loop(ctx)
 }
 

@@ -22,7 +22,7 @@ func (r *run) registerHandlers(ctx workflow.Context) error {
 		func(ctx workflow.Context, req ExpediteRequest) (AttemptRecord, error) {
 			// The validator saw no attempt in flight, but the main loop may
 			// have started one since: queue behind it.
-			if err := workflow.Await(ctx, func() bool { return !r.charging }); err != nil {
+			if err := workflow.Await(ctx, func() bool { return r.opened && !r.charging }); err != nil {
 				return AttemptRecord{}, err
 			}
 			if r.closed() || r.recoveredOrClosing() {
