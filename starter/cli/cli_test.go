@@ -223,7 +223,7 @@ func TestCommands(t *testing.T) {
 		{"status", []string{"status", "-tenant", "acme", "-invoice", "inv-1"}, "{\n  \"workflow_id\": \"dunning/acme/inv-1\",\n  \"tenant\": \"acme\"", "Query dunning/acme/inv-1 status"},
 		{"cancel", []string{"cancel", "-tenant", "acme", "-invoice", "inv-1", "-reason", "customer left"}, "cancel sent to dunning/acme/inv-1", "Signal dunning/acme/inv-1 cancel {Reason:customer left By:}"},
 		{"expedite", []string{"expedite", "-tenant", "acme", "-invoice", "inv-1", "-reason", "called"}, `"number": 3`, "Update dunning/acme/inv-1 expedite [{Reason:called By:}]"},
-		{"card-updated", []string{"card-updated", "-tenant", "acme", "-invoice", "inv-1", "-payment-method", "pm_2"}, "payment method update sent", "Signal dunning/acme/inv-1 payment-method-updated {PaymentMethod:pm_2}"},
+		{"card-updated", []string{"card-updated", "-tenant", "acme", "-invoice", "inv-1", "-payment-method", "pm_2"}, "payment method update sent", "Signal dunning/acme/inv-1 payment-method-updated {PaymentMethod:pm_2 Card:<nil>}"},
 		{"paid", []string{"paid", "-tenant", "acme", "-invoice", "inv-1", "-reference", "wire-9"}, "payment sent", "Signal dunning/acme/inv-1 paid-out-of-band {Reference:wire-9 Note:}"},
 	}
 	for _, tt := range tests {

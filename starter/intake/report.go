@@ -23,23 +23,28 @@ type DeclineReport struct {
 	InvoiceID string             `json:"invoice_id"`
 	Customer  workflows.Customer `json:"customer"`
 	// Amount is a decimal string such as "49.90"; JSON numbers are refused.
-	Amount             string        `json:"amount"`
-	Currency           string        `json:"currency"`
-	PaymentMethod      string        `json:"payment_method,omitempty"`
-	Decline            ReportDecline `json:"decline"`
-	Policy             string        `json:"policy,omitempty"`
-	BillingCallbackURL string        `json:"billing_callback_url,omitempty"`
+	Amount             string         `json:"amount"`
+	Currency           string         `json:"currency"`
+	PaymentMethod      string         `json:"payment_method,omitempty"`
+	Card               workflows.Card `json:"card,omitzero"`
+	Decline            ReportDecline  `json:"decline"`
+	Policy             string         `json:"policy,omitempty"`
+	BillingCallbackURL string         `json:"billing_callback_url,omitempty"`
 }
 
 // ReportDecline is the failed charge inside a DeclineReport. It has no
 // received_at: the run stamps that itself.
 type ReportDecline struct {
-	ID         string    `json:"id,omitempty"`
-	Gateway    string    `json:"gateway"`
-	Code       string    `json:"code"`
-	AdviceCode string    `json:"advice_code,omitempty"`
-	Message    string    `json:"message,omitempty"`
-	OccurredAt time.Time `json:"occurred_at,omitzero"`
+	ID         string `json:"id,omitempty"`
+	Gateway    string `json:"gateway"`
+	Code       string `json:"code"`
+	AdviceCode string `json:"advice_code,omitempty"`
+	// Card-network codes, where the gateway reports them (ISO 8583 response
+	// code; Mastercard Merchant Advice Code).
+	NetworkDeclineCode string    `json:"network_decline_code,omitempty"`
+	NetworkAdviceCode  string    `json:"network_advice_code,omitempty"`
+	Message            string    `json:"message,omitempty"`
+	OccurredAt         time.Time `json:"occurred_at,omitzero"`
 }
 
 // Input is the run input the report asks for. Values are copied as sent, so
@@ -52,13 +57,16 @@ func (r DeclineReport) Input() workflows.Input {
 		Amount:        r.Amount,
 		Currency:      r.Currency,
 		PaymentMethod: r.PaymentMethod,
+		Card:          r.Card,
 		Decline: workflows.Decline{
-			ID:         r.Decline.ID,
-			Gateway:    r.Decline.Gateway,
-			Code:       r.Decline.Code,
-			AdviceCode: r.Decline.AdviceCode,
-			Message:    r.Decline.Message,
-			OccurredAt: r.Decline.OccurredAt,
+			ID:                 r.Decline.ID,
+			Gateway:            r.Decline.Gateway,
+			Code:               r.Decline.Code,
+			AdviceCode:         r.Decline.AdviceCode,
+			NetworkDeclineCode: r.Decline.NetworkDeclineCode,
+			NetworkAdviceCode:  r.Decline.NetworkAdviceCode,
+			Message:            r.Decline.Message,
+			OccurredAt:         r.Decline.OccurredAt,
 		},
 		PolicyName:         r.Policy,
 		BillingCallbackURL: r.BillingCallbackURL,
