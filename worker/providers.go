@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/dunningco/dunning/gateway"
 	"github.com/dunningco/dunning/gateway/httpgw"
 	stripegw "github.com/dunningco/dunning/gateway/stripe"
+	"github.com/dunningco/dunning/ledger"
 	"github.com/dunningco/dunning/notify"
 	"github.com/dunningco/dunning/notify/sendgrid"
 	"github.com/dunningco/dunning/notify/twilio"
@@ -41,6 +43,10 @@ type Providers struct {
 	CardUpdateURL  string
 	CardLinkSecret string
 	CardLinkTTL    time.Duration
+
+	// Limits are the card-network retry limits (VISA_MAX_REATTEMPTS: 15 by
+	// default, 20 under the newer reading of Visa's rules).
+	Limits ledger.Limits
 }
 
 // ProvidersFromEnv reads the provider variables listed in README.
@@ -65,6 +71,14 @@ func ProvidersFromEnv() (Providers, error) {
 		CardUpdateURL:             os.Getenv("CARD_UPDATE_URL"),
 		CardLinkSecret:            os.Getenv("CARD_LINK_SECRET"),
 		CardLinkTTL:               14 * 24 * time.Hour,
+	}
+	p.Limits = ledger.DefaultLimits()
+	if v := os.Getenv("VISA_MAX_REATTEMPTS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return p, fmt.Errorf("VISA_MAX_REATTEMPTS %q is not a positive whole number", v)
+		}
+		p.Limits.VisaMaxReattempts = n
 	}
 	if v := os.Getenv("CARD_LINK_TTL"); v != "" {
 		d, err := time.ParseDuration(v)
@@ -105,6 +119,7 @@ func Build(ledger activities.Ledger, cfg Config, p Providers, logger *slog.Logge
 		Gateways:           []gateway.Gateway{gateway.NewSimulator()},
 		Callback:           billing.Callback{Secret: cfg.BillingCallbackSecret},
 		DefaultCallbackURL: cfg.BillingCallbackURL,
+		Limits:             p.Limits,
 		Logger:             logger,
 	}
 	if p.StripeAPIKey != "" {

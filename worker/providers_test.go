@@ -45,10 +45,11 @@ func TestBuildProviders(t *testing.T) {
 		{name: "twilio with a bad SID", env: map[string]string{"TWILIO_ACCOUNT_SID": "XY1", "TWILIO_AUTH_TOKEN": "t", "TWILIO_FROM": "+15005550006"}, wantErr: "twilio"},
 		{name: "bad template list", env: map[string]string{"SENDGRID_TEMPLATE_IDS": "payment_failed"}, wantErr: "SENDGRID_TEMPLATE_IDS"},
 		{name: "bad link TTL", env: map[string]string{"CARD_LINK_TTL": "soon"}, wantErr: "CARD_LINK_TTL"},
+		{name: "bad Visa limit", env: map[string]string{"VISA_MAX_REATTEMPTS": "0"}, wantErr: "VISA_MAX_REATTEMPTS"},
 	}
 	vars := []string{"STRIPE_API_KEY", "STRIPE_API_BASE", "HTTP_GATEWAY_URL", "HTTP_GATEWAY_SECRET", "SENDGRID_API_KEY", "SENDGRID_API_BASE",
 		"EMAIL_FROM", "EMAIL_FROM_NAME", "EMAIL_REPLY_TO", "SENDGRID_CATEGORIES", "SENDGRID_TEMPLATE_IDS", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN",
-		"TWILIO_MESSAGING_SERVICE_SID", "TWILIO_FROM", "TWILIO_STATUS_CALLBACK_URL", "TWILIO_API_BASE", "CARD_UPDATE_URL", "CARD_LINK_SECRET", "CARD_LINK_TTL"}
+		"TWILIO_MESSAGING_SERVICE_SID", "TWILIO_FROM", "TWILIO_STATUS_CALLBACK_URL", "TWILIO_API_BASE", "CARD_UPDATE_URL", "CARD_LINK_SECRET", "CARD_LINK_TTL", "VISA_MAX_REATTEMPTS"}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			for _, v := range vars {
