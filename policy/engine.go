@@ -3,6 +3,7 @@ package policy
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/dunningco/dunning/decline"
@@ -217,14 +218,21 @@ type dueMessage struct {
 // dueMessages lists, in the order they happened, the events that call for a
 // customer message.
 func (p Policy) dueMessages(s State) []dueMessage {
+	if !p.customerTold(s) {
+		return nil // invisible recovery: retry silently first
+	}
 	msgs := []dueMessage{{PaymentFailed, "payment-failed", "first notice of the failed payment"}}
-	slots := 0
+	slots, failed := 0, 0
 	for _, a := range s.Attempts {
 		if a.Reason != ReasonCardUpdated {
 			slots++
 		}
 		if a.Succeeded {
 			continue
+		}
+		failed++
+		if failed <= p.SilentAttempts {
+			continue // the first notice covers the silent attempts
 		}
 		// The last scheduled failure is followed by a ladder notice instead.
 		if a.Reason == ReasonCardUpdated || slots < p.scheduledAttempts() || len(p.Ladder) == 0 {
@@ -245,6 +253,25 @@ func (p Policy) dueMessages(s State) []dueMessage {
 		msgs = append(msgs, dueMessage{PaymentRecovered, "payment-recovered", "payment recovered"})
 	}
 	return msgs
+}
+
+// customerTold reports whether the run has left invisible recovery: enough
+// silent attempts failed, the card needs the customer, service changed, or a
+// notice already went out (so a later receipt is owed too).
+func (p Policy) customerTold(s State) bool {
+	if p.SilentAttempts == 0 || s.CardBlocked() || len(s.ServiceChanges) > 0 {
+		return true
+	}
+	failed := 0
+	for _, a := range s.Attempts {
+		if !a.Succeeded {
+			failed++
+		}
+	}
+	if failed >= p.SilentAttempts {
+		return true
+	}
+	return slices.ContainsFunc(s.Sent, func(k string) bool { return strings.HasPrefix(k, "payment-failed/") })
 }
 
 func (s State) recovered() bool {

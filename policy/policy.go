@@ -98,6 +98,10 @@ type Policy struct {
 	Ladder []LadderStep `json:"ladder"`
 	// CloseAfter ends the run as exhausted this long after the last ladder step.
 	CloseAfter time.Duration `json:"close_after"`
+	// SilentAttempts is the invisible-recovery phase: this many attempts
+	// fail before the customer hears anything (hard declines are told at
+	// once). A run recovered silently sends no receipt either.
+	SilentAttempts int `json:"silent_attempts,omitempty"`
 	// Messages says which messages go out and on which channels.
 	Messages []MessageRule `json:"messages"`
 	// SMSWindow is when texts may reach the customer, in their time zone.
@@ -141,6 +145,9 @@ func (p Policy) Validate() error {
 			add("retry_after[%d] (%s) falls outside the %s window", i, d, p.Window)
 		}
 		prev = d
+	}
+	if p.SilentAttempts < 0 || p.SilentAttempts > p.MaxAttempts {
+		add("silent_attempts must be between 0 and max_attempts (%d)", p.MaxAttempts)
 	}
 	if p.CardUpdateRetryDelay < 0 {
 		add("card_update_retry_delay is negative")

@@ -71,3 +71,54 @@ func TestDeclineStrategies(t *testing.T) {
 		})
 	}
 }
+
+func TestInvisibleRecovery(t *testing.T) {
+	p := Default()
+	p.Timing = Timing{}
+	p.SilentAttempts = 1
+	run := func(succeedOn int, firstDecline decline.Input) []string {
+		d := decline.Classify(firstDecline)
+		s := State{DeclinedAt: t0, Now: t0, Reachable: []Channel{Email}, Advice: d.Advice}
+		for i := 0; i < 50; i++ {
+			step := p.Next(s)
+			s.Now = step.At
+			switch step.Action {
+			case ActionNotify:
+				s.Sent = append(s.Sent, step.Key)
+			case ActionRetry:
+				s.Attempts = append(s.Attempts, Attempt{Number: step.Attempt, At: step.At, Reason: step.Reason, Succeeded: step.Attempt == succeedOn})
+			case ActionService:
+				s.ServiceChanges = append(s.ServiceChanges, ServiceChange{State: step.State, At: step.At})
+			case ActionClose:
+				return s.Sent
+			}
+		}
+		t.Fatal("run did not end")
+		return nil
+	}
+	tests := []struct {
+		name      string
+		succeedOn int
+		decline   decline.Input
+		want      []string
+	}{
+		{"recovered silently: no message at all", 1, decline.Input{DeclineCode: "do_not_honor"}, nil},
+		{"first notice after the silent attempt fails", 2, decline.Input{DeclineCode: "do_not_honor"},
+			[]string{"payment-failed/email", "payment-recovered/email"}},
+		{"a hard decline is told at once", 0, decline.Input{DeclineCode: "stolen_card"},
+			[]string{"payment-failed/email", "service-paused/email", "service-suspended/email"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := run(tt.succeedOn, tt.decline)
+			if len(got) != len(tt.want) {
+				t.Fatalf("messages = %v, want %v", got, tt.want)
+			}
+			for i := range got {
+				if got[i] != tt.want[i] {
+					t.Fatalf("messages = %v, want %v", got, tt.want)
+				}
+			}
+		})
+	}
+}

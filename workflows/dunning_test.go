@@ -570,3 +570,17 @@ func TestTwoRunsShareTheVisaBudget(t *testing.T) {
 		t.Fatalf("skipped attempts = %+v, want the Visa rule recorded", skipped)
 	}
 }
+
+func TestInvisiblePhaseSendsNothing(t *testing.T) {
+	h := newHarness(t, 1)
+	in := input()
+	p := policy.Default()
+	p.SilentAttempts = 1
+	in.Policy = &p
+	if res := h.run(in); res.Outcome != policy.Recovered {
+		t.Fatalf("result = %+v", res)
+	}
+	if len(h.messages) != 0 {
+		t.Fatalf("sent %d messages during invisible recovery, want none: %v", len(h.messages), h.messageKeys())
+	}
+}
