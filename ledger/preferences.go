@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/dunningco/dunning/pii"
 )
 
 // e164 is an international phone number: a plus, a country code that does
@@ -36,7 +38,7 @@ func (s *Store) SetSMSOptOut(ctx context.Context, phone string, optedOut bool, k
 		WHERE sms_consent.updated_at <= EXCLUDED.updated_at`,
 		phone, optedOut, keyword, source, orNow(at))
 	if err != nil {
-		return fmt.Errorf("ledger: set sms opt-out of %s: %w", maskPhone(phone), err)
+		return fmt.Errorf("ledger: set sms opt-out of %s: %w", pii.MaskPhone(phone), err)
 	}
 	return nil
 }
@@ -53,7 +55,7 @@ func (s *Store) SMSOptOut(ctx context.Context, phone string) (optedOut bool, key
 		return false, "", nil
 	}
 	if err != nil {
-		return false, "", fmt.Errorf("ledger: sms opt-out of %s: %w", maskPhone(phone), err)
+		return false, "", fmt.Errorf("ledger: sms opt-out of %s: %w", pii.MaskPhone(phone), err)
 	}
 	return optedOut, keyword, nil
 }
@@ -77,7 +79,7 @@ func (s *Store) SuppressEmail(ctx context.Context, email, reason, source string,
 		ON CONFLICT (email) DO NOTHING`,
 		addr, reason, source, orNow(at))
 	if err != nil {
-		return fmt.Errorf("ledger: suppress email %s: %w", maskEmail(addr), err)
+		return fmt.Errorf("ledger: suppress email %s: %w", pii.MaskEmail(addr), err)
 	}
 	return nil
 }
@@ -90,7 +92,7 @@ func (s *Store) UnsuppressEmail(ctx context.Context, email string) error {
 		return err
 	}
 	if _, err := s.pool.Exec(ctx, `DELETE FROM email_suppressions WHERE email = $1`, addr); err != nil {
-		return fmt.Errorf("ledger: unsuppress email %s: %w", maskEmail(addr), err)
+		return fmt.Errorf("ledger: unsuppress email %s: %w", pii.MaskEmail(addr), err)
 	}
 	return nil
 }
@@ -107,7 +109,7 @@ func (s *Store) EmailSuppressed(ctx context.Context, email string) (suppressed b
 		return false, "", nil
 	}
 	if err != nil {
-		return false, "", fmt.Errorf("ledger: email suppression of %s: %w", maskEmail(addr), err)
+		return false, "", fmt.Errorf("ledger: email suppression of %s: %w", pii.MaskEmail(addr), err)
 	}
 	return true, reason, nil
 }
@@ -120,26 +122,4 @@ func normalizeEmail(email string) (string, error) {
 		return "", invalid("email suppression: the address has no @")
 	}
 	return addr, nil
-}
-
-// maskPhone shortens a phone number for errors to its last two digits,
-// e.g. "**********00": errors end up in logs and workflow histories.
-func maskPhone(phone string) string {
-	if len(phone) <= 2 {
-		return strings.Repeat("*", len(phone))
-	}
-	return strings.Repeat("*", len(phone)-2) + phone[len(phone)-2:]
-}
-
-// maskEmail shortens an email address for errors to the first character of
-// the local part and the domain, e.g. "j***@example.com".
-func maskEmail(email string) string {
-	local, domain, ok := strings.Cut(email, "@")
-	if !ok {
-		return "***"
-	}
-	for _, r := range local {
-		return string(r) + "***@" + domain
-	}
-	return "***@" + domain
 }

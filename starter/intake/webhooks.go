@@ -19,6 +19,7 @@ import (
 
 	"github.com/dunningco/dunning/ledger"
 	"github.com/dunningco/dunning/optout"
+	"github.com/dunningco/dunning/pii"
 )
 
 // ConsentStore records SMS consent from keyword replies; *ledger.Store
@@ -164,7 +165,7 @@ func (h *handler) twilioSMSHandler() http.HandlerFunc {
 				return
 			default:
 				h.logger.InfoContext(r.Context(), "SMS consent recorded",
-					"message_sid", params["MessageSid"], "action", action.String(), "keyword", keyword, "from", maskPhone(from))
+					"message_sid", params["MessageSid"], "action", action.String(), "keyword", keyword, "from", pii.MaskPhone(from))
 			}
 		}
 		w.Header().Set("Content-Type", "text/xml")
@@ -302,7 +303,7 @@ func (h *handler) sendGridEventsHandler() http.HandlerFunc {
 			default:
 				suppressed++
 				h.logger.InfoContext(r.Context(), "email address suppressed",
-					"event", e.Event, "sg_event_id", e.EventID, "email", maskEmail(e.Email))
+					"event", e.Event, "sg_event_id", e.EventID, "email", pii.MaskEmail(e.Email))
 			}
 		}
 		writeJSON(w, http.StatusOK, sendGridResponse{Events: len(events), Suppressed: suppressed})
@@ -341,25 +342,4 @@ func jsonErrorText(err error) string {
 		return fmt.Sprintf("expected %s, got %s", e.Type, e.Value)
 	}
 	return "invalid JSON"
-}
-
-// maskPhone keeps the last two digits of a phone number for logs.
-func maskPhone(phone string) string {
-	if len(phone) <= 2 {
-		return strings.Repeat("*", len(phone))
-	}
-	return strings.Repeat("*", len(phone)-2) + phone[len(phone)-2:]
-}
-
-// maskEmail keeps the first character and the domain of an address for
-// logs, e.g. "j***@example.com".
-func maskEmail(email string) string {
-	local, domain, ok := strings.Cut(email, "@")
-	if !ok {
-		return "***"
-	}
-	for _, r := range local {
-		return string(r) + "***@" + domain
-	}
-	return "***@" + domain
 }
