@@ -25,6 +25,7 @@ type Ledger interface {
 	FinishMessage(ctx context.Context, key, status, provider, providerRef, detail string, at time.Time) error
 	RecordServiceChange(ctx context.Context, c ledger.ServiceChange) (ledger.ServiceChange, error)
 	MarkServiceCallback(ctx context.Context, key, status, detail string) error
+	RecordServiceCredit(ctx context.Context, c ledger.ServiceCredit) (ledger.ServiceCredit, error)
 	SMSOptOut(ctx context.Context, phone string) (optedOut bool, keyword string, err error)
 	EmailSuppressed(ctx context.Context, email string) (suppressed bool, reason string, err error)
 	ReserveCardAttempt(ctx context.Context, r ledger.Reservation, lim ledger.Limits) (ledger.Verdict, error)
