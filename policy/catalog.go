@@ -1,70 +1,51 @@
 package policy
 
 import (
+	"embed"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 )
 
 const day = 24 * time.Hour
 
-// defaultMessages sends email throughout and adds SMS when service is at stake.
-var defaultMessages = []MessageRule{
-	{Kind: PaymentFailed, Channels: []Channel{Email}},
-	{Kind: RetryFailed, Channels: []Channel{Email}},
-	{Kind: ServicePausedMsg, Channels: []Channel{Email, SMS}},
-	{Kind: ServiceSuspMsg, Channels: []Channel{Email, SMS}},
-	{Kind: ServiceCancelMsg, Channels: []Channel{Email}},
-	{Kind: PaymentRecovered, Channels: []Channel{Email}},
-}
+// builtinFiles are the policies and the selection compiled into the binary.
+//
+//go:embed policies/*.yaml
+var builtinFiles embed.FS
 
-// Default is the common merchant setting: retries 3, 7 and 14 days after the
-// decline (at most 3 within 21 days), pause when they are exhausted, suspend
-// after a week's grace, close a week later.
-func Default() Policy {
-	return Policy{
-		Name:                 "default",
-		Version:              1,
-		RetryAfter:           []time.Duration{3 * day, 7 * day, 14 * day},
-		MaxAttempts:          3,
-		Window:               21 * day,
-		CardUpdateRetryDelay: 15 * time.Minute,
-		Ladder:               []LadderStep{{After: 0, State: ServicePaused}, {After: 7 * day, State: ServiceSuspended}},
-		CloseAfter:           7 * day,
-		Messages:             defaultMessages,
-		// No texts outside 08:00-21:00 local time (US TCPA practice, and the
-		// rule carriers and Twilio's guidance share).
-		SMSWindow: Window{Start: "08:00", End: "21:00"},
-		Timing: Timing{
-			Window:        Window{Start: "09:00", End: "11:00"},
-			BusinessDays:  true,
-			PaydayReasons: []string{"insufficient_funds"},
-			MaxShift:      6 * day, // room for Christmas, a weekend and a window miss
-			Holidays:      holidays,
-		},
+// Default is the common merchant setting (policies/default.yaml): retries
+// 3, 7 and 14 days after the decline (at most 3 within 21 days), pause when
+// they are exhausted, suspend after a week's grace, close a week later.
+func Default() Policy { return mustBuiltin("default") }
+
+// Demo is Default compressed into seconds (policies/demo.yaml), so a whole
+// run can be watched in the Web UI within a minute. Dev mode and integration
+// tests use it.
+func Demo() Policy { return mustBuiltin("demo") }
+
+func mustBuiltin(name string) Policy {
+	p, ok := Builtin().Lookup(name)
+	if !ok {
+		panic(fmt.Sprintf("built-in policy %q missing", name))
 	}
+	return p.clone()
 }
 
-// Demo is Default compressed into seconds, so a whole run can be watched in
-// the Web UI within a minute. Dev mode and integration tests use it.
-func Demo() Policy {
-	p := Default()
-	p.Name = "demo"
-	p.RetryAfter = []time.Duration{10 * time.Second, 20 * time.Second, 30 * time.Second}
-	p.Window = time.Minute
-	p.CardUpdateRetryDelay = 2 * time.Second
-	p.Ladder = []LadderStep{{After: 0, State: ServicePaused}, {After: 10 * time.Second, State: ServiceSuspended}}
-	p.CloseAfter = 10 * time.Second
-	p.Timing = Timing{} // seconds-long schedules cannot wait for mornings
-	return p
-}
-
-// Catalog holds the policies runs may name.
+// Catalog holds the policies runs may name, and the selection that picks
+// one for a run that names none.
 type Catalog struct {
-	policies []Policy
+	policies  []Policy
+	selection *Selection // nil: every run gets DefaultName
 }
 
-// NewCatalog validates and indexes policies; names must be unique.
+// DefaultName is the policy a run follows when it names none and the
+// catalog has no selection.
+const DefaultName = "default"
+
+// NewCatalog validates and indexes policies; names must be unique. It has no
+// selection: runs that name no policy get "default".
 func NewCatalog(policies ...Policy) (*Catalog, error) {
 	c := &Catalog{}
 	for _, p := range policies {
@@ -79,11 +60,15 @@ func NewCatalog(policies ...Policy) (*Catalog, error) {
 	return c, nil
 }
 
-// Builtin is the catalog compiled into the binary. Workflows resolve names
-// against it (recorded once per run, so later releases do not change a
-// running workflow's policy).
-func Builtin() *Catalog {
-	c, err := NewCatalog(Default(), Demo())
+var builtin = sync.OnceValue(loadBuiltin)
+
+// Builtin is the catalog compiled into the binary: policies/*.yaml and
+// policies/selection.yaml. Workflows pin the policy's content in each run's
+// input, so later releases do not change a running workflow's policy.
+func Builtin() *Catalog { return builtin() }
+
+func loadBuiltin() *Catalog {
+	c, err := loadFS(builtinFiles, "policies")
 	if err != nil {
 		panic(err) // a broken built-in policy is a programming error caught by tests
 	}
@@ -96,7 +81,7 @@ func (c *Catalog) Lookup(name string) (Policy, bool) {
 	if i < 0 {
 		return Policy{}, false
 	}
-	return c.policies[i], true
+	return c.policies[i].clone(), true
 }
 
 // Names lists the catalog's policy names.
@@ -106,4 +91,82 @@ func (c *Catalog) Names() []string {
 		names[i] = p.Name
 	}
 	return names
+}
+
+// Policies lists the catalog's policies.
+func (c *Catalog) Policies() []Policy {
+	out := make([]Policy, len(c.policies))
+	for i, p := range c.policies {
+		out[i] = p.clone()
+	}
+	return out
+}
+
+// Selection is the catalog's selection, nil when it has none.
+func (c *Catalog) Selection() *Selection { return c.selection }
+
+// With returns a new catalog holding c's policies plus overrides. An
+// override with the name of a policy in c replaces it, and must carry a
+// higher version unless its content is identical (same Hash), so that
+// "name@version" never means two different schedules. Names among the
+// overrides must be unique. The selection is kept and re-checked against
+// the new set of policies.
+func (c *Catalog) With(overrides ...Policy) (*Catalog, error) {
+	out := &Catalog{policies: slices.Clone(c.policies), selection: c.selection}
+	seen := map[string]bool{}
+	for _, p := range overrides {
+		if err := p.Validate(); err != nil {
+			return nil, err
+		}
+		if seen[p.Name] {
+			return nil, fmt.Errorf("%w: policy %q is listed twice", ErrInvalid, p.Name)
+		}
+		seen[p.Name] = true
+		i := slices.IndexFunc(out.policies, func(q Policy) bool { return q.Name == p.Name })
+		if i < 0 {
+			out.policies = append(out.policies, p)
+			continue
+		}
+		old := out.policies[i]
+		if p.Version <= old.Version && p.Hash() != old.Hash() {
+			return nil, fmt.Errorf("%w %q: version %d must be higher than the replaced policy's version %d (%s) because the content differs",
+				ErrInvalid, p.Name, p.Version, old.Version, old.Ref())
+		}
+		out.policies[i] = p
+	}
+	if out.selection != nil {
+		if err := out.selection.check(out); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// WithSelection returns a new catalog with c's policies and s as its
+// selection; every policy s names must be in the catalog.
+func (c *Catalog) WithSelection(s Selection) (*Catalog, error) {
+	if err := s.check(c); err != nil {
+		return nil, err
+	}
+	return &Catalog{policies: slices.Clone(c.policies), selection: &s}, nil
+}
+
+// clone copies the policy's slices and maps so callers cannot change a
+// catalog's policy through the copy they got.
+func (p Policy) clone() Policy {
+	p.RetryAfter = slices.Clone(p.RetryAfter)
+	p.Ladder = slices.Clone(p.Ladder)
+	p.Messages = slices.Clone(p.Messages)
+	for i := range p.Messages {
+		p.Messages[i].Channels = slices.Clone(p.Messages[i].Channels)
+	}
+	p.Timing.PaydayReasons = slices.Clone(p.Timing.PaydayReasons)
+	if p.Timing.Holidays != nil {
+		h := make(map[string][]string, len(p.Timing.Holidays))
+		for k, v := range p.Timing.Holidays {
+			h[k] = slices.Clone(v)
+		}
+		p.Timing.Holidays = h
+	}
+	return p
 }

@@ -157,7 +157,7 @@ func (p Policy) nextAction(s State) Step {
 		from = last.At
 	}
 	if (s.CardBlocked() || s.slotsUsed() < p.scheduledAttempts()) && len(p.RetryAfter) > 0 {
-		from = later(from, s.DeclinedAt.Add(p.RetryAfter[len(p.RetryAfter)-1]))
+		from = later(from, s.DeclinedAt.Add(p.RetryAfter[len(p.RetryAfter)-1].D()))
 	}
 	done := s.ladderDone()
 	if done > 0 {
@@ -165,10 +165,10 @@ func (p Policy) nextAction(s State) Step {
 	}
 	if done < len(p.Ladder) {
 		step := p.Ladder[done]
-		return Step{Action: ActionService, At: later(s.Now, from.Add(step.After)), State: step.State,
+		return Step{Action: ActionService, At: later(s.Now, from.Add(step.After.D())), State: step.State,
 			Key: "service-" + string(step.State), Why: fmt.Sprintf("retries exhausted; ladder step %d of %d", done+1, len(p.Ladder))}
 	}
-	return Step{Action: ActionClose, At: later(s.Now, from.Add(p.CloseAfter)), Outcome: Exhausted,
+	return Step{Action: ActionClose, At: later(s.Now, from.Add(p.CloseAfter.D())), Outcome: Exhausted,
 		Why: "retries exhausted and the service ladder is complete"}
 }
 
@@ -181,14 +181,14 @@ func (p Policy) NextRetry(s State) (Step, bool) {
 	}
 	last := s.lastAttempt()
 	if !s.CardUpdatedAt.IsZero() && (last == nil || last.At.Before(s.CardUpdatedAt)) {
-		return Step{Action: ActionRetry, At: later(s.Now, s.CardUpdatedAt.Add(p.CardUpdateRetryDelay)),
+		return Step{Action: ActionRetry, At: later(s.Now, s.CardUpdatedAt.Add(p.CardUpdateRetryDelay.D())),
 			Attempt: len(s.Attempts) + 1, Reason: ReasonCardUpdated, Why: "payment method updated"}, true
 	}
 	if s.CardBlocked() {
 		return Step{}, false
 	}
 	if used := s.slotsUsed(); used < p.scheduledAttempts() {
-		at := later(s.Now, s.DeclinedAt.Add(p.RetryAfter[used]))
+		at := later(s.Now, s.DeclinedAt.Add(p.RetryAfter[used].D()))
 		if s.RetryAfter > 0 {
 			from := s.DeclinedAt
 			if last != nil {
@@ -197,7 +197,7 @@ func (p Policy) NextRetry(s State) (Step, bool) {
 			at = later(at, from.Add(s.RetryAfter))
 		}
 		at = p.Timing.place(later(at, s.NotBefore), s.Location, s.Country, s.DeclineReason)
-		if at.After(s.DeclinedAt.Add(p.Window + p.Timing.MaxShift)) {
+		if at.After(s.DeclinedAt.Add((p.Window + p.Timing.MaxShift).D())) {
 			// A wait the issuer or the networks ask for outlasts the
 			// schedule: it is exhausted, not stretched.
 			return Step{}, false

@@ -155,7 +155,7 @@ func TestRunToCompletion(t *testing.T) {
 				case ActionNotify:
 					s.Sent = append(s.Sent, step.Key)
 				case ActionRetry:
-					if step.At.After(t0.Add(p.Window)) {
+					if step.At.After(t0.Add(p.Window.D())) {
 						t.Fatalf("%s: retry at %s outside the window", p.Name, step.At)
 					}
 					s.Attempts = append(s.Attempts, Attempt{Number: step.Attempt, At: step.At, Reason: step.Reason, Succeeded: step.Attempt == succeedOn})
@@ -185,11 +185,11 @@ func TestValidate(t *testing.T) {
 		{"default is valid", func(*Policy) {}, ""},
 		{"empty name", func(p *Policy) { p.Name = "" }, "name is empty"},
 		{"no retries", func(p *Policy) { p.RetryAfter = nil }, "retry_after is empty"},
-		{"more retries than the cap", func(p *Policy) { p.RetryAfter = append(p.RetryAfter, 20*day) }, "max_attempts is 3"},
-		{"retries out of order", func(p *Policy) { p.RetryAfter = []time.Duration{7 * day, 3 * day} }, "after the previous retry"},
-		{"retry outside the window", func(p *Policy) { p.Window = 10 * day }, "outside the 240h0m0s window"},
+		{"more retries than the cap", func(p *Policy) { p.RetryAfter = append(p.RetryAfter, Duration(20*day)) }, "max_attempts is 3"},
+		{"retries out of order", func(p *Policy) { p.RetryAfter = durations(7*day, 3*day) }, "after the previous retry"},
+		{"retry outside the window", func(p *Policy) { p.Window = Duration(10 * day) }, "outside the 10d window"},
 		{"ladder that de-escalates", func(p *Policy) {
-			p.Ladder = []LadderStep{{0, ServiceSuspended}, {day, ServicePaused}}
+			p.Ladder = []LadderStep{{0, ServiceSuspended}, {Duration(day), ServicePaused}}
 		}, "does not escalate"},
 		{"unknown ladder state", func(p *Policy) { p.Ladder = []LadderStep{{0, "frozen"}} }, `"frozen" is not paused`},
 		{"unknown channel", func(p *Policy) { p.Messages = []MessageRule{{PaymentFailed, []Channel{"fax"}}} }, `"fax" is not email or sms`},

@@ -5,6 +5,9 @@
 package policy
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -71,8 +74,8 @@ const (
 // LadderStep moves the service to State, After the previous step (the first
 // step counts from the last failed attempt).
 type LadderStep struct {
-	After time.Duration `json:"after"`
-	State ServiceState  `json:"state"`
+	After Duration     `json:"after"`
+	State ServiceState `json:"state"`
 }
 
 // MessageRule sends Kind over Channels.
@@ -87,17 +90,17 @@ type Policy struct {
 	Name    string `json:"name"`
 	Version int    `json:"version"`
 	// RetryAfter lists when to retry, counted from the decline.
-	RetryAfter []time.Duration `json:"retry_after"`
+	RetryAfter []Duration `json:"retry_after"`
 	// MaxAttempts caps the scheduled (and expedited) attempts.
 	MaxAttempts int `json:"max_attempts"`
 	// Window bounds the schedule: no scheduled retry after decline + Window.
-	Window time.Duration `json:"window"`
+	Window Duration `json:"window"`
 	// CardUpdateRetryDelay is how soon a new payment method is tried.
-	CardUpdateRetryDelay time.Duration `json:"card_update_retry_delay"`
+	CardUpdateRetryDelay Duration `json:"card_update_retry_delay"`
 	// Ladder degrades service once the schedule is exhausted.
 	Ladder []LadderStep `json:"ladder"`
 	// CloseAfter ends the run as exhausted this long after the last ladder step.
-	CloseAfter time.Duration `json:"close_after"`
+	CloseAfter Duration `json:"close_after"`
 	// SilentAttempts is the invisible-recovery phase: this many attempts
 	// fail before the customer hears anything (hard declines are told at
 	// once). A run recovered silently sends no receipt either.
@@ -111,13 +114,40 @@ type Policy struct {
 	Timing Timing `json:"timing,omitzero"`
 }
 
-// Ref is the policy's name and version as runs and ops see it, e.g. "default@1".
-func (p Policy) Ref() string { return fmt.Sprintf("%s@%d", p.Name, p.Version) }
+// Ref is how runs and ops see the policy: name, version and content hash,
+// e.g. "default@1#3f9a0c12b4e7". Two policies with the same name and
+// version but different content never share a Ref.
+func (p Policy) Ref() string { return fmt.Sprintf("%s@%d#%s", p.Name, p.Version, p.Hash()) }
+
+// Hash is the first 12 hex digits of the SHA-256 of the policy's canonical
+// JSON (fields in declaration order, map keys sorted, durations in their
+// compact string form), so it does not depend on how the file was written.
+func (p Policy) Hash() string {
+	b, err := json.Marshal(p)
+	if err != nil {
+		return "unhashable" // cannot happen: every field marshals
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])[:12]
+}
 
 // ErrInvalid marks a policy that must not be used.
 var ErrInvalid = errors.New("invalid policy")
 
-// Validate rejects a policy the engine cannot follow safely.
+// Card-network retry limits a policy's schedule must stay within.
+const (
+	// VisaMaxReattempts is how many times Visa lets a merchant reattempt a
+	// declined transaction on one card within VisaWindow.
+	VisaMaxReattempts = 15
+	VisaWindow        = 30 * day
+	// MastercardMaxDeclines is how many declines Mastercard tolerates on
+	// one card within MastercardWindow (excessive-retry program).
+	MastercardMaxDeclines = 10
+	MastercardWindow      = 24 * time.Hour
+)
+
+// Validate rejects a policy the engine cannot follow safely. Every problem
+// names the field it is about.
 func (p Policy) Validate() error {
 	var problems []string
 	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
@@ -133,10 +163,16 @@ func (p Policy) Validate() error {
 	if p.MaxAttempts < 1 {
 		add("max_attempts must be at least 1")
 	}
+	if p.MaxAttempts > VisaMaxReattempts {
+		add("max_attempts %d exceeds Visa's %d reattempts per card in %s", p.MaxAttempts, VisaMaxReattempts, Duration(VisaWindow))
+	}
 	if len(p.RetryAfter) > p.MaxAttempts {
 		add("retry_after lists %d retries but max_attempts is %d", len(p.RetryAfter), p.MaxAttempts)
 	}
-	var prev time.Duration
+	if p.Window <= 0 {
+		add("window must be positive")
+	}
+	var prev Duration
 	for i, d := range p.RetryAfter {
 		if d <= prev {
 			add("retry_after[%d] (%s) must be after the decline and after the previous retry", i, d)
@@ -146,6 +182,7 @@ func (p Policy) Validate() error {
 		}
 		prev = d
 	}
+	p.checkCardNetworks(add)
 	if p.SilentAttempts < 0 || p.SilentAttempts > p.MaxAttempts {
 		add("silent_attempts must be between 0 and max_attempts (%d)", p.MaxAttempts)
 	}
@@ -171,9 +208,9 @@ func (p Policy) Validate() error {
 		if !knownKind(m.Kind) {
 			add("messages[%d].kind %q is unknown", i, m.Kind)
 		}
-		for _, c := range m.Channels {
+		for j, c := range m.Channels {
 			if c != Email && c != SMS {
-				add("messages[%d] channel %q is not email or sms", i, c)
+				add("messages[%d].channels[%d] %q is not email or sms", i, j, c)
 			}
 		}
 	}
@@ -181,7 +218,7 @@ func (p Policy) Validate() error {
 		if err := p.Timing.Window.validate(); err != nil {
 			add("timing.window %v", err)
 		}
-		if p.Timing.MaxShift < 24*time.Hour {
+		if p.Timing.MaxShift < Duration(day) {
 			add("timing.max_shift must be at least 24h so a retry can reach a business day")
 		}
 		if n := len(p.RetryAfter); n > 0 && p.RetryAfter[n-1]+p.Timing.MaxShift > p.Window {
@@ -204,6 +241,49 @@ func (p Policy) Validate() error {
 		return fmt.Errorf("%w %q: %s", ErrInvalid, p.Name, strings.Join(problems, "; "))
 	}
 	return nil
+}
+
+// checkCardNetworks rejects a schedule that could break a card network's
+// retry rules. It is pessimistic: timing may move each retry up to
+// timing.max_shift later, so retries that far apart may still bunch up; the
+// original decline counts towards Mastercard's limit, which counts declines.
+// Attempts after a payment-method update are on a new card and are not
+// scheduled here; the worker's card budget bounds them at run time.
+func (p Policy) checkCardNetworks(add func(string, ...any)) {
+	slack := Duration(0)
+	if !p.Timing.IsZero() && p.Timing.MaxShift > 0 {
+		slack = p.Timing.MaxShift
+	}
+	retries := p.RetryAfter[:min(len(p.RetryAfter), max(p.MaxAttempts, 0))]
+	if n, at := busiest(retries, Duration(VisaWindow)+slack); n > VisaMaxReattempts {
+		add("retry_after schedules %d retries within %s of retry_after[%d], over Visa's %d reattempts per card in %s",
+			n, Duration(VisaWindow)+slack, at, VisaMaxReattempts, Duration(VisaWindow))
+	}
+	declines := append([]Duration{0}, retries...)
+	if n, at := busiest(declines, Duration(MastercardWindow)+slack); n > MastercardMaxDeclines {
+		from := "the decline"
+		if at > 0 {
+			from = fmt.Sprintf("retry_after[%d]", at-1)
+		}
+		add("retry_after can put %d declines (counting the first) within %s of %s, over Mastercard's %d declines per card in %s",
+			n, Duration(MastercardWindow)+slack, from, MastercardMaxDeclines, Duration(MastercardWindow))
+	}
+}
+
+// busiest returns the largest number of offsets (sorted ascending) that fall
+// in a span shorter than span, and the index the span starts at.
+func busiest(offsets []Duration, span Duration) (count, start int) {
+	offsets = sortedCopy(offsets)
+	for i := range offsets {
+		n := 0
+		for j := i; j < len(offsets) && offsets[j]-offsets[i] < span; j++ {
+			n++
+		}
+		if n > count {
+			count, start = n, i
+		}
+	}
+	return count, start
 }
 
 func knownKind(k MessageKind) bool {

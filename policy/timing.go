@@ -20,7 +20,7 @@ type Timing struct {
 	PaydayReasons []string `json:"payday_reasons,omitempty"`
 	// MaxShift bounds how far a retry may move; the policy's window must
 	// leave room for it.
-	MaxShift time.Duration `json:"max_shift,omitempty"`
+	MaxShift Duration `json:"max_shift,omitempty"`
 }
 
 // IsZero reports whether timing is off.
@@ -51,7 +51,7 @@ func (t Timing) place(at time.Time, loc *time.Location, country, reason string) 
 }
 
 func (t Timing) search(at time.Time, loc *time.Location, country string, payday bool) (time.Time, bool) {
-	limit := at.Add(t.MaxShift)
+	limit := at.Add(t.MaxShift.D())
 	for cand := at; !cand.After(limit); {
 		cand = t.Window.NextOpen(cand, loc)
 		if cand.After(limit) {

@@ -61,7 +61,7 @@ func TestTimingProperty(t *testing.T) {
 				break
 			}
 			local := step.At.In(loc)
-			if step.At.Before(s.Now) || step.At.After(start.Add(p.Window)) {
+			if step.At.Before(s.Now) || step.At.After(start.Add(p.Window.D())) {
 				t.Fatalf("case %d: retry at %s outside [now, decline+window]", i, step.At)
 			}
 			if mins := local.Hour()*60 + local.Minute(); mins < 9*60 || mins >= 11*60 || !p.Timing.businessDay(local, country) {

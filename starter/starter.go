@@ -41,7 +41,8 @@ var (
 	ErrRejected = errors.New("rejected by the dunning run")
 )
 
-// DefaultPolicy is the policy a run follows when it names none.
+// DefaultPolicy is the policy a run follows when it names none and the
+// catalog has no selection.
 const DefaultPolicy = "default"
 
 // Options configures a Client.
@@ -88,25 +89,13 @@ func (c *Client) Start(ctx context.Context, in workflows.Input) (StartResult, er
 	if err := in.Validate(); err != nil {
 		return StartResult{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	if err := c.checkPolicy(in); err != nil {
+	in, err := c.pinPolicy(in)
+	if err != nil {
 		return StartResult{}, err
 	}
 	amount, err := money.Parse(in.Amount, in.Currency)
 	if err != nil {
 		return StartResult{}, fmt.Errorf("%w: %w", ErrInvalid, err)
-	}
-
-	if in.Policy == nil {
-		// Pin the catalog policy's content in the run's input: the run follows
-		// exactly what was reviewed when it started, whatever later releases
-		// of the catalog say, and the input shows it in the Web UI.
-		name := in.PolicyName
-		if name == "" {
-			name = DefaultPolicy
-		}
-		p, _ := c.opts.Policies.Lookup(name) // checkPolicy found it
-		in.PolicyName = name
-		in.Policy = &p
 	}
 	saInput := in
 	if in.Policy != nil && saInput.PolicyName == "" {
@@ -134,24 +123,50 @@ func (c *Client) Start(ctx context.Context, in workflows.Input) (StartResult, er
 	return StartResult{WorkflowID: run.GetID(), RunID: run.GetRunID()}, nil
 }
 
-// checkPolicy accepts a catalog policy name, or an inline policy when the
-// client allows them.
-func (c *Client) checkPolicy(in workflows.Input) error {
+// pinPolicy pins the policy's content in the run's input: the run follows
+// exactly what was reviewed when it started, whatever later releases of the
+// catalog say, and the input shows it in the Web UI. An inline policy (when
+// the client allows them) is used as is; a named catalog policy wins over
+// selection; with no name, the catalog's selection picks one from the
+// tenant, plan, segment, currency and customer, and the input records the
+// experiment and variant when an experiment decided.
+func (c *Client) pinPolicy(in workflows.Input) (workflows.Input, error) {
+	in.Experiment, in.Variant = "", ""
 	if in.Policy != nil {
 		if !c.opts.AllowInlinePolicy {
-			return fmt.Errorf("%w: inline policies are not accepted; name a catalog policy (%s)",
+			return in, fmt.Errorf("%w: inline policies are not accepted; name a catalog policy (%s)",
 				ErrInvalid, strings.Join(c.opts.Policies.Names(), ", "))
 		}
-		return nil // Input.Validate has checked it
+		return in, nil // Input.Validate has checked it
 	}
-	return CheckPolicyName(c.opts.Policies, in.PolicyName)
+	if in.PolicyName != "" {
+		if err := CheckPolicyName(c.opts.Policies, in.PolicyName); err != nil {
+			return in, err
+		}
+		p, _ := c.opts.Policies.Lookup(in.PolicyName)
+		in.Policy = &p
+		return in, nil
+	}
+	p, a, err := c.opts.Policies.Select(policy.Subject{
+		Tenant: in.Tenant, Plan: in.Plan, Segment: in.Segment, Currency: in.Currency, CustomerID: in.Customer.ID,
+	})
+	if err != nil {
+		return in, fmt.Errorf("%w: %w; known policies: %s", ErrUnknownPolicy, err, strings.Join(c.opts.Policies.Names(), ", "))
+	}
+	in.PolicyName = p.Name
+	in.Policy = &p
+	in.Experiment, in.Variant = a.Experiment, a.Variant
+	return in, nil
 }
 
-// CheckPolicyName reports whether catalog holds name; empty means the
-// default policy.
+// CheckPolicyName reports whether catalog holds name. Empty means "let the
+// catalog select", which needs a selection or a "default" policy.
 func CheckPolicyName(catalog *policy.Catalog, name string) error {
 	if name == "" {
-		name = DefaultPolicy
+		if _, _, err := catalog.Select(policy.Subject{}); err != nil {
+			return fmt.Errorf("%w: %w; known policies: %s", ErrUnknownPolicy, err, strings.Join(catalog.Names(), ", "))
+		}
+		return nil
 	}
 	if _, ok := catalog.Lookup(name); !ok {
 		return fmt.Errorf("%w %q; known policies: %s", ErrUnknownPolicy, name, strings.Join(catalog.Names(), ", "))

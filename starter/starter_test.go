@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -495,4 +496,105 @@ func pinned(in workflows.Input) workflows.Input {
 	p, _ := policy.Builtin().Lookup(in.PolicyName)
 	in.Policy = &p
 	return in
+}
+
+// abCatalog splits smb customers between default and demo and sends the
+// gold plan to demo.
+func abCatalog(t *testing.T) *policy.Catalog {
+	t.Helper()
+	s, err := policy.ParseSelection("selection.yaml", []byte(`
+rules:
+  - match: {plan: gold}
+    policy: demo
+  - match: {segment: smb}
+    experiment:
+      name: smb-retries
+      variants:
+        - {policy: default, weight: 50}
+        - {policy: demo, weight: 50}
+  - policy: default
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := policy.Builtin().WithSelection(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestStartSelectsPolicy(t *testing.T) {
+	catalog := abCatalog(t)
+	tests := []struct {
+		name           string
+		edit           func(*workflows.Input)
+		wantPolicy     string // "" = whichever variant the customer gets
+		wantExperiment string
+	}{
+		{"plan rule", func(in *workflows.Input) { in.Plan = "gold" }, "demo", ""},
+		{"catch-all", func(in *workflows.Input) { in.Plan = "basic" }, "default", ""},
+		{"experiment", func(in *workflows.Input) { in.Segment = "smb" }, "", "smb-retries"},
+		{"explicit name wins", func(in *workflows.Input) { in.Segment, in.PolicyName = "smb", "default" }, "default", ""},
+		{"caller cannot claim a variant", func(in *workflows.Input) { in.Experiment, in.Variant = "x", "y" }, "default", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tc := &fakeTemporal{}
+			in := validInput()
+			tt.edit(&in)
+			if _, err := NewClient(tc, Options{Policies: catalog}).Start(context.Background(), in); err != nil {
+				t.Fatal(err)
+			}
+			got := tc.swsArgs[0].(workflows.Input)
+			if got.Policy == nil || got.PolicyName != got.Policy.Name {
+				t.Fatalf("policy not pinned: %q %+v", got.PolicyName, got.Policy)
+			}
+			if tt.wantPolicy != "" && got.PolicyName != tt.wantPolicy {
+				t.Errorf("policy = %q, want %q", got.PolicyName, tt.wantPolicy)
+			}
+			want, _ := catalog.Lookup(got.PolicyName)
+			if got.Policy.Ref() != want.Ref() {
+				t.Errorf("pinned %s, want %s", got.Policy.Ref(), want.Ref())
+			}
+			if got.Experiment != tt.wantExperiment || (tt.wantExperiment != "") != (got.Variant != "") {
+				t.Errorf("experiment/variant = %q/%q, want experiment %q", got.Experiment, got.Variant, tt.wantExperiment)
+			}
+			if got.Variant != "" && got.Variant != got.PolicyName {
+				t.Errorf("variant %q but policy %q", got.Variant, got.PolicyName)
+			}
+			if sa, _ := tc.swsOpts.TypedSearchAttributes.GetKeyword(workflows.SAPolicy); sa != got.PolicyName {
+				t.Errorf("policy attribute = %q, want %q", sa, got.PolicyName)
+			}
+		})
+	}
+}
+
+// Over many customers both variants are used, and a customer's variant
+// does not change between starts.
+func TestStartExperimentIsStablePerCustomer(t *testing.T) {
+	c := NewClient(&fakeTemporal{}, Options{Policies: abCatalog(t)})
+	seen := map[string]int{}
+	for i := range 200 {
+		var variants []string
+		for j := range 2 {
+			tc := &fakeTemporal{}
+			c.tc = tc
+			in := validInput()
+			in.InvoiceID = fmt.Sprintf("inv-%d-%d", i, j)
+			in.Customer.ID = fmt.Sprintf("cus_%d", i)
+			in.Segment = "smb"
+			if _, err := c.Start(context.Background(), in); err != nil {
+				t.Fatal(err)
+			}
+			variants = append(variants, tc.swsArgs[0].(workflows.Input).Variant)
+		}
+		if variants[0] != variants[1] {
+			t.Fatalf("customer %d got %v", i, variants)
+		}
+		seen[variants[0]]++
+	}
+	if seen["default"] < 60 || seen["demo"] < 60 {
+		t.Errorf("variants = %v, want both well used", seen)
+	}
 }

@@ -84,6 +84,14 @@ type Input struct {
 	// Policy, when set, is used as is (tests and custom tooling); the
 	// workflow otherwise resolves PolicyName once and pins it.
 	Policy *policy.Policy `json:"policy_inline,omitempty"`
+	// Plan and Segment describe the customer for policy selection (see
+	// policy.Selection) when PolicyName is empty.
+	Plan    string `json:"plan,omitempty"`
+	Segment string `json:"segment,omitempty"`
+	// Experiment and Variant record the policy experiment the run was
+	// assigned to at start, if any; the starter sets them.
+	Experiment string `json:"experiment,omitempty"`
+	Variant    string `json:"variant,omitempty"`
 	// BillingCallbackURL overrides the worker's callback for this run.
 	BillingCallbackURL string `json:"billing_callback_url,omitempty"`
 }

@@ -313,7 +313,7 @@ func (r *run) charge(ctx workflow.Context, reason policy.Reason) AttemptRecord {
 			r.notBefore = verdict.NotBefore
 			if r.notBefore.IsZero() {
 				// No moment within the rule's window: the schedule is over.
-				r.notBefore = rec.StartedAt.Add(r.pol.Window + r.pol.Timing.MaxShift + time.Second)
+				r.notBefore = rec.StartedAt.Add((r.pol.Window + r.pol.Timing.MaxShift).D() + time.Second)
 			}
 			r.status.Attempts = append(r.status.Attempts, rec)
 			return rec

@@ -235,7 +235,7 @@ func TestExhaustedPausesSuspendsAndCloses(t *testing.T) {
 			if st.NextStep == nil || st.NextStep.Action != c.nextDo || !st.NextStep.At.Equal(t0.Add(c.nextAfter)) {
 				t.Errorf("at %s: next step = %+v, want %s at +%s", c.at, st.NextStep, c.nextDo, c.nextAfter)
 			}
-			if st.Amount != "49.90" || st.Currency != "EUR" || st.Policy != "default@1" {
+			if st.Amount != "49.90" || st.Currency != "EUR" || !strings.HasPrefix(st.Policy, "default@1#") {
 				t.Errorf("at %s: amount/policy = %s %s %s", c.at, st.Amount, st.Currency, st.Policy)
 			}
 		})
@@ -521,7 +521,7 @@ func TestMastercardAdvice24RetriesAfterAnHour(t *testing.T) {
 	in.Decline.NetworkAdviceCode = "24"
 	p := policy.Default()
 	p.Timing = policy.Timing{}
-	p.RetryAfter = []time.Duration{10 * time.Minute, 2 * time.Hour, day}
+	p.RetryAfter = []policy.Duration{policy.Duration(10 * time.Minute), policy.Duration(2 * time.Hour), policy.Duration(day)}
 	in.Policy = &p
 	res := h.run(in)
 	if res.Outcome != policy.Recovered {

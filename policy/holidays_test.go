@@ -1,9 +1,8 @@
 package policy
 
-// holidays are the bank holidays (no card settlement, fewer approvals) the
-// default policy avoids, per country, for 2026 and 2027. Policies may carry
-// their own calendars.
-var holidays = map[string][]string{
+// wantHolidays are the bank holidays default.yaml must carry, as the policy
+// shipped them before it became a file.
+var wantHolidays = map[string][]string{
 	"US": {"2026-01-01", "2026-01-19", "2026-02-16", "2026-05-25", "2026-06-19", "2026-07-03", "2026-09-07", "2026-10-12", "2026-11-11", "2026-11-26", "2026-12-25",
 		"2027-01-01", "2027-01-18", "2027-02-15", "2027-05-31", "2027-06-18", "2027-07-05", "2027-09-06", "2027-10-11", "2027-11-11", "2027-11-25", "2027-12-24"},
 	"GB": {"2026-01-01", "2026-04-03", "2026-04-06", "2026-05-04", "2026-05-25", "2026-08-31", "2026-12-25", "2026-12-28",
