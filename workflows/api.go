@@ -56,6 +56,13 @@ type Decline struct {
 	ReceivedAt         time.Time `json:"received_at,omitzero"` // set by the workflow
 }
 
+// Credit is money owed back for days the service was suspended.
+type Credit struct {
+	Amount   string `json:"amount"`
+	Currency string `json:"currency"`
+	Days     int    `json:"days"`
+}
+
 // Card is what the card-network rules need to know about a card.
 type Card struct {
 	// Network is "visa", "mastercard", "amex", ... ("" when unknown).
@@ -76,6 +83,9 @@ type Input struct {
 	// PaymentMethod is the gateway's reference to the saved payment method
 	// to retry (e.g. a Stripe pm_ ID or a simulator script).
 	PaymentMethod string `json:"payment_method,omitempty"`
+	// PeriodDays is the length of the billing period the invoice pays for;
+	// when set, days of suspended service are credited pro rata on recovery.
+	PeriodDays int `json:"period_days,omitempty"`
 	// Card identifies the card behind PaymentMethod for card-network rules.
 	Card    Card    `json:"card,omitzero"`
 	Decline Decline `json:"decline"`
@@ -131,6 +141,9 @@ func (in Input) Validate() error {
 		add("currency is required")
 	} else if _, err := money.Parse(in.Amount, in.Currency); err != nil {
 		add("%v", err)
+	}
+	if in.PeriodDays < 0 || in.PeriodDays > 366 {
+		add("period_days must be between 0 and 366")
 	}
 	if strings.TrimSpace(in.Decline.Gateway) == "" {
 		add("decline.gateway is required")
@@ -246,6 +259,8 @@ type Status struct {
 	Messages     []MessageRecord        `json:"messages"`
 	ServiceLog   []policy.ServiceChange `json:"service_changes"`
 	NextStep     *policy.Step           `json:"next_step,omitempty"`
+	// Credit is the service credit for suspended days, once recorded.
+	Credit *Credit `json:"credit,omitempty"`
 	// Decline is how the latest decline on the current card reads.
 	Decline       *decline.Decline `json:"decline,omitempty"`
 	StartedAt     time.Time        `json:"started_at"`

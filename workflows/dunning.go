@@ -42,6 +42,7 @@ type run struct {
 	// declineAware runs read declines (workflow version "decline-aware");
 	// decl is the latest decline on the current card.
 	declineAware bool
+	credits      bool
 	decl         decline.Decline
 	// notBefore is when the card-network budget allows the next attempt.
 	notBefore time.Time
@@ -113,7 +114,11 @@ func DunningWorkflow(ctx workflow.Context, in Input) (Result, error) {
 	if workflow.GetVersion(ctx, "sms-window", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
 		r.pol.SMSWindow = policy.Window{}
 	}
-	r.declineAware = workflow.GetVersion(ctx, "decline-aware", workflow.DefaultVersion, 1) >= 1
+	// Version 1 reads declines and keeps the card budget; 2 adds service
+	// credits for suspended days.
+	version := workflow.GetVersion(ctx, "decline-aware", workflow.DefaultVersion, 2)
+	r.declineAware = version >= 1
+	r.credits = version >= 2
 	r.card = in.Card
 	r.country = customerCountry(in.Customer)
 	if r.declineAware {
@@ -223,6 +228,29 @@ func (r *run) loop(ctx workflow.Context) (Result, error) {
 			return Result{}, fmt.Errorf("policy returned unknown action %q", step.Action)
 		}
 	}
+}
+
+// creditSuspendedDays records the proration credit owed for the days the
+// service was suspended, when the customer pays after a suspension.
+func (r *run) creditSuspendedDays(ctx workflow.Context) {
+	if !r.credits || r.in.PeriodDays < 1 || r.status.ServiceState != policy.ServiceSuspended || len(r.changes) == 0 {
+		return
+	}
+	suspended := r.changes[len(r.changes)-1].At
+	days := int((workflow.Now(ctx).Sub(suspended) + 24*time.Hour - 1) / (24 * time.Hour)) // started days count
+	days = min(max(days, 1), r.in.PeriodDays)
+	var out activities.CreditOutput
+	err := workflow.ExecuteActivity(ledgerCtx(ctx), services.RecordCredit, activities.CreditInput{
+		WorkflowID: r.id, IdempotencyKey: r.id + "/credit-suspended", Tenant: r.in.Tenant, InvoiceID: r.in.InvoiceID,
+		CustomerID: r.in.Customer.ID, PeriodCharge: r.amount.Decimal(), Currency: r.amount.Currency.Code,
+		PeriodDays: r.in.PeriodDays, Days: days, Reason: fmt.Sprintf("service suspended %d of %d days", days, r.in.PeriodDays),
+		CallbackURL: r.in.BillingCallbackURL,
+	}).Get(ctx, &out)
+	if err != nil {
+		workflow.GetLogger(ctx).Error("service credit not recorded", "error", err)
+		return
+	}
+	r.status.Credit = &Credit{Amount: out.Amount, Currency: out.Currency, Days: days}
 }
 
 // cardKey identifies the card for the shared retry budget: its fingerprint,
@@ -387,6 +415,9 @@ func (r *run) notify(ctx workflow.Context, step policy.Step) {
 }
 
 func (r *run) setService(ctx workflow.Context, step policy.Step) {
+	if step.State == policy.ServiceActive {
+		r.creditSuspendedDays(ctx)
+	}
 	err := workflow.ExecuteActivity(ledgerCtx(ctx), services.SetServiceState, activities.ServiceInput{
 		WorkflowID: r.id, IdempotencyKey: r.id + "/" + step.Key, Tenant: r.in.Tenant, InvoiceID: r.in.InvoiceID,
 		CustomerID: r.in.Customer.ID, State: string(step.State), Reason: step.Why, CallbackURL: r.in.BillingCallbackURL,

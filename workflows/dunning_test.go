@@ -18,6 +18,7 @@ import (
 	"github.com/dunningco/dunning/gateway"
 	"github.com/dunningco/dunning/ledger"
 	"github.com/dunningco/dunning/ledger/ledgertest"
+	"github.com/dunningco/dunning/money"
 	"github.com/dunningco/dunning/policy"
 )
 
@@ -41,6 +42,7 @@ type harness struct {
 	closed    *activities.CloseRunInput
 	notifyAt  []time.Time
 	budget    *activities.NetworkLimits
+	credits   []activities.CreditInput
 	// notifyResult, when set, answers Notify instead of "sent".
 	notifyResult func(activities.NotifyInput) (activities.NotifyOutput, error)
 }
@@ -94,6 +96,14 @@ func newHarnessWithBudget(t *testing.T, succeedOn int, budget *activities.Networ
 			return h.notifyResult(in)
 		}
 		return activities.NotifyOutput{Status: "sent", Provider: "test"}, nil
+	})
+	h.env.OnActivity(services.RecordCredit, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.CreditInput) (activities.CreditOutput, error) {
+		h.credits = append(h.credits, in)
+		credit, err := money.Prorate(money.MustParse(in.PeriodCharge, in.Currency), in.PeriodDays, in.Days)
+		if err != nil {
+			return activities.CreditOutput{}, err
+		}
+		return activities.CreditOutput{Amount: credit.Decimal(), Currency: in.Currency}, nil
 	})
 	h.env.OnActivity(services.SetServiceState, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.ServiceInput) (activities.ServiceOutput, error) {
 		h.services = append(h.services, in)
@@ -583,4 +593,36 @@ func TestInvisiblePhaseSendsNothing(t *testing.T) {
 	if len(h.messages) != 0 {
 		t.Fatalf("sent %d messages during invisible recovery, want none: %v", len(h.messages), h.messageKeys())
 	}
+}
+
+func TestLadderWithProrationCredit(t *testing.T) {
+	h := newHarness(t, 0)
+	h.goodCards = []string{"pm_new"}
+	in := input()
+	in.PeriodDays = 30
+	// Suspended at +21d; the customer's new card pays at +24d.
+	h.at(24*day, func() {
+		h.env.SignalWorkflow(SignalPaymentMethodUpdated, PaymentMethodUpdate{PaymentMethod: "pm_new"})
+	})
+	res := h.run(in)
+	if res.Outcome != policy.Recovered {
+		t.Fatalf("result = %+v", res)
+	}
+	if len(h.credits) != 1 {
+		t.Fatalf("credits = %+v, want one", h.credits)
+	}
+	c := h.credits[0]
+	// Suspended from +21d to the restore at +24d15m: 4 started days.
+	if c.Days != 4 || c.PeriodDays != 30 || c.PeriodCharge != "49.90" || c.IdempotencyKey != "dunning/acme/inv-1/credit-suspended" {
+		t.Fatalf("credit input = %+v", c)
+	}
+	st := h.query()
+	if st.Credit == nil || st.Credit.Amount != "6.65" || st.Credit.Currency != "EUR" {
+		t.Fatalf("status credit = %+v, want 6.65 EUR (49.90 / 30 * 4, half-even)", st.Credit)
+	}
+	var states []string
+	for _, s := range h.services {
+		states = append(states, s.State)
+	}
+	equal(t, "service states", states, []string{"paused", "suspended", "active"})
 }

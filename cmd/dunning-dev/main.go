@@ -106,9 +106,14 @@ func run(ctx context.Context, logger *slog.Logger, args []string, ready chan<- s
 	if err != nil {
 		return err
 	}
+	policies, err := starter.PoliciesFromEnv(os.Getenv)
+	if err != nil {
+		return err
+	}
+	extra = append(extra, intake.WithPolicies(policies))
 	api := &http.Server{
 		Addr:              *httpAddr,
-		Handler:           intake.NewHandler(starter.NewClient(c, starter.Options{TaskQueue: cfg.TaskQueue}), logger, extra...),
+		Handler:           intake.NewHandler(starter.NewClient(c, starter.Options{TaskQueue: cfg.TaskQueue, Policies: policies}), logger, extra...),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	ln, err := net.Listen("tcp", *httpAddr)

@@ -203,7 +203,11 @@ func (a *app) withClient(ctx context.Context, fn func(*starter.Client) error) er
 		return err
 	}
 	defer tc.Close()
-	return fn(starter.NewClient(tc, starter.Options{}))
+	policies, err := starter.PoliciesFromEnv(a.getenv)
+	if err != nil {
+		return err
+	}
+	return fn(starter.NewClient(tc, starter.Options{Policies: policies}))
 }
 
 func (a *app) printJSON(v any) error {

@@ -63,13 +63,18 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	policies, err := starter.PoliciesFromEnv(a.getenv)
+	if err != nil {
+		return err
+	}
+	extra = append(extra, intake.WithPolicies(policies))
 
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", *addr, err)
 	}
 	srv := &http.Server{
-		Handler:           intake.NewHandler(starter.NewClient(tc, starter.Options{}), logger, extra...),
+		Handler:           intake.NewHandler(starter.NewClient(tc, starter.Options{Policies: policies}), logger, extra...),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		// Long enough for a request that waits the handler's full timeout.

@@ -27,6 +27,7 @@ type DeclineReport struct {
 	Currency           string         `json:"currency"`
 	PaymentMethod      string         `json:"payment_method,omitempty"`
 	Card               workflows.Card `json:"card,omitzero"`
+	PeriodDays         int            `json:"period_days,omitempty"`
 	Decline            ReportDecline  `json:"decline"`
 	Policy             string         `json:"policy,omitempty"`
 	BillingCallbackURL string         `json:"billing_callback_url,omitempty"`
@@ -58,6 +59,7 @@ func (r DeclineReport) Input() workflows.Input {
 		Currency:      r.Currency,
 		PaymentMethod: r.PaymentMethod,
 		Card:          r.Card,
+		PeriodDays:    r.PeriodDays,
 		Decline: workflows.Decline{
 			ID:                 r.Decline.ID,
 			Gateway:            r.Decline.Gateway,
