@@ -175,8 +175,23 @@ func (s *Store) ReserveCardAttempt(ctx context.Context, r Reservation, lim Limit
 			return fmt.Errorf("lock card: %w", err)
 		}
 		var err error
-		if v, err = checkReservation(ctx, tx, r, lim); err != nil || !v.Allowed || v.Replayed {
+		if v, err = checkReservation(ctx, tx, r, lim); err != nil || v.Replayed {
 			return err
+		}
+		if !v.Allowed {
+			// The denial is kept so the ledger shows which rule stopped it.
+			var notBefore *time.Time
+			if !v.NotBefore.IsZero() {
+				notBefore = &v.NotBefore
+			}
+			_, err := tx.Exec(ctx, `INSERT INTO card_denials
+				(idempotency_key, rule, card_key, network, workflow_id, not_before, denied_at)
+				VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING`,
+				r.IdempotencyKey, v.Rule, r.CardKey, r.Network, r.WorkflowID, notBefore, r.At)
+			if err != nil {
+				return fmt.Errorf("record denial: %w", err)
+			}
+			return nil
 		}
 		_, err = tx.Exec(ctx, `INSERT INTO card_attempts
 			(idempotency_key, card_key, network, merchant, amount_minor, currency, workflow_id, reserved_at)
@@ -369,4 +384,32 @@ func (s *Store) BlockCard(ctx context.Context, cardKey, network, reason, sourceK
 		return fmt.Errorf("ledger: block card for %s: %w", sourceKey, err)
 	}
 	return nil
+}
+
+// CardDenial is an attempt a card-network rule stopped before any charge.
+type CardDenial struct {
+	IdempotencyKey, Rule, CardKey, Network, WorkflowID string
+	NotBefore, DeniedAt                                time.Time
+}
+
+// CardDenials lists a run's denied attempts, oldest first.
+func (s *Store) CardDenials(ctx context.Context, workflowID string) ([]CardDenial, error) {
+	rows, err := s.pool.Query(ctx, `SELECT idempotency_key, rule, card_key, network, workflow_id, not_before, denied_at
+		FROM card_denials WHERE workflow_id = $1 ORDER BY denied_at, idempotency_key`, workflowID)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: card denials of %s: %w", workflowID, err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (CardDenial, error) {
+		var (
+			d         CardDenial
+			notBefore *time.Time
+		)
+		err := row.Scan(&d.IdempotencyKey, &d.Rule, &d.CardKey, &d.Network, &d.WorkflowID, &notBefore, &d.DeniedAt)
+		d.NotBefore, d.DeniedAt = nullTime(notBefore), d.DeniedAt.UTC()
+		return d, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ledger: card denials of %s: %w", workflowID, err)
+	}
+	return out, nil
 }

@@ -579,6 +579,10 @@ func TestTwoRunsShareTheVisaBudget(t *testing.T) {
 	if len(skipped) == 0 || !strings.Contains(skipped[0].Message, "visa: 4 reattempts per card in 30 days") {
 		t.Fatalf("skipped attempts = %+v, want the Visa rule recorded", skipped)
 	}
+	denials, err := store.CardDenials(context.Background(), WorkflowID("acme", "inv-2"))
+	if err != nil || len(denials) == 0 || denials[0].Rule != skipped[0].Message || denials[0].CardKey != "fp:fp_shared" {
+		t.Fatalf("ledger denials = %+v, %v; want the rule recorded for the card", denials, err)
+	}
 }
 
 func TestInvisiblePhaseSendsNothing(t *testing.T) {
