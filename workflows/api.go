@@ -259,6 +259,12 @@ type Status struct {
 	Messages     []MessageRecord        `json:"messages"`
 	ServiceLog   []policy.ServiceChange `json:"service_changes"`
 	NextStep     *policy.Step           `json:"next_step,omitempty"`
+	// UnknownDeclineCodes counts declines whose codes no mapping knew; they
+	// were handled with the safe default (soft, conservative).
+	UnknownDeclineCodes int `json:"unknown_decline_codes,omitempty"`
+	// Experiment and Variant record the A/B assignment that chose the policy.
+	Experiment string `json:"experiment,omitempty"`
+	Variant    string `json:"variant,omitempty"`
 	// Credit is the service credit for suspended days, once recorded.
 	Credit *Credit `json:"credit,omitempty"`
 	// Decline is how the latest decline on the current card reads.

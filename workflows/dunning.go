@@ -43,7 +43,9 @@ type run struct {
 	// decl is the latest decline on the current card.
 	declineAware bool
 	credits      bool
-	decl         decline.Decline
+	// unknownDeclines counts declines no mapping recognised.
+	unknownDeclines int
+	decl            decline.Decline
 	// notBefore is when the card-network budget allows the next attempt.
 	notBefore time.Time
 
@@ -101,6 +103,8 @@ func DunningWorkflow(ctx workflow.Context, in Input) (Result, error) {
 			Amount:       amount.Decimal(),
 			Currency:     amount.Currency.Code,
 			Policy:       pol.Ref(),
+			Experiment:   in.Experiment,
+			Variant:      in.Variant,
 			ServiceState: policy.ServiceActive,
 			Declines:     []Decline{decline},
 			Attempts:     []AttemptRecord{},
@@ -274,6 +278,12 @@ func (r *run) classify(code, advice, networkCode, networkAdvice string, requires
 	})
 	d := r.decl
 	r.status.Decline = &d
+	if !d.Known {
+		// Unknown codes get the safe default; counting them shows which
+		// codes the taxonomy should learn next.
+		r.unknownDeclines++
+		r.status.UnknownDeclineCodes = r.unknownDeclines
+	}
 }
 
 // customerCountry is the customer's country, or their locale's region

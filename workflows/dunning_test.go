@@ -630,3 +630,18 @@ func TestLadderWithProrationCredit(t *testing.T) {
 	}
 	equal(t, "service states", states, []string{"paused", "suspended", "active"})
 }
+
+func TestUnknownDeclineCodeIsCountedAndRetriedSafely(t *testing.T) {
+	h := newHarness(t, 1)
+	in := input()
+	in.Decline.Code = "zz_new_issuer_code"
+	h.at(day, func() {
+		st := h.query()
+		if st.UnknownDeclineCodes != 1 || st.Decline == nil || st.Decline.Known || st.Phase != PhaseRecovering {
+			t.Errorf("status = unknown %d, decline %+v, phase %s; want it counted and retried", st.UnknownDeclineCodes, st.Decline, st.Phase)
+		}
+	})
+	if res := h.run(in); res.Outcome != policy.Recovered || h.chargeAt[0].Sub(t0) != 3*day {
+		t.Fatalf("result = %+v, first retry at +%s; want the default schedule", res, h.chargeAt[0].Sub(t0))
+	}
+}
