@@ -139,18 +139,7 @@ func (s *Store) FinishAttempt(ctx context.Context, key, status, declineCode, adv
 	if tag.RowsAffected() == 1 {
 		return nil
 	}
-	var current string
-	err = s.pool.QueryRow(ctx, `SELECT status FROM attempts WHERE idempotency_key = $1`, key).Scan(&current)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		return fmt.Errorf("ledger: finish attempt %s: %w", key, ErrNotFound)
-	case err != nil:
-		return fmt.Errorf("ledger: finish attempt %s: %w", key, err)
-	case current == status:
-		return nil
-	default:
-		return fmt.Errorf("ledger: finish attempt %s as %s: already %s: %w", key, status, current, ErrConflict)
-	}
+	return s.explainFinish(ctx, "attempts", "attempt", key, status)
 }
 
 // Attempts returns a run's attempts ordered by number.

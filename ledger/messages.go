@@ -2,7 +2,6 @@ package ledger
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -112,18 +111,7 @@ func (s *Store) FinishMessage(ctx context.Context, key, status, provider, provid
 	if tag.RowsAffected() == 1 {
 		return nil
 	}
-	var current string
-	err = s.pool.QueryRow(ctx, `SELECT status FROM messages WHERE idempotency_key = $1`, key).Scan(&current)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		return fmt.Errorf("ledger: finish message %s: %w", key, ErrNotFound)
-	case err != nil:
-		return fmt.Errorf("ledger: finish message %s: %w", key, err)
-	case current == status:
-		return nil
-	default:
-		return fmt.Errorf("ledger: finish message %s as %s: already %s: %w", key, status, current, ErrConflict)
-	}
+	return s.explainFinish(ctx, "messages", "message", key, status)
 }
 
 // Messages returns a run's messages ordered by creation time, then key.

@@ -171,3 +171,22 @@ func nullTime(t *time.Time) time.Time {
 	}
 	return t.UTC()
 }
+
+// explainFinish tells why finishing a pending row (UPDATE ... WHERE status =
+// 'pending') changed nothing: no such row (ErrNotFound), already finished
+// with the same status (no-op), or finished otherwise (ErrConflict: an
+// outcome never changes).
+func (s *Store) explainFinish(ctx context.Context, table, what, key, status string) error {
+	var current string
+	err := s.pool.QueryRow(ctx, `SELECT status FROM `+table+` WHERE idempotency_key = $1`, key).Scan(&current)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return fmt.Errorf("ledger: finish %s %s: %w", what, key, ErrNotFound)
+	case err != nil:
+		return fmt.Errorf("ledger: finish %s %s: %w", what, key, err)
+	case current == status:
+		return nil
+	default:
+		return fmt.Errorf("ledger: finish %s %s as %s: already %s: %w", what, key, status, current, ErrConflict)
+	}
+}
