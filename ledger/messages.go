@@ -61,8 +61,8 @@ func validateMessage(m Message) error {
 
 // BeginMessage records a pending message if its key is new and returns the
 // stored row either way, so a retried activity sees whether it was already
-// sent. An unknown run is ErrNotFound; a key holding a different message is
-// ErrConflict. Messages may still be recorded after the run closed (a
+// sent. The workflow ID need not be a dunning run (reminder runs send
+// messages too); a key holding a different message is ErrConflict. Messages may still be recorded after the run closed (a
 // "payment recovered" notice follows the close). A zero CreatedAt is
 // recorded as now.
 func (s *Store) BeginMessage(ctx context.Context, m Message) (Message, error) {
@@ -74,9 +74,6 @@ func (s *Store) BeginMessage(ctx context.Context, m Message) (Message, error) {
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9)
 		ON CONFLICT (idempotency_key) DO NOTHING`,
 		m.IdempotencyKey, m.WorkflowID, m.Kind, m.Channel, m.Recipient, m.Locale, m.Subject, m.Body, orNow(m.CreatedAt))
-	if pgCode(err) == codeForeignKeyViolation {
-		return Message{}, fmt.Errorf("ledger: begin message %s: run %s: %w", m.IdempotencyKey, m.WorkflowID, ErrNotFound)
-	}
 	if err != nil {
 		return Message{}, fmt.Errorf("ledger: begin message %s: %w", m.IdempotencyKey, err)
 	}

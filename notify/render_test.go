@@ -16,7 +16,7 @@ import (
 
 var kinds = []string{
 	"payment_failed", "retry_failed", "service_paused", "service_suspended",
-	"service_cancelled", "payment_recovered", "card_expiring",
+	"service_cancelled", "payment_recovered", "card_expiring", "payment_due",
 }
 
 const cardURL = "https://billing.example.com/update-card?token=AQ5kdW5uaW5n.c2lnbmF0dXJl"

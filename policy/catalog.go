@@ -161,6 +161,7 @@ func (p Policy) clone() Policy {
 		p.Messages[i].Channels = slices.Clone(p.Messages[i].Channels)
 	}
 	p.Timing.PaydayReasons = slices.Clone(p.Timing.PaydayReasons)
+	p.Reminders = p.Reminders.clone()
 	if p.Timing.Holidays != nil {
 		h := make(map[string][]string, len(p.Timing.Holidays))
 		for k, v := range p.Timing.Holidays {

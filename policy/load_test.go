@@ -41,6 +41,11 @@ func TestBuiltinFilesKeepTheirValues(t *testing.T) {
 			MaxShift:      Duration(6 * day),
 			Holidays:      wantHolidays,
 		},
+		Reminders: Reminders{
+			BeforeDue:  durations(-3*day, 0, 3*day),
+			CardExpiry: durations(30*day, 14*day, 7*day, day),
+			Channels:   []Channel{Email},
+		},
 	}
 	if got := Default(); !reflect.DeepEqual(got, wantDefault) {
 		t.Errorf("Default() = %+v\nwant %+v", got, wantDefault)
@@ -53,6 +58,7 @@ func TestBuiltinFilesKeepTheirValues(t *testing.T) {
 	wantDemo.Ladder = []LadderStep{{After: 0, State: ServicePaused}, {After: Duration(10 * time.Second), State: ServiceSuspended}}
 	wantDemo.CloseAfter = Duration(10 * time.Second)
 	wantDemo.Timing = Timing{}
+	wantDemo.Reminders = Reminders{}
 	if got := Demo(); !reflect.DeepEqual(got, wantDemo) {
 		t.Errorf("Demo() = %+v\nwant %+v", got, wantDemo)
 	}

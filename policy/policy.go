@@ -10,6 +10,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 )
@@ -112,6 +114,8 @@ type Policy struct {
 	// Timing places scheduled retries in the customer's local morning, on
 	// business days, near paydays.
 	Timing Timing `json:"timing,omitzero"`
+	// Reminders are sent before a payment fails (see Reminders).
+	Reminders Reminders `json:"reminders,omitzero"`
 }
 
 // Ref is how runs and ops see the policy: name, version and content hash,
@@ -123,7 +127,9 @@ func (p Policy) Ref() string { return fmt.Sprintf("%s@%d#%s", p.Name, p.Version,
 // JSON (fields in declaration order, map keys sorted, durations in their
 // compact string form), so it does not depend on how the file was written.
 func (p Policy) Hash() string {
-	b, err := json.Marshal(p)
+	// encoding/json is deterministic for one value (fields in declaration
+	// order, map keys sorted); the checker only sees its reflection caches.
+	b, err := json.Marshal(p) //workflowcheck:ignore
 	if err != nil {
 		return "unhashable" // cannot happen: every field marshals
 	}
@@ -224,8 +230,11 @@ func (p Policy) Validate() error {
 		if n := len(p.RetryAfter); n > 0 && p.RetryAfter[n-1]+p.Timing.MaxShift > p.Window {
 			add("the last retry (%s) plus timing.max_shift (%s) falls outside the %s window", p.RetryAfter[n-1], p.Timing.MaxShift, p.Window)
 		}
-		for country, days := range p.Timing.Holidays {
-			for _, d := range days {
+		// Sorted, so the error lists problems in the same order every time.
+		//workflowcheck:ignore
+		countries := slices.Sorted(maps.Keys(p.Timing.Holidays))
+		for _, country := range countries {
+			for _, d := range p.Timing.Holidays[country] {
 				if _, err := time.Parse(time.DateOnly, d); err != nil {
 					add("timing.holidays[%s] %q is not a date (YYYY-MM-DD)", country, d)
 				}
@@ -236,6 +245,9 @@ func (p Policy) Validate() error {
 		if err := p.SMSWindow.validate(); err != nil {
 			add("sms_window %v", err)
 		}
+	}
+	if err := p.Reminders.Validate(); err != nil {
+		add("%v", err)
 	}
 	if len(problems) > 0 {
 		return fmt.Errorf("%w %q: %s", ErrInvalid, p.Name, strings.Join(problems, "; "))

@@ -68,6 +68,7 @@ type Deps struct {
 // Register adds the workflow and every activity to r.
 func Register(r sdkworker.Registry, d Deps) {
 	r.RegisterWorkflowWithOptions(workflows.DunningWorkflow, workflow.RegisterOptions{Name: workflows.WorkflowName})
+	r.RegisterWorkflowWithOptions(workflows.RemindersWorkflow, workflow.RegisterOptions{Name: workflows.ReminderWorkflowName})
 	gws := make(map[string]gateway.Gateway, len(d.Gateways))
 	for _, g := range d.Gateways {
 		gws[g.Name()] = g

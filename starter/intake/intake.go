@@ -66,6 +66,7 @@ type handler struct {
 // NewHandler serves the intake API:
 //
 //	POST /v1/declines
+//	POST /v1/reminders
 //	GET  /v1/runs/{tenant}/{invoice}
 //	POST /v1/runs/{tenant}/{invoice}/cancel
 //	POST /v1/runs/{tenant}/{invoice}/expedite
@@ -99,6 +100,7 @@ func NewHandler(runs Runs, logger *slog.Logger, opts ...Option) http.Handler {
 		})
 	}
 	route(http.MethodPost, "/v1/declines", h.startRun)
+	route(http.MethodPost, "/v1/reminders", h.startReminders)
 	route(http.MethodGet, "/v1/runs/{tenant}/{invoice}", h.status)
 	route(http.MethodPost, "/v1/runs/{tenant}/{invoice}/cancel", h.cancel)
 	route(http.MethodPost, "/v1/runs/{tenant}/{invoice}/expedite", h.expedite)

@@ -1,0 +1,109 @@
+package intake
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/dunningco/dunning/starter"
+	"github.com/dunningco/dunning/workflows"
+)
+
+// ReminderStarter starts reminder runs; *starter.Client implements it. A
+// Runs that does not answers POST /v1/reminders with 501.
+type ReminderStarter interface {
+	StartReminders(ctx context.Context, in workflows.ReminderInput) (starter.StartResult, error)
+}
+
+var _ ReminderStarter = (*starter.Client)(nil)
+
+// ReminderRequest is the body of POST /v1/reminders: reminders before an
+// invoice falls due (kind "pre-due") or before a card expires or the
+// subscription renews (kind "card-expiry").
+type ReminderRequest struct {
+	Tenant   string             `json:"tenant"`
+	Kind     string             `json:"kind"`
+	Customer workflows.Customer `json:"customer"`
+	// InvoiceID, Amount (a decimal string such as "49.90") and Currency
+	// are the invoice due (pre-due).
+	InvoiceID string         `json:"invoice_id,omitempty"`
+	Amount    string         `json:"amount,omitempty"`
+	Currency  string         `json:"currency,omitempty"`
+	Card      workflows.Card `json:"card,omitzero"`
+	// Anchor is the due date (pre-due) or the expiry or renewal date
+	// (card-expiry), RFC 3339.
+	Anchor time.Time `json:"anchor"`
+	Policy string    `json:"policy,omitempty"`
+}
+
+// Input is the reminder run input the request asks for.
+func (r ReminderRequest) Input() workflows.ReminderInput {
+	return workflows.ReminderInput{
+		Tenant:     r.Tenant,
+		Kind:       r.Kind,
+		Customer:   r.Customer,
+		InvoiceID:  r.InvoiceID,
+		Amount:     r.Amount,
+		Currency:   r.Currency,
+		Card:       r.Card,
+		Anchor:     r.Anchor,
+		PolicyName: r.Policy,
+	}
+}
+
+// DecodeReminderRequest decodes a request strictly, like
+// DecodeDeclineReport.
+func DecodeReminderRequest(data []byte) (ReminderRequest, error) {
+	var r ReminderRequest
+	if err := decodeStrict(data, &r, false); err != nil {
+		return ReminderRequest{}, err
+	}
+	return r, nil
+}
+
+// reminderResponse is the 202 answer to a reminder request.
+type reminderResponse struct {
+	WorkflowID string `json:"workflow_id"`
+	RunID      string `json:"run_id"`
+}
+
+func (h *handler) startReminders(w http.ResponseWriter, r *http.Request) {
+	starterFor, ok := h.runs.(ReminderStarter)
+	if !ok {
+		writeError(w, http.StatusNotImplemented, "reminders are not available on this server")
+		return
+	}
+	data, ok := h.readBody(w, r)
+	if !ok {
+		return
+	}
+	req, err := DecodeReminderRequest(data)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	in := req.Input()
+	if err := in.Validate(); err != nil {
+		writeError(w, http.StatusUnprocessableEntity, err.Error())
+		return
+	}
+	if err := starter.CheckPolicyName(h.policies, req.Policy); err != nil {
+		writeError(w, http.StatusUnprocessableEntity, err.Error())
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
+	defer cancel()
+	res, err := starterFor.StartReminders(ctx, in)
+	if err != nil {
+		if errors.Is(err, starter.ErrInvalid) {
+			writeError(w, http.StatusUnprocessableEntity, err.Error())
+			return
+		}
+		h.fail(w, r, err, req.Tenant, req.InvoiceID)
+		return
+	}
+	h.logger.InfoContext(r.Context(), "reminders accepted",
+		"tenant", req.Tenant, "kind", req.Kind, "workflow_id", res.WorkflowID, "run_id", res.RunID)
+	writeJSON(w, http.StatusAccepted, reminderResponse{WorkflowID: res.WorkflowID, RunID: res.RunID})
+}

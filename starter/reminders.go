@@ -1,0 +1,79 @@
+package starter
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/dunningco/dunning/policy"
+	"github.com/dunningco/dunning/workflows"
+)
+
+// StartReminders starts the reminders for one invoice due date or one
+// expiring card (see workflows.ReminderInput). A start for a subject whose
+// reminder run is open returns that run rather than starting a second one.
+// The policy is pinned in the run's input like Start does.
+func (c *Client) StartReminders(ctx context.Context, in workflows.ReminderInput) (StartResult, error) {
+	if err := in.Validate(); err != nil {
+		return StartResult{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	in, err := c.pinReminderPolicy(in)
+	if err != nil {
+		return StartResult{}, err
+	}
+	attrs := []temporal.SearchAttributeUpdate{
+		workflows.SATenant.ValueSet(in.Tenant),
+		workflows.SACustomerID.ValueSet(in.Customer.ID),
+		workflows.SAPolicy.ValueSet(in.PolicyName),
+	}
+	if in.InvoiceID != "" {
+		attrs = append(attrs, workflows.SAInvoiceID.ValueSet(in.InvoiceID))
+	}
+	id := workflows.ReminderWorkflowID(in)
+	run, err := c.tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID:        id,
+		TaskQueue: c.opts.TaskQueue,
+		// A repeated start (a retried request, a second billing event)
+		// reaches the open run; it never sends the reminders twice.
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		TypedSearchAttributes:    temporal.NewSearchAttributes(attrs...),
+	}, workflows.ReminderWorkflowName, in)
+	if err != nil {
+		return StartResult{}, fmt.Errorf("start reminder run %s: %w", id, err)
+	}
+	return StartResult{WorkflowID: run.GetID(), RunID: run.GetRunID()}, nil
+}
+
+// pinReminderPolicy pins the named (or selected) catalog policy in the
+// input, as pinPolicy does for dunning runs.
+func (c *Client) pinReminderPolicy(in workflows.ReminderInput) (workflows.ReminderInput, error) {
+	if in.Policy != nil {
+		if !c.opts.AllowInlinePolicy {
+			return in, fmt.Errorf("%w: inline policies are not accepted; name a catalog policy (%s)",
+				ErrInvalid, strings.Join(c.opts.Policies.Names(), ", "))
+		}
+		if in.PolicyName == "" {
+			in.PolicyName = in.Policy.Name
+		}
+		return in, nil // ReminderInput.Validate has checked it
+	}
+	if in.PolicyName != "" {
+		if err := CheckPolicyName(c.opts.Policies, in.PolicyName); err != nil {
+			return in, err
+		}
+		p, _ := c.opts.Policies.Lookup(in.PolicyName)
+		in.Policy = &p
+		return in, nil
+	}
+	p, _, err := c.opts.Policies.Select(policy.Subject{Tenant: in.Tenant, Currency: in.Currency, CustomerID: in.Customer.ID})
+	if err != nil {
+		return in, fmt.Errorf("%w: %w; known policies: %s", ErrUnknownPolicy, err, strings.Join(c.opts.Policies.Names(), ", "))
+	}
+	in.PolicyName = p.Name
+	in.Policy = &p
+	return in, nil
+}
