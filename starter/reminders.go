@@ -2,10 +2,12 @@ package starter
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
@@ -76,4 +78,48 @@ func (c *Client) pinReminderPolicy(in workflows.ReminderInput) (workflows.Remind
 	in.PolicyName = p.Name
 	in.Policy = &p
 	return in, nil
+}
+
+// ReminderStatus asks a reminder run (ID "reminders/...") where it stands.
+func (c *Client) ReminderStatus(ctx context.Context, workflowID string) (workflows.ReminderStatus, error) {
+	if err := checkReminderID(workflowID); err != nil {
+		return workflows.ReminderStatus{}, err
+	}
+	v, err := c.tc.QueryWorkflow(ctx, workflowID, "", workflows.QueryStatus)
+	if err != nil {
+		return workflows.ReminderStatus{}, reminderError(err, "query status of", workflowID)
+	}
+	var st workflows.ReminderStatus
+	if err := v.Get(&st); err != nil {
+		return workflows.ReminderStatus{}, fmt.Errorf("decode status of %s: %w", workflowID, err)
+	}
+	return st, nil
+}
+
+// CancelReminders stops a reminder run.
+func (c *Client) CancelReminders(ctx context.Context, workflowID string, req workflows.CancelRequest) error {
+	if err := checkReminderID(workflowID); err != nil {
+		return err
+	}
+	if err := c.tc.SignalWorkflow(ctx, workflowID, "", workflows.SignalCancel, req); err != nil {
+		return reminderError(err, "cancel", workflowID)
+	}
+	return nil
+}
+
+func checkReminderID(id string) error {
+	if !strings.HasPrefix(id, "reminders/") || len(id) > 512 {
+		return fmt.Errorf("%w: %q is not a reminder run ID (reminders/<tenant>/<kind>/...)", ErrInvalid, id)
+	}
+	return nil
+}
+
+func reminderError(err error, op, id string) error {
+	if nf, ok := errors.AsType[*serviceerror.NotFound](err); ok {
+		if strings.Contains(nf.Message, "already completed") {
+			return fmt.Errorf("%w: %s", ErrRunClosed, id)
+		}
+		return fmt.Errorf("%w: %s", ErrRunNotFound, id)
+	}
+	return fmt.Errorf("%s %s: %w", op, id, err)
 }

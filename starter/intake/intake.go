@@ -101,6 +101,9 @@ func NewHandler(runs Runs, logger *slog.Logger, opts ...Option) http.Handler {
 	}
 	route(http.MethodPost, "/v1/declines", h.startRun)
 	route(http.MethodPost, "/v1/reminders", h.startReminders)
+	route(http.MethodGet, "/v1/reminders/{id...}", h.reminderRun)
+	// DELETE cancels; route already answers other methods with 405.
+	mux.HandleFunc(http.MethodDelete+" /v1/reminders/{id...}", h.reminderRun)
 	route(http.MethodGet, "/v1/runs/{tenant}/{invoice}", h.status)
 	route(http.MethodPost, "/v1/runs/{tenant}/{invoice}/cancel", h.cancel)
 	route(http.MethodPost, "/v1/runs/{tenant}/{invoice}/expedite", h.expedite)

@@ -3,6 +3,7 @@ package intake
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -17,6 +18,57 @@ type ReminderStarter interface {
 }
 
 var _ ReminderStarter = (*starter.Client)(nil)
+
+// ReminderSteering reads and stops reminder runs; *starter.Client
+// implements it.
+type ReminderSteering interface {
+	ReminderStatus(ctx context.Context, workflowID string) (workflows.ReminderStatus, error)
+	CancelReminders(ctx context.Context, workflowID string, req workflows.CancelRequest) error
+}
+
+var _ ReminderSteering = (*starter.Client)(nil)
+
+// reminderRun serves GET (status) and DELETE (cancel, ?reason=...) on
+// /v1/reminders/{id...}, where id is the run ID without "reminders/".
+func (h *handler) reminderRun(w http.ResponseWriter, r *http.Request) {
+	steer, ok := h.runs.(ReminderSteering)
+	if !ok {
+		writeError(w, http.StatusNotImplemented, "reminders are not available on this server")
+		return
+	}
+	id := "reminders/" + r.PathValue("id")
+	ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
+	defer cancel()
+	var err error
+	if r.Method == http.MethodGet {
+		var st workflows.ReminderStatus
+		if st, err = steer.ReminderStatus(ctx, id); err == nil {
+			writeJSON(w, http.StatusOK, st)
+			return
+		}
+	} else {
+		reason := r.URL.Query().Get("reason")
+		if reason == "" {
+			writeError(w, http.StatusUnprocessableEntity, "reason is required (?reason=...)")
+			return
+		}
+		if err = steer.CancelReminders(ctx, id, workflows.CancelRequest{Reason: reason, By: r.URL.Query().Get("by")}); err == nil {
+			writeJSON(w, http.StatusAccepted, map[string]string{"workflow_id": id})
+			return
+		}
+	}
+	switch {
+	case errors.Is(err, starter.ErrInvalid):
+		writeError(w, http.StatusBadRequest, err.Error())
+	case errors.Is(err, starter.ErrRunNotFound):
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no reminder run %q", id))
+	case errors.Is(err, starter.ErrRunClosed):
+		writeError(w, http.StatusConflict, fmt.Sprintf("the reminder run %q has already ended", id))
+	default:
+		h.logger.ErrorContext(r.Context(), "reminder run request failed", "workflow_id", id, "error", err)
+		writeError(w, http.StatusInternalServerError, "internal error; the failure was logged")
+	}
+}
 
 // ReminderRequest is the body of POST /v1/reminders: reminders before an
 // invoice falls due (kind "pre-due") or before a card expires or the

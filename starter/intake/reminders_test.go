@@ -109,3 +109,39 @@ func TestStartRemindersErrors(t *testing.T) {
 		t.Errorf("GET: status = %d, want 405", rec.Code)
 	}
 }
+
+func (f *fakeReminderRuns) ReminderStatus(_ context.Context, id string) (workflows.ReminderStatus, error) {
+	if err := f.note(call{"ReminderStatus", id, "", nil}); err != nil {
+		return workflows.ReminderStatus{}, err
+	}
+	return workflows.ReminderStatus{WorkflowID: id}, nil
+}
+
+func (f *fakeReminderRuns) CancelReminders(_ context.Context, id string, req workflows.CancelRequest) error {
+	return f.note(call{"CancelReminders", id, "", req})
+}
+
+func TestReminderRunStatusAndCancel(t *testing.T) {
+	runs := &fakeReminderRuns{}
+	h := newTestHandler(runs)
+	rec, out := do(t, h, http.MethodGet, "/v1/reminders/acme/pre-due/inv-1001", "", "")
+	if rec.Code != http.StatusOK || out["workflow_id"] != "reminders/acme/pre-due/inv-1001" {
+		t.Fatalf("status answer = %d %v", rec.Code, out)
+	}
+	rec, _ = do(t, h, http.MethodDelete, "/v1/reminders/acme/pre-due/inv-1001", "", "")
+	if rec.Code != http.StatusUnprocessableEntity {
+		t.Fatalf("cancel without a reason = %d, want 422", rec.Code)
+	}
+	rec, out = do(t, h, http.MethodDelete, "/v1/reminders/acme/pre-due/inv-1001?reason=invoice+voided", "", "")
+	if rec.Code != http.StatusAccepted || out["workflow_id"] != "reminders/acme/pre-due/inv-1001" {
+		t.Fatalf("cancel answer = %d %v", rec.Code, out)
+	}
+	last := runs.calls[len(runs.calls)-1]
+	if req, ok := last.Arg.(workflows.CancelRequest); !ok || last.Method != "CancelReminders" || req.Reason != "invoice voided" {
+		t.Fatalf("last call = %+v", last)
+	}
+	runs.err = starter.ErrRunNotFound
+	if rec, _ := do(t, h, http.MethodGet, "/v1/reminders/acme/pre-due/nope", "", ""); rec.Code != http.StatusNotFound {
+		t.Errorf("unknown run = %d, want 404", rec.Code)
+	}
+}
