@@ -124,17 +124,7 @@ func (in Input) Validate() error {
 	if strings.TrimSpace(in.Customer.ID) == "" {
 		add("customer.id is required")
 	}
-	if in.Customer.Email != "" && !strings.Contains(in.Customer.Email, "@") {
-		add("customer.email %q is not an email address", in.Customer.Email)
-	}
-	if in.Customer.Phone != "" && !e164.MatchString(in.Customer.Phone) {
-		add("customer.phone %q is not an E.164 number such as +48123456789", in.Customer.Phone)
-	}
-	if in.Customer.TimeZone != "" {
-		if _, err := time.LoadLocation(in.Customer.TimeZone); err != nil {
-			add("customer.time_zone %q is not an IANA time zone", in.Customer.TimeZone)
-		}
-	}
+	problems = append(problems, in.Customer.contactProblems()...)
 	if in.Amount == "" {
 		add("amount is required")
 	} else if in.Currency == "" {
@@ -163,6 +153,35 @@ func (in Input) Validate() error {
 }
 
 var e164 = regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`)
+
+// contactProblems checks how the customer is reached: address shapes and
+// time zone. Both run kinds validate customers with it.
+func (c Customer) contactProblems() []string {
+	var problems []string
+	if c.Email != "" && !strings.Contains(c.Email, "@") {
+		problems = append(problems, fmt.Sprintf("customer.email %q is not an email address", c.Email))
+	}
+	if c.Phone != "" && !e164.MatchString(c.Phone) {
+		problems = append(problems, fmt.Sprintf("customer.phone %q is not an E.164 number such as +48123456789", c.Phone))
+	}
+	if c.TimeZone != "" {
+		if _, err := time.LoadLocation(c.TimeZone); err != nil {
+			problems = append(problems, fmt.Sprintf("customer.time_zone %q is not an IANA time zone", c.TimeZone))
+		}
+	}
+	return problems
+}
+
+// location is the customer's time zone, UTC when unset or unknown. tzdata
+// is embedded (see dunning.go), so every worker resolves the same rules.
+func (c Customer) location() *time.Location {
+	if c.TimeZone != "" {
+		if loc, err := time.LoadLocation(c.TimeZone); err == nil {
+			return loc
+		}
+	}
+	return time.UTC
+}
 
 // WorkflowID is the run's stable, readable ID: one run per failed invoice.
 func WorkflowID(tenant, invoiceID string) string {

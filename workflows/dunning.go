@@ -77,7 +77,7 @@ func DunningWorkflow(ctx workflow.Context, in Input) (Result, error) {
 		return Result{}, temporal.NewNonRetryableApplicationError(err.Error(), "InvalidInput", err)
 	}
 	amount, _ := money.Parse(in.Amount, in.Currency) // validated above
-	pol, err := resolvePolicy(ctx, in)
+	pol, err := resolvePolicy(ctx, in.Policy, in.PolicyName)
 	if err != nil {
 		return Result{}, err
 	}
@@ -128,13 +128,7 @@ func DunningWorkflow(ctx workflow.Context, in Input) (Result, error) {
 	if r.declineAware {
 		r.classify(in.Decline.Code, in.Decline.AdviceCode, in.Decline.NetworkDeclineCode, in.Decline.NetworkAdviceCode, false)
 	}
-	r.loc = time.UTC
-	if in.Customer.TimeZone != "" {
-		// tzdata is embedded (see the import), so every worker resolves the same rules.
-		if loc, err := time.LoadLocation(in.Customer.TimeZone); err == nil {
-			r.loc = loc
-		}
-	}
+	r.loc = in.Customer.location()
 	if err := r.registerHandlers(ctx); err != nil {
 		return Result{}, err
 	}
@@ -148,11 +142,12 @@ func DunningWorkflow(ctx workflow.Context, in Input) (Result, error) {
 	return r.loop(ctx)
 }
 
-func resolvePolicy(ctx workflow.Context, in Input) (policy.Policy, error) {
-	if in.Policy != nil {
-		return *in.Policy, nil
+// resolvePolicy is the pinned policy or, for runs started without one, the
+// named catalog policy. Both run kinds use it.
+func resolvePolicy(ctx workflow.Context, pinned *policy.Policy, name string) (policy.Policy, error) {
+	if pinned != nil {
+		return *pinned, nil
 	}
-	name := in.PolicyName
 	if name == "" {
 		name = "default"
 	}

@@ -65,17 +65,7 @@ func (in ReminderInput) Validate() error {
 	if !idPattern.MatchString(in.Customer.ID) {
 		add("customer.id must be 1-128 characters of letters, digits and . _ : @ -")
 	}
-	if in.Customer.Email != "" && !strings.Contains(in.Customer.Email, "@") {
-		add("customer.email %q is not an email address", in.Customer.Email)
-	}
-	if in.Customer.Phone != "" && !e164.MatchString(in.Customer.Phone) {
-		add("customer.phone %q is not an E.164 number such as +48123456789", in.Customer.Phone)
-	}
-	if in.Customer.TimeZone != "" {
-		if _, err := time.LoadLocation(in.Customer.TimeZone); err != nil {
-			add("customer.time_zone %q is not an IANA time zone", in.Customer.TimeZone)
-		}
-	}
+	problems = append(problems, in.Customer.contactProblems()...)
 	switch in.Kind {
 	case ReminderPreDue:
 		if !idPattern.MatchString(in.InvoiceID) {
@@ -187,19 +177,13 @@ func RemindersWorkflow(ctx workflow.Context, in ReminderInput) (ReminderResult, 
 	if err := in.Validate(); err != nil {
 		return ReminderResult{}, temporal.NewNonRetryableApplicationError(err.Error(), "InvalidInput", err)
 	}
-	pol, err := resolveReminderPolicy(ctx, in)
+	pol, err := resolvePolicy(ctx, in.Policy, in.PolicyName)
 	if err != nil {
 		return ReminderResult{}, err
 	}
 	info := workflow.GetInfo(ctx)
 	now := workflow.Now(ctx)
-	r := &reminderRun{id: info.WorkflowExecution.ID, in: in, loc: time.UTC}
-	if in.Customer.TimeZone != "" {
-		// tzdata is embedded (see dunning.go), so every worker resolves the same rules.
-		if loc, err := time.LoadLocation(in.Customer.TimeZone); err == nil {
-			r.loc = loc
-		}
-	}
+	r := &reminderRun{id: info.WorkflowExecution.ID, in: in, loc: in.Customer.location()}
 	steps := pol.Reminders.Schedule(in.Kind, in.Anchor, now, r.loc)
 	r.status = ReminderStatus{
 		WorkflowID: r.id,
@@ -324,29 +308,4 @@ func (r *reminderRun) close(ctx workflow.Context) ReminderResult {
 	}
 	r.status.State, r.status.ClosedAt, r.status.ClosingReason = res.Outcome, res.ClosedAt, res.Reason
 	return res
-}
-
-// resolveReminderPolicy is the pinned policy or, for runs started without
-// one, the named catalog policy resolved once and recorded.
-func resolveReminderPolicy(ctx workflow.Context, in ReminderInput) (policy.Policy, error) {
-	if in.Policy != nil {
-		return *in.Policy, nil
-	}
-	name := in.PolicyName
-	if name == "" {
-		name = "default"
-	}
-	var pol policy.Policy
-	err := workflow.SideEffect(ctx, func(workflow.Context) any {
-		p, _ := policy.Builtin().Lookup(name)
-		return p
-	}).Get(&pol)
-	if err != nil {
-		return policy.Policy{}, fmt.Errorf("resolve policy %q: %w", name, err)
-	}
-	if pol.Name == "" {
-		err := fmt.Errorf("unknown policy %q", name)
-		return policy.Policy{}, temporal.NewNonRetryableApplicationError(err.Error(), "InvalidInput", err)
-	}
-	return pol, nil
 }
