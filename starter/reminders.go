@@ -2,12 +2,10 @@ package starter
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 
 	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
@@ -87,7 +85,7 @@ func (c *Client) ReminderStatus(ctx context.Context, workflowID string) (workflo
 	}
 	v, err := c.tc.QueryWorkflow(ctx, workflowID, "", workflows.QueryStatus)
 	if err != nil {
-		return workflows.ReminderStatus{}, reminderError(err, "query status of", workflowID)
+		return workflows.ReminderStatus{}, workflowError(err, "query status of", workflowID, workflowID)
 	}
 	var st workflows.ReminderStatus
 	if err := v.Get(&st); err != nil {
@@ -102,7 +100,7 @@ func (c *Client) CancelReminders(ctx context.Context, workflowID string, req wor
 		return err
 	}
 	if err := c.tc.SignalWorkflow(ctx, workflowID, "", workflows.SignalCancel, req); err != nil {
-		return reminderError(err, "cancel", workflowID)
+		return workflowError(err, "cancel", workflowID, workflowID)
 	}
 	return nil
 }
@@ -112,14 +110,4 @@ func checkReminderID(id string) error {
 		return fmt.Errorf("%w: %q is not a reminder run ID (reminders/<tenant>/<kind>/...)", ErrInvalid, id)
 	}
 	return nil
-}
-
-func reminderError(err error, op, id string) error {
-	if nf, ok := errors.AsType[*serviceerror.NotFound](err); ok {
-		if strings.Contains(nf.Message, "already completed") {
-			return fmt.Errorf("%w: %s", ErrRunClosed, id)
-		}
-		return fmt.Errorf("%w: %s", ErrRunNotFound, id)
-	}
-	return fmt.Errorf("%s %s: %w", op, id, err)
 }

@@ -285,14 +285,19 @@ func ValidateRunKey(tenant, invoiceID string) error {
 // runError maps a Temporal error about an existing run onto the package's
 // sentinels.
 func runError(err error, op, tenant, invoiceID string) error {
-	id := workflows.WorkflowID(tenant, invoiceID)
+	return workflowError(err, op, workflows.WorkflowID(tenant, invoiceID), fmt.Sprintf("tenant %q invoice %q", tenant, invoiceID))
+}
+
+// workflowError maps a Temporal error about workflow id onto the package's
+// sentinels; subject names the run in the message.
+func workflowError(err error, op, id, subject string) error {
 	if nf, ok := errors.AsType[*serviceerror.NotFound](err); ok {
 		// Signals and updates to an ended run come back as NotFound too; the
 		// server says so in the message only.
 		if strings.Contains(nf.Message, "already completed") {
-			return fmt.Errorf("%w: tenant %q invoice %q", ErrRunClosed, tenant, invoiceID)
+			return fmt.Errorf("%w: %s", ErrRunClosed, subject)
 		}
-		return fmt.Errorf("%w: tenant %q invoice %q", ErrRunNotFound, tenant, invoiceID)
+		return fmt.Errorf("%w: %s", ErrRunNotFound, subject)
 	}
 	return fmt.Errorf("%s %s: %w", op, id, err)
 }
