@@ -51,30 +51,16 @@ func (c *Client) StartReminders(ctx context.Context, in workflows.ReminderInput)
 // pinReminderPolicy pins the named (or selected) catalog policy in the
 // input, as pinPolicy does for dunning runs.
 func (c *Client) pinReminderPolicy(in workflows.ReminderInput) (workflows.ReminderInput, error) {
-	if in.Policy != nil {
-		if !c.opts.AllowInlinePolicy {
-			return in, fmt.Errorf("%w: inline policies are not accepted; name a catalog policy (%s)",
-				ErrInvalid, strings.Join(c.opts.Policies.Names(), ", "))
-		}
-		if in.PolicyName == "" {
-			in.PolicyName = in.Policy.Name
-		}
-		return in, nil // ReminderInput.Validate has checked it
-	}
-	if in.PolicyName != "" {
-		if err := CheckPolicyName(c.opts.Policies, in.PolicyName); err != nil {
-			return in, err
-		}
-		p, _ := c.opts.Policies.Lookup(in.PolicyName)
-		in.Policy = &p
-		return in, nil
-	}
-	p, _, err := c.opts.Policies.Select(policy.Subject{Tenant: in.Tenant, Currency: in.Currency, CustomerID: in.Customer.ID})
+	p, _, err := c.choosePolicy(in.Policy, in.PolicyName, policy.Subject{Tenant: in.Tenant, Currency: in.Currency, CustomerID: in.Customer.ID})
 	if err != nil {
-		return in, fmt.Errorf("%w: %w; known policies: %s", ErrUnknownPolicy, err, strings.Join(c.opts.Policies.Names(), ", "))
+		return in, err
 	}
-	in.PolicyName = p.Name
-	in.Policy = &p
+	if in.Policy == nil {
+		in.Policy = &p
+	}
+	if in.PolicyName == "" {
+		in.PolicyName = p.Name
+	}
 	return in, nil
 }
 

@@ -131,32 +131,42 @@ func (c *Client) Start(ctx context.Context, in workflows.Input) (StartResult, er
 // tenant, plan, segment, currency and customer, and the input records the
 // experiment and variant when an experiment decided.
 func (c *Client) pinPolicy(in workflows.Input) (workflows.Input, error) {
-	in.Experiment, in.Variant = "", ""
-	if in.Policy != nil {
-		if !c.opts.AllowInlinePolicy {
-			return in, fmt.Errorf("%w: inline policies are not accepted; name a catalog policy (%s)",
-				ErrInvalid, strings.Join(c.opts.Policies.Names(), ", "))
-		}
-		return in, nil // Input.Validate has checked it
-	}
-	if in.PolicyName != "" {
-		if err := CheckPolicyName(c.opts.Policies, in.PolicyName); err != nil {
-			return in, err
-		}
-		p, _ := c.opts.Policies.Lookup(in.PolicyName)
-		in.Policy = &p
-		return in, nil
-	}
-	p, a, err := c.opts.Policies.Select(policy.Subject{
+	p, a, err := c.choosePolicy(in.Policy, in.PolicyName, policy.Subject{
 		Tenant: in.Tenant, Plan: in.Plan, Segment: in.Segment, Currency: in.Currency, CustomerID: in.Customer.ID,
 	})
 	if err != nil {
-		return in, fmt.Errorf("%w: %w; known policies: %s", ErrUnknownPolicy, err, strings.Join(c.opts.Policies.Names(), ", "))
+		return in, err
 	}
-	in.PolicyName = p.Name
-	in.Policy = &p
+	if in.Policy == nil {
+		in.PolicyName, in.Policy = p.Name, &p
+	}
 	in.Experiment, in.Variant = a.Experiment, a.Variant
 	return in, nil
+}
+
+// choosePolicy is the policy a run starts with: the inline one (when the
+// client allows them), else the named catalog policy, else the catalog's
+// selection for subject, with its A/B assignment.
+func (c *Client) choosePolicy(inline *policy.Policy, name string, subject policy.Subject) (policy.Policy, policy.Assignment, error) {
+	switch {
+	case inline != nil:
+		if !c.opts.AllowInlinePolicy {
+			return policy.Policy{}, policy.Assignment{}, fmt.Errorf("%w: inline policies are not accepted; name a catalog policy (%s)",
+				ErrInvalid, strings.Join(c.opts.Policies.Names(), ", "))
+		}
+		return *inline, policy.Assignment{}, nil // the input's Validate has checked it
+	case name != "":
+		if err := CheckPolicyName(c.opts.Policies, name); err != nil {
+			return policy.Policy{}, policy.Assignment{}, err
+		}
+		p, _ := c.opts.Policies.Lookup(name)
+		return p, policy.Assignment{}, nil
+	}
+	p, a, err := c.opts.Policies.Select(subject)
+	if err != nil {
+		return policy.Policy{}, policy.Assignment{}, fmt.Errorf("%w: %w; known policies: %s", ErrUnknownPolicy, err, strings.Join(c.opts.Policies.Names(), ", "))
+	}
+	return p, a, nil
 }
 
 // CheckPolicyName reports whether catalog holds name. Empty means "let the
