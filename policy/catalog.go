@@ -162,6 +162,7 @@ func (p Policy) clone() Policy {
 	}
 	p.Timing.PaydayReasons = slices.Clone(p.Timing.PaydayReasons)
 	p.Reminders = p.Reminders.clone()
+	p.ActionReminders = slices.Clone(p.ActionReminders)
 	if p.Timing.Holidays != nil {
 		h := make(map[string][]string, len(p.Timing.Holidays))
 		for k, v := range p.Timing.Holidays {

@@ -36,6 +36,9 @@ type Attempt struct {
 	At        time.Time `json:"at"`
 	Reason    Reason    `json:"reason"`
 	Succeeded bool      `json:"succeeded"`
+	// Card is the card the attempt charged (fingerprint or payment
+	// method); the minimum gap is kept per card.
+	Card string `json:"card,omitempty"`
 }
 
 // ServiceChange is one service-state change the run has made.
@@ -77,6 +80,19 @@ type State struct {
 	// NotBefore is when the card-network budget allows the next attempt on
 	// this card (zero = now).
 	NotBefore time.Time
+
+	// Gated runs pass every attempt through MayCharge, including the ones
+	// the schedule plans. Runs recorded before the gate existed leave it
+	// false so they replay exactly.
+	Gated bool
+	// Card identifies the current card (fingerprint, else payment method).
+	Card string
+	// NoRetryUntil is the end of a card-network no-retry window on the
+	// current card (Visa category 1, Mastercard MAC 03/21).
+	NoRetryUntil time.Time
+	// BlockedAt is when a decline ruled out the current card; action
+	// reminders count from it.
+	BlockedAt time.Time
 }
 
 // CardBlocked reports whether the latest decline rules out retrying the
@@ -129,10 +145,50 @@ func (p Policy) Next(s State) Step {
 		}
 	}
 	next := p.nextAction(s)
+	if r, ok := p.nextActionReminder(s); ok && r.At.Before(next.At) {
+		next = r
+	}
 	if deferred != nil && !deferred.At.After(next.At) {
 		return *deferred
 	}
 	return next
+}
+
+// actionReminders lists the reminders to update the card, due or not, while
+// the current card may not be charged.
+func (p Policy) actionReminders(s State) []dueMessage {
+	if !s.CardBlocked() || s.BlockedAt.IsZero() || s.recovered() {
+		return nil
+	}
+	out := make([]dueMessage, len(p.ActionReminders))
+	for i, d := range p.ActionReminders {
+		out[i] = dueMessage{kind: UpdateCardReminder, at: s.BlockedAt.Add(d.D()),
+			key: fmt.Sprintf("update-card-%s-%d", s.BlockedAt.UTC().Format("20060102T150405"), i+1),
+			why: fmt.Sprintf("reminder %d of %d to update the card, %s after the decline ruled it out", i+1, len(p.ActionReminders), d)}
+	}
+	return out
+}
+
+// nextActionReminder is the first action reminder not yet due, as a step
+// on its first reachable channel.
+func (p Policy) nextActionReminder(s State) (Step, bool) {
+	for _, m := range p.actionReminders(s) {
+		if !m.at.After(s.Now) {
+			continue
+		}
+		for _, ch := range p.channels(m.kind) {
+			key := m.key + "/" + string(ch)
+			if !slices.Contains(s.Reachable, ch) || slices.Contains(s.Sent, key) {
+				continue
+			}
+			at := m.at
+			if ch == SMS {
+				at = p.SMSWindow.NextOpen(at, s.Location)
+			}
+			return Step{Action: ActionNotify, At: at, Message: m.kind, Channel: ch, Key: key, Why: m.why}, true
+		}
+	}
+	return Step{}, false
 }
 
 // nextAction is the next step other than a message.
@@ -179,6 +235,9 @@ func (p Policy) NextRetry(s State) (Step, bool) {
 	if s.recovered() {
 		return Step{}, false
 	}
+	if s.Gated {
+		return p.nextGatedRetry(s)
+	}
 	last := s.lastAttempt()
 	if !s.CardUpdatedAt.IsZero() && (last == nil || last.At.Before(s.CardUpdatedAt)) {
 		return Step{Action: ActionRetry, At: later(s.Now, s.CardUpdatedAt.Add(p.CardUpdateRetryDelay.D())),
@@ -209,10 +268,62 @@ func (p Policy) NextRetry(s State) (Step, bool) {
 	return Step{}, false
 }
 
+// nextGatedRetry is NextRetry for gated runs: every planned attempt is
+// moved to the first moment MayCharge allows it, or dropped when the gate
+// will not allow it on this card at all.
+func (p Policy) nextGatedRetry(s State) (Step, bool) {
+	last := s.lastAttempt()
+	if !s.CardUpdatedAt.IsZero() && (last == nil || last.At.Before(s.CardUpdatedAt)) {
+		at := later(s.Now, s.CardUpdatedAt.Add(p.CardUpdateRetryDelay.D()))
+		if at, ok := p.gateAt(s, at, ReasonCardUpdated, false); ok {
+			return Step{Action: ActionRetry, At: at, Attempt: len(s.Attempts) + 1, Reason: ReasonCardUpdated,
+				Why: "payment method updated"}, true
+		}
+		// Capped or held: the update grants no attempt; the schedule goes on.
+	}
+	used := s.slotsUsed()
+	if used >= p.scheduledAttempts() {
+		return Step{}, false
+	}
+	at := later(s.Now, s.DeclinedAt.Add(p.RetryAfter[used].D()))
+	at = p.Timing.place(at, s.Location, s.Country, s.DeclineReason)
+	at, ok := p.gateAt(s, at, ReasonScheduled, true)
+	if !ok || at.After(s.DeclinedAt.Add((p.Window+p.Timing.MaxShift).D())) {
+		// The card may not be charged again, or the waits outlast the
+		// schedule: it is exhausted, not stretched.
+		return Step{}, false
+	}
+	return Step{Action: ActionRetry, At: at, Attempt: len(s.Attempts) + 1, Reason: ReasonScheduled,
+		Why: fmt.Sprintf("scheduled retry %d of %d, %s after the decline", used+1, p.scheduledAttempts(), p.RetryAfter[used])}, true
+}
+
+// gateAt is the first moment from at that MayCharge allows, placed in the
+// customer's good hours when place is set; ok is false when the gate does
+// not allow the charge at any time on this card.
+func (p Policy) gateAt(s State, at time.Time, reason Reason, place bool) (time.Time, bool) {
+	for range 8 {
+		probe := s
+		probe.Now = at
+		v := p.MayCharge(probe, reason)
+		if v.Allowed {
+			return at, true
+		}
+		if v.Until.IsZero() || !v.Until.After(at) {
+			return time.Time{}, false
+		}
+		at = v.Until
+		if place {
+			at = p.Timing.place(at, s.Location, s.Country, s.DeclineReason)
+		}
+	}
+	return time.Time{}, false
+}
+
 type dueMessage struct {
 	kind MessageKind
 	key  string
 	why  string
+	at   time.Time // action reminders only: when it is due
 }
 
 // dueMessages lists, in the order they happened, the events that call for a
@@ -221,7 +332,7 @@ func (p Policy) dueMessages(s State) []dueMessage {
 	if !p.customerTold(s) {
 		return nil // invisible recovery: retry silently first
 	}
-	msgs := []dueMessage{{PaymentFailed, "payment-failed", "first notice of the failed payment"}}
+	msgs := []dueMessage{{kind: PaymentFailed, key: "payment-failed", why: "first notice of the failed payment"}}
 	slots, failed := 0, 0
 	for _, a := range s.Attempts {
 		if a.Reason != ReasonCardUpdated {
@@ -236,21 +347,26 @@ func (p Policy) dueMessages(s State) []dueMessage {
 		}
 		// The last scheduled failure is followed by a ladder notice instead.
 		if a.Reason == ReasonCardUpdated || slots < p.scheduledAttempts() || len(p.Ladder) == 0 {
-			msgs = append(msgs, dueMessage{RetryFailed, fmt.Sprintf("attempt-%d-failed", a.Number), fmt.Sprintf("attempt %d was declined", a.Number)})
+			msgs = append(msgs, dueMessage{kind: RetryFailed, key: fmt.Sprintf("attempt-%d-failed", a.Number), why: fmt.Sprintf("attempt %d was declined", a.Number)})
 		}
 	}
 	for _, c := range s.ServiceChanges {
 		switch c.State {
 		case ServicePaused:
-			msgs = append(msgs, dueMessage{ServicePausedMsg, "service-paused", "service paused"})
+			msgs = append(msgs, dueMessage{kind: ServicePausedMsg, key: "service-paused", why: "service paused"})
 		case ServiceSuspended:
-			msgs = append(msgs, dueMessage{ServiceSuspMsg, "service-suspended", "service suspended"})
+			msgs = append(msgs, dueMessage{kind: ServiceSuspMsg, key: "service-suspended", why: "service suspended"})
 		case ServiceCancelled:
-			msgs = append(msgs, dueMessage{ServiceCancelMsg, "service-cancelled", "service cancelled"})
+			msgs = append(msgs, dueMessage{kind: ServiceCancelMsg, key: "service-cancelled", why: "service cancelled"})
+		}
+	}
+	for _, m := range p.actionReminders(s) {
+		if !m.at.After(s.Now) {
+			msgs = append(msgs, m)
 		}
 	}
 	if s.recovered() {
-		msgs = append(msgs, dueMessage{PaymentRecovered, "payment-recovered", "payment recovered"})
+		msgs = append(msgs, dueMessage{kind: PaymentRecovered, key: "payment-recovered", why: "payment recovered"})
 	}
 	return msgs
 }

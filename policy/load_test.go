@@ -22,10 +22,11 @@ func TestBuiltinFilesKeepTheirValues(t *testing.T) {
 		{Kind: ServiceSuspMsg, Channels: []Channel{Email, SMS}},
 		{Kind: ServiceCancelMsg, Channels: []Channel{Email}},
 		{Kind: PaymentRecovered, Channels: []Channel{Email}},
+		{Kind: UpdateCardReminder, Channels: []Channel{Email}},
 	}
 	wantDefault := Policy{
 		Name:                 "default",
-		Version:              1,
+		Version:              2,
 		RetryAfter:           durations(3*day, 7*day, 14*day),
 		MaxAttempts:          3,
 		Window:               Duration(21 * day),
@@ -46,6 +47,9 @@ func TestBuiltinFilesKeepTheirValues(t *testing.T) {
 			CardExpiry: durations(30*day, 14*day, 7*day, day),
 			Channels:   []Channel{Email},
 		},
+		MinAttemptGap:         Duration(20 * time.Hour),
+		MaxCardUpdateAttempts: 3,
+		ActionReminders:       durations(3*day, 7*day, 14*day),
 	}
 	if got := Default(); !reflect.DeepEqual(got, wantDefault) {
 		t.Errorf("Default() = %+v\nwant %+v", got, wantDefault)
@@ -59,6 +63,8 @@ func TestBuiltinFilesKeepTheirValues(t *testing.T) {
 	wantDemo.CloseAfter = Duration(10 * time.Second)
 	wantDemo.Timing = Timing{}
 	wantDemo.Reminders = Reminders{}
+	wantDemo.MinAttemptGap = Duration(5 * time.Second)
+	wantDemo.ActionReminders = durations(5*time.Second, 15*time.Second, 25*time.Second)
 	if got := Demo(); !reflect.DeepEqual(got, wantDemo) {
 		t.Errorf("Demo() = %+v\nwant %+v", got, wantDemo)
 	}
@@ -278,7 +284,7 @@ func TestHashAndRef(t *testing.T) {
 	if p.Hash() != Default().Hash() {
 		t.Error("hash is not stable")
 	}
-	if want := "default@1#" + p.Hash(); p.Ref() != want {
+	if want := "default@2#" + p.Hash(); p.Ref() != want {
 		t.Errorf("Ref() = %q, want %q", p.Ref(), want)
 	}
 	q := Default()
@@ -379,15 +385,15 @@ func TestCatalogWith(t *testing.T) {
 	// Replacing a built-in needs a higher version when the content changes.
 	d := Default()
 	d.RetryAfter = durations(2*day, 7*day, 14*day)
-	if _, err := Builtin().With(d); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "version 1 must be higher than the replaced policy's version 1") {
+	if _, err := Builtin().With(d); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "version 2 must be higher than the replaced policy's version 2") {
 		t.Errorf("same version, new content: %v", err)
 	}
-	d.Version = 2
+	d.Version = 3
 	c, err = Builtin().With(d)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := c.Lookup("default"); got.Version != 2 || got.RetryAfter[0] != Duration(2*day) {
+	if got, _ := c.Lookup("default"); got.Version != 3 || got.RetryAfter[0] != Duration(2*day) {
 		t.Errorf("default not replaced: %+v", got)
 	}
 	if _, err := Builtin().With(Default()); err != nil {

@@ -60,6 +60,9 @@ const (
 	ServiceSuspMsg   MessageKind = "service_suspended"
 	ServiceCancelMsg MessageKind = "service_cancelled"
 	PaymentRecovered MessageKind = "payment_recovered"
+	// UpdateCardReminder reminds a customer whose card may not be charged
+	// again (hard or customer-action decline) to update it.
+	UpdateCardReminder MessageKind = "update_card_reminder"
 )
 
 // Reason says why a charge attempt was made.
@@ -116,6 +119,17 @@ type Policy struct {
 	Timing Timing `json:"timing,omitzero"`
 	// Reminders are sent before a payment fails (see Reminders).
 	Reminders Reminders `json:"reminders,omitzero"`
+	// MinAttemptGap is the least time between two attempts on one card,
+	// whatever asks for them (schedule, expedite, card update). A shorter
+	// wait the issuer names (Mastercard MAC 24: one hour) replaces it. Zero
+	// means no gap (policies pinned before the gate existed).
+	MinAttemptGap Duration `json:"min_attempt_gap,omitempty"`
+	// MaxCardUpdateAttempts caps the extra attempts payment-method updates
+	// grant (one per update) over the whole run. Zero means no cap.
+	MaxCardUpdateAttempts int `json:"max_card_update_attempts,omitempty"`
+	// ActionReminders remind the customer to update their card, counted
+	// from the moment a decline ruled out charging it, while it stays so.
+	ActionReminders []Duration `json:"action_reminders,omitempty"`
 }
 
 // Ref is how runs and ops see the policy: name, version and content hash,
@@ -210,6 +224,22 @@ func (p Policy) Validate() error {
 	if p.CloseAfter < 0 {
 		add("close_after is negative")
 	}
+	if p.MinAttemptGap < 0 {
+		add("min_attempt_gap is negative")
+	}
+	if p.MinAttemptGap > Duration(7*day) {
+		add("min_attempt_gap (%s) is over 7d: the schedule could never use its slots", p.MinAttemptGap)
+	}
+	if p.MaxCardUpdateAttempts < 0 {
+		add("max_card_update_attempts is negative")
+	}
+	prev = 0
+	for i, d := range p.ActionReminders {
+		if d <= prev {
+			add("action_reminders[%d] (%s) must be after the block and after the previous reminder", i, d)
+		}
+		prev = d
+	}
 	for i, m := range p.Messages {
 		if !knownKind(m.Kind) {
 			add("messages[%d].kind %q is unknown", i, m.Kind)
@@ -300,7 +330,7 @@ func busiest(offsets []Duration, span Duration) (count, start int) {
 
 func knownKind(k MessageKind) bool {
 	switch k {
-	case PaymentFailed, RetryFailed, ServicePausedMsg, ServiceSuspMsg, ServiceCancelMsg, PaymentRecovered:
+	case PaymentFailed, RetryFailed, ServicePausedMsg, ServiceSuspMsg, ServiceCancelMsg, PaymentRecovered, UpdateCardReminder:
 		return true
 	}
 	return false
