@@ -38,7 +38,7 @@ type Rendered struct {
 func Kinds() []string {
 	return []string{
 		"payment_failed", "retry_failed", "service_paused", "service_suspended",
-		"service_cancelled", "payment_recovered", "card_expiring", "payment_due",
+		"service_cancelled", "payment_recovered", "card_expiring", "payment_due", "update_card_reminder",
 	}
 }
 

@@ -16,7 +16,7 @@ import (
 
 var kinds = []string{
 	"payment_failed", "retry_failed", "service_paused", "service_suspended",
-	"service_cancelled", "payment_recovered", "card_expiring", "payment_due",
+	"service_cancelled", "payment_recovered", "card_expiring", "payment_due", "update_card_reminder",
 }
 
 const cardURL = "https://billing.example.com/update-card?token=AQ5kdW5uaW5n.c2lnbmF0dXJl"

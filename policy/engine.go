@@ -288,7 +288,7 @@ func (p Policy) nextGatedRetry(s State) (Step, bool) {
 	at := later(s.Now, s.DeclinedAt.Add(p.RetryAfter[used].D()))
 	at = p.Timing.place(at, s.Location, s.Country, s.DeclineReason)
 	at, ok := p.gateAt(s, at, ReasonScheduled, true)
-	if !ok || at.After(s.DeclinedAt.Add((p.Window+p.Timing.MaxShift).D())) {
+	if !ok || at.After(s.DeclinedAt.Add((p.Window + p.Timing.MaxShift).D())) {
 		// The card may not be charged again, or the waits outlast the
 		// schedule: it is exhausted, not stretched.
 		return Step{}, false
