@@ -19,7 +19,7 @@ type Ledger interface {
 	OpenRun(ctx context.Context, r ledger.Run) (ledger.Run, error)
 	CloseRun(ctx context.Context, workflowID, status, reason string, at time.Time) error
 	BeginAttempt(ctx context.Context, a ledger.Attempt) (ledger.Attempt, error)
-	FinishAttempt(ctx context.Context, key, status, declineCode, adviceCode, message, gatewayRef string, at time.Time) error
+	FinishAttempt(ctx context.Context, key string, o ledger.AttemptOutcome) error
 	Attempts(ctx context.Context, workflowID string) ([]ledger.Attempt, error)
 	BeginMessage(ctx context.Context, m ledger.Message) (ledger.Message, error)
 	FinishMessage(ctx context.Context, key, status, provider, providerRef, detail string, at time.Time) error

@@ -53,6 +53,9 @@ type Charges struct {
 	Gateways map[string]gateway.Gateway
 	Ledger   Ledger
 	Logger   *slog.Logger
+	// Limits are the card networks' rules Attempt reserves against; the
+	// zero value means ledger.DefaultLimits().
+	Limits ledger.Limits
 }
 
 // Charge makes one dunning attempt exactly once: the attempt is written to
@@ -88,8 +91,11 @@ func (a *Charges) Charge(ctx context.Context, in ChargeInput) (ChargeOutput, err
 		return ChargeOutput{}, ledgerErr(err, "charge %s: record attempt", in.IdempotencyKey)
 	}
 	if row.Status != "pending" {
+		// Every field the classification reads comes back, so a replayed
+		// MAC 03 or Visa category 1 decline still blocks the card.
 		return ChargeOutput{Outcome: gateway.Outcome(row.Status), DeclineCode: row.DeclineCode, AdviceCode: row.AdviceCode,
-			Message: row.Message, GatewayRef: row.GatewayRef, At: row.FinishedAt, Replayed: true}, nil
+			Message: row.Message, GatewayRef: row.GatewayRef, NetworkDeclineCode: row.NetworkDeclineCode,
+			NetworkAdviceCode: row.NetworkAdviceCode, RequiresAction: row.RequiresAction, At: row.FinishedAt, Replayed: true}, nil
 	}
 	res, err := gw.Charge(ctx, gateway.ChargeRequest{
 		IdempotencyKey: in.IdempotencyKey,
@@ -103,7 +109,7 @@ func (a *Charges) Charge(ctx context.Context, in ChargeInput) (ChargeOutput, err
 	})
 	if err != nil {
 		if errors.Is(err, gateway.ErrPermanent) {
-			if ferr := a.Ledger.FinishAttempt(ctx, in.IdempotencyKey, string(gateway.Failed), "", "", err.Error(), "", time.Now().UTC()); ferr != nil {
+			if ferr := a.Ledger.FinishAttempt(ctx, in.IdempotencyKey, ledger.AttemptOutcome{Status: string(gateway.Failed), Message: err.Error(), At: time.Now().UTC()}); ferr != nil {
 				return ChargeOutput{}, ledgerErr(ferr, "charge %s: record failure", in.IdempotencyKey)
 			}
 			return ChargeOutput{}, permanent(ErrTypeGatewayPermanent, fmt.Errorf("charge %s: %w", in.IdempotencyKey, err))
@@ -116,7 +122,10 @@ func (a *Charges) Charge(ctx context.Context, in ChargeInput) (ChargeOutput, err
 	if res.At.IsZero() {
 		res.At = time.Now().UTC()
 	}
-	if err := a.Ledger.FinishAttempt(ctx, in.IdempotencyKey, string(res.Outcome), res.DeclineCode, res.AdviceCode, res.Message, res.Ref, res.At); err != nil {
+	if err := a.Ledger.FinishAttempt(ctx, in.IdempotencyKey, ledger.AttemptOutcome{Status: string(res.Outcome),
+		DeclineCode: res.DeclineCode, AdviceCode: res.AdviceCode, Message: res.Message, GatewayRef: res.Ref,
+		NetworkDeclineCode: res.NetworkDeclineCode, NetworkAdviceCode: res.NetworkAdviceCode,
+		RequiresAction: res.RequiresAction, At: res.At}); err != nil {
 		return ChargeOutput{}, ledgerErr(err, "charge %s: record outcome", in.IdempotencyKey)
 	}
 	a.logger().InfoContext(ctx, "charge attempt finished", "key", in.IdempotencyKey, "outcome", res.Outcome, "decline_code", res.DeclineCode)

@@ -140,3 +140,33 @@ func (a *NetworkLimits) limits() ledger.Limits {
 	}
 	return a.Limits
 }
+
+// BlockInput blocks a card for every run, after a decline that says never to
+// retry it was reported rather than seen on our own charge (at intake, or
+// by the billing system later).
+type BlockInput struct {
+	CardKey string `json:"card_key"`
+	Network string `json:"network,omitempty"`
+	// Reason is what people reading the ledger see, e.g. "stolen_card".
+	Reason string `json:"reason"`
+	// SourceKey names the report (run and decline), so recording it again
+	// is a no-op.
+	SourceKey string    `json:"source_key"`
+	Until     time.Time `json:"until"`
+	At        time.Time `json:"at"`
+}
+
+// Block writes a card block to the shared card ledger.
+func (a *NetworkLimits) Block(ctx context.Context, in BlockInput) error {
+	return blockCard(ctx, a.Ledger, in)
+}
+
+func blockCard(ctx context.Context, l Ledger, in BlockInput) error {
+	if in.CardKey == "" || in.SourceKey == "" || !in.Until.After(in.At) {
+		return permanent(ErrTypeInvalidInput, fmt.Errorf("block card: card key, source key and an end after the start are required (%q, %q)", in.CardKey, in.SourceKey))
+	}
+	if err := l.BlockCard(ctx, in.CardKey, in.Network, in.Reason, in.SourceKey, in.Until, in.At); err != nil {
+		return ledgerErr(err, "block card for %s", in.SourceKey)
+	}
+	return nil
+}

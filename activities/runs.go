@@ -21,6 +21,9 @@ type OpenRunInput struct {
 	Currency   string    `json:"currency"`
 	Policy     string    `json:"policy"`
 	OpenedAt   time.Time `json:"opened_at"`
+	// Block, when set, blocks the run's card for every run: the decline
+	// reported at intake says never to retry it.
+	Block *BlockInput `json:"block,omitempty"`
 }
 
 // CloseRunInput records how a run ended and tells the billing system.
@@ -74,6 +77,9 @@ func (a *Runs) OpenRun(ctx context.Context, in OpenRunInput) error {
 	if err != nil {
 		// An invoice whose run closed, or that belongs to another run, stays shut.
 		return ledgerErr(err, "open run %s", in.WorkflowID)
+	}
+	if in.Block != nil {
+		return blockCard(ctx, a.Ledger, *in.Block)
 	}
 	return nil
 }

@@ -467,3 +467,18 @@ func normNetworkCode(s string) string {
 	}
 	return s
 }
+
+// NeverAgain is how long a card stays blocked after a decline that says
+// never to retry it (hard declines, do_not_try_again): for good, in
+// practice, while keeping the ledger's timestamps finite.
+const NeverAgain = 10 * 365 * 24 * time.Hour
+
+// BlockFor is how long every run must stay away from the card after this
+// decline: NeverAgain when the advice is stop, the networks' no-retry
+// window when one applies, else 0 (the card may be retried).
+func (d Decline) BlockFor() time.Duration {
+	if d.Advice == Stop {
+		return max(NeverAgain, d.NoRetryWindow)
+	}
+	return d.NoRetryWindow
+}

@@ -26,11 +26,25 @@ type Attempt struct {
 	PaymentMethod                                string
 	Status                                       string // pending, succeeded, declined, failed
 	DeclineCode, AdviceCode, Message, GatewayRef string
-	StartedAt, FinishedAt                        time.Time
+	// Card-network details of a decline (ISO 8583 response code, Mastercard
+	// Merchant Advice Code) and the gateway's 3-D Secure flag.
+	NetworkDeclineCode, NetworkAdviceCode string
+	RequiresAction                        bool
+	StartedAt, FinishedAt                 time.Time
+}
+
+// AttemptOutcome is how a pending attempt ended, as the gateway answered.
+type AttemptOutcome struct {
+	Status                                       string // succeeded, declined or failed
+	DeclineCode, AdviceCode, Message, GatewayRef string
+	NetworkDeclineCode, NetworkAdviceCode        string
+	RequiresAction                               bool
+	At                                           time.Time
 }
 
 const attemptColumns = `idempotency_key, workflow_id, attempt, reason, amount::text, currency, gateway, payment_method,
-	status, decline_code, advice_code, message, gateway_ref, started_at, finished_at`
+	status, decline_code, advice_code, message, gateway_ref, network_decline_code, network_advice_code, requires_action,
+	started_at, finished_at`
 
 func scanAttempt(row pgx.Row) (Attempt, error) {
 	var (
@@ -40,7 +54,8 @@ func scanAttempt(row pgx.Row) (Attempt, error) {
 		finished *time.Time
 	)
 	err := row.Scan(&a.IdempotencyKey, &a.WorkflowID, &a.Number, &a.Reason, &amount, &a.Currency, &a.Gateway,
-		&a.PaymentMethod, &a.Status, &a.DeclineCode, &a.AdviceCode, &a.Message, &a.GatewayRef, &started, &finished)
+		&a.PaymentMethod, &a.Status, &a.DeclineCode, &a.AdviceCode, &a.Message, &a.GatewayRef,
+		&a.NetworkDeclineCode, &a.NetworkAdviceCode, &a.RequiresAction, &started, &finished)
 	if err != nil {
 		return Attempt{}, err
 	}
@@ -122,24 +137,26 @@ func (s *Store) BeginAttempt(ctx context.Context, a Attempt) (Attempt, error) {
 // FinishAttempt records the outcome of a pending attempt. Finishing it again
 // with the same status is a no-op; a different status is ErrConflict, because
 // a money outcome never changes once recorded. A zero at is recorded as now.
-func (s *Store) FinishAttempt(ctx context.Context, key, status, declineCode, adviceCode, message, gatewayRef string, at time.Time) error {
+func (s *Store) FinishAttempt(ctx context.Context, key string, o AttemptOutcome) error {
 	if key == "" {
 		return invalid("finish attempt: idempotency key is required")
 	}
-	if !slices.Contains(finalAttemptStatuses, status) {
-		return invalid("finish attempt %s: status %q is not one of %v", key, status, finalAttemptStatuses)
+	if !slices.Contains(finalAttemptStatuses, o.Status) {
+		return invalid("finish attempt %s: status %q is not one of %v", key, o.Status, finalAttemptStatuses)
 	}
 	tag, err := s.pool.Exec(ctx, `UPDATE attempts
-		SET status = $2, decline_code = $3, advice_code = $4, message = $5, gateway_ref = $6, finished_at = $7
+		SET status = $2, decline_code = $3, advice_code = $4, message = $5, gateway_ref = $6, finished_at = $7,
+		    network_decline_code = $8, network_advice_code = $9, requires_action = $10
 		WHERE idempotency_key = $1 AND status = 'pending'`,
-		key, status, declineCode, adviceCode, message, gatewayRef, orNow(at))
+		key, o.Status, o.DeclineCode, o.AdviceCode, o.Message, o.GatewayRef, orNow(o.At),
+		o.NetworkDeclineCode, o.NetworkAdviceCode, o.RequiresAction)
 	if err != nil {
 		return fmt.Errorf("ledger: finish attempt %s: %w", key, err)
 	}
 	if tag.RowsAffected() == 1 {
 		return nil
 	}
-	return s.explainFinish(ctx, "attempts", "attempt", key, status)
+	return s.explainFinish(ctx, "attempts", "attempt", key, o.Status)
 }
 
 // Attempts returns a run's attempts ordered by number.

@@ -286,7 +286,9 @@ func TestAttemptsAreIdempotent(t *testing.T) {
 	}
 
 	finishedAt := t0.Add(90 * time.Minute)
-	if err := s.FinishAttempt(ctx, "wf-1/attempt-1", "declined", "insufficient_funds", "try_again_later", "Insufficient funds", "ch_1", finishedAt); err != nil {
+	if err := s.FinishAttempt(ctx, "wf-1/attempt-1", ledger.AttemptOutcome{Status: "declined", DeclineCode: "insufficient_funds",
+		AdviceCode: "try_again_later", Message: "Insufficient funds", GatewayRef: "ch_1", NetworkDeclineCode: "51",
+		NetworkAdviceCode: "03", RequiresAction: true, At: finishedAt}); err != nil {
 		t.Fatal(err)
 	}
 	replay, err := s.BeginAttempt(ctx, newAttempt("wf-1", 1, "wf-1/attempt-1"))
@@ -294,7 +296,8 @@ func TestAttemptsAreIdempotent(t *testing.T) {
 		t.Fatal(err)
 	}
 	if replay.Status != "declined" || replay.DeclineCode != "insufficient_funds" || replay.AdviceCode != "try_again_later" ||
-		replay.Message != "Insufficient funds" || replay.GatewayRef != "ch_1" || !replay.FinishedAt.Equal(finishedAt) {
+		replay.Message != "Insufficient funds" || replay.GatewayRef != "ch_1" || !replay.FinishedAt.Equal(finishedAt) ||
+		replay.NetworkDeclineCode != "51" || replay.NetworkAdviceCode != "03" || !replay.RequiresAction {
 		t.Errorf("replayed attempt = %+v, want the finished result", replay)
 	}
 
@@ -308,7 +311,7 @@ func TestAttemptsAreIdempotent(t *testing.T) {
 		{"pending is not final", "wf-1/attempt-1", "pending", ledger.ErrInvalid},
 	} {
 		t.Run("finish/"+tc.name, func(t *testing.T) {
-			if err := s.FinishAttempt(ctx, tc.key, tc.status, "", "", "", "", finishedAt); !errors.Is(err, tc.wantErr) {
+			if err := s.FinishAttempt(ctx, tc.key, ledger.AttemptOutcome{Status: tc.status, At: finishedAt}); !errors.Is(err, tc.wantErr) {
 				t.Errorf("FinishAttempt = %v, want %v", err, tc.wantErr)
 			}
 		})
@@ -338,7 +341,7 @@ func TestAttemptsAreIdempotent(t *testing.T) {
 	if _, err := s.BeginAttempt(ctx, newAttempt("wf-1", 2, "wf-1/attempt-2")); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.FinishAttempt(ctx, "wf-1/attempt-2", "succeeded", "", "", "", "ch_2", time.Time{}); err != nil {
+	if err := s.FinishAttempt(ctx, "wf-1/attempt-2", ledger.AttemptOutcome{Status: "succeeded", GatewayRef: "ch_2"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.CloseRun(ctx, "wf-1", "recovered", "paid", t0.Add(3*time.Hour)); err != nil {
@@ -577,7 +580,7 @@ func TestInvalidInputWritesNothing(t *testing.T) {
 		{"attempt without currency", attempt(func(a *ledger.Attempt) { a.Currency = "" })},
 		{"attempt without gateway", attempt(func(a *ledger.Attempt) { a.Gateway = "" })},
 		{"attempt begun finished", attempt(func(a *ledger.Attempt) { a.Status = "succeeded" })},
-		{"finish attempt without key", func() error { return s.FinishAttempt(ctx, "", "declined", "", "", "", "", t0) }},
+		{"finish attempt without key", func() error { return s.FinishAttempt(ctx, "", ledger.AttemptOutcome{Status: "declined", At: t0}) }},
 		{"message without key", message(func(m *ledger.Message) { m.IdempotencyKey = "" })},
 		{"message on unknown channel", message(func(m *ledger.Message) { m.Channel = "pigeon" })},
 		{"message without kind", message(func(m *ledger.Message) { m.Kind = "" })},

@@ -390,6 +390,10 @@ func (p Policy) customerTold(s State) bool {
 	return slices.ContainsFunc(s.Sent, func(k string) bool { return strings.HasPrefix(k, "payment-failed/") })
 }
 
+// Recovered reports whether the money is in: an attempt succeeded or the
+// invoice was paid elsewhere.
+func (s State) Recovered() bool { return s.recovered() }
+
 func (s State) recovered() bool {
 	if s.PaidOutOfBand {
 		return true

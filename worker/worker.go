@@ -73,7 +73,7 @@ func Register(r sdkworker.Registry, d Deps) {
 	for _, g := range d.Gateways {
 		gws[g.Name()] = g
 	}
-	r.RegisterActivity(&activities.Charges{Gateways: gws, Ledger: d.Ledger, Logger: d.Logger})
+	r.RegisterActivity(&activities.Charges{Gateways: gws, Ledger: d.Ledger, Logger: d.Logger, Limits: d.Limits})
 	r.RegisterActivity(&activities.Notifications{Email: d.Email, SMS: d.SMS, Ledger: d.Ledger, CardLinks: d.CardLinks, Logger: d.Logger})
 	r.RegisterActivity(&activities.ServiceActions{Ledger: d.Ledger, Callback: d.Callback, DefaultCallbackURL: d.DefaultCallbackURL})
 	r.RegisterActivity(&activities.NetworkLimits{Ledger: d.Ledger, Limits: d.Limits})

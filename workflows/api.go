@@ -250,6 +250,8 @@ type AttemptRecord struct {
 	NetworkDeclineCode string `json:"network_decline_code,omitempty"`
 	NetworkAdviceCode  string `json:"network_advice_code,omitempty"`
 	RequiresAction     bool   `json:"requires_action,omitempty"`
+	// Card is the card the attempt charged (fingerprint or payment method).
+	Card string `json:"card,omitempty"`
 }
 
 // MessageRecord is one customer message in the status.
@@ -291,6 +293,12 @@ type Status struct {
 	StartedAt     time.Time        `json:"started_at"`
 	ClosedAt      time.Time        `json:"closed_at,omitzero"`
 	ClosingReason string           `json:"closing_reason,omitempty"`
+	// Refusals lists charges the gate turned down (policy.MayCharge), with
+	// the rule in words.
+	Refusals []Refusal `json:"refusals,omitempty"`
+	// LateSignals lists signals recorded without effect: after the run
+	// decided to close, or repeating what it already knew.
+	LateSignals []LateSignal `json:"late_signals,omitempty"`
 }
 
 // Result is what the workflow returns when the run ends.

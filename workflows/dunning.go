@@ -67,6 +67,20 @@ type run struct {
 	saPhase    Phase
 	saAttempts int
 	saNext     time.Time
+
+	// gated runs (workflow version "charge-gate" 1) charge only from the
+	// main loop, through policy.MayCharge; see gated.go.
+	gated bool
+	// expedites wait for the loop to serve them, in arrival order.
+	expedites []*expediteRequest
+	// closing is set once the run decided to end; later signals are late.
+	closing bool
+	// blockedAt is when a decline ruled out the current card.
+	blockedAt time.Time
+	// noRetryUntil ends a card-network no-retry window on the current card.
+	noRetryUntil time.Time
+	// pendingBlocks are card blocks to write to the shared ledger.
+	pendingBlocks []activities.BlockInput
 }
 
 // DunningWorkflow recovers one failed invoice: it asks the policy engine for
@@ -125,20 +139,39 @@ func DunningWorkflow(ctx workflow.Context, in Input) (Result, error) {
 	r.credits = version >= 2
 	r.card = in.Card
 	r.country = customerCountry(in.Customer)
-	if r.declineAware {
+	// Version 1 of "charge-gate": one charging path through policy.MayCharge,
+	// shared sticky card blocks, clean exits (gated.go).
+	r.gated = r.declineAware && workflow.GetVersion(ctx, "charge-gate", workflow.DefaultVersion, 1) >= 1
+	open := activities.OpenRunInput{
+		WorkflowID: r.id, Tenant: in.Tenant, InvoiceID: in.InvoiceID, CustomerID: in.Customer.ID,
+		Amount: amount.Decimal(), Currency: amount.Currency.Code, Policy: pol.Ref(), OpenedAt: now,
+	}
+	switch {
+	case r.gated:
+		// A decline reported at intake is read like our own: a never-retry
+		// decline blocks the card for every run from the first moment.
+		r.readDecline(ctx, decline, r.id+"/decline-0")
+		if len(r.pendingBlocks) > 0 {
+			open.Block, r.pendingBlocks = &r.pendingBlocks[0], r.pendingBlocks[1:]
+		}
+	case r.declineAware:
 		r.classify(in.Decline.Code, in.Decline.AdviceCode, in.Decline.NetworkDeclineCode, in.Decline.NetworkAdviceCode, false)
 	}
 	r.loc = in.Customer.location()
-	if err := r.registerHandlers(ctx); err != nil {
+	register := r.registerHandlers
+	if r.gated {
+		register = r.registerGatedHandlers
+	}
+	if err := register(ctx); err != nil {
 		return Result{}, err
 	}
-	if err := workflow.ExecuteActivity(ledgerCtx(ctx), runs.OpenRun, activities.OpenRunInput{
-		WorkflowID: r.id, Tenant: in.Tenant, InvoiceID: in.InvoiceID, CustomerID: in.Customer.ID,
-		Amount: amount.Decimal(), Currency: amount.Currency.Code, Policy: pol.Ref(), OpenedAt: now,
-	}).Get(ctx, nil); err != nil {
+	if err := workflow.ExecuteActivity(ledgerCtx(ctx), runs.OpenRun, open).Get(ctx, nil); err != nil {
 		return Result{}, fmt.Errorf("open run: %w", err)
 	}
 	r.opened = true
+	if r.gated {
+		return r.loopGated(ctx)
+	}
 	return r.loop(ctx)
 }
 
@@ -316,7 +349,20 @@ func (r *run) engineState(now time.Time) policy.State {
 		Advice:         r.decl.Advice,
 		RetryAfter:     r.decl.RetryAfter,
 		NotBefore:      r.notBefore,
+		Gated:          r.gated,
+		Card:           r.gatedCard(),
+		NoRetryUntil:   r.noRetryUntil,
+		BlockedAt:      r.blockedAt,
 	}
+}
+
+// gatedCard is the current card's key for gated runs; older runs plan
+// without one.
+func (r *run) gatedCard() string {
+	if !r.gated {
+		return ""
+	}
+	return r.cardKey()
 }
 
 // charge makes the next attempt; the main loop and expedite both use it.

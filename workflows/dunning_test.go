@@ -15,6 +15,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/dunningco/dunning/activities"
+	"github.com/dunningco/dunning/decline"
 	"github.com/dunningco/dunning/gateway"
 	"github.com/dunningco/dunning/ledger"
 	"github.com/dunningco/dunning/ledger/ledgertest"
@@ -45,6 +46,29 @@ type harness struct {
 	credits   []activities.CreditInput
 	// notifyResult, when set, answers Notify instead of "sent".
 	notifyResult func(activities.NotifyInput) (activities.NotifyOutput, error)
+	// chargeResult, when set, answers charges instead of succeedOn.
+	chargeResult func(activities.ChargeInput) activities.ChargeOutput
+	// beforeCharge runs inside the charge activity, before the gateway.
+	beforeCharge func(activities.AttemptInput)
+	blocks       []activities.BlockInput
+	opened       *activities.OpenRunInput
+}
+
+func (h *harness) charge(in activities.ChargeInput) (activities.ChargeOutput, error) {
+	h.charges = append(h.charges, in)
+	h.chargeAt = append(h.chargeAt, h.env.Now())
+	if h.chargeResult != nil {
+		return h.chargeResult(in), nil
+	}
+	for _, c := range h.goodCards {
+		if in.PaymentMethod == c {
+			return activities.ChargeOutput{Outcome: gateway.Succeeded, GatewayRef: "ch_" + in.IdempotencyKey}, nil
+		}
+	}
+	if h.succeedOn > 0 && in.Attempt >= h.succeedOn {
+		return activities.ChargeOutput{Outcome: gateway.Succeeded, GatewayRef: "ch_" + in.IdempotencyKey}, nil
+	}
+	return activities.ChargeOutput{Outcome: gateway.Declined, DeclineCode: "do_not_honor"}, nil
 }
 
 func newHarness(t *testing.T, succeedOn int) *harness {
@@ -71,23 +95,58 @@ func newHarnessWithBudget(t *testing.T, succeedOn int, budget *activities.Networ
 	} else {
 		h.env.RegisterActivity(h.budget)
 	}
-	h.env.OnActivity(runs.OpenRun, mock.Anything, mock.Anything).Return(nil)
+	h.env.OnActivity(runs.OpenRun, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.OpenRunInput) error {
+		h.opened = &in
+		return nil
+	})
 	h.env.OnActivity(runs.CloseRun, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.CloseRunInput) error {
 		h.closed = &in
 		return nil
 	})
 	h.env.OnActivity(charges.Charge, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.ChargeInput) (activities.ChargeOutput, error) {
-		h.charges = append(h.charges, in)
-		h.chargeAt = append(h.chargeAt, h.env.Now())
-		for _, c := range h.goodCards {
-			if in.PaymentMethod == c {
-				return activities.ChargeOutput{Outcome: gateway.Succeeded, GatewayRef: "ch_" + in.IdempotencyKey}, nil
+		return h.charge(in)
+	})
+	// Attempt is Charge with the card budget around it, as the real
+	// activity does it: reserve, charge, settle (and block) on one card.
+	h.env.OnActivity(charges.Attempt, mock.Anything, mock.Anything).Return(func(ctx context.Context, in activities.AttemptInput) (activities.AttemptOutput, error) {
+		if h.budget != nil {
+			v, err := h.budget.Reserve(ctx, activities.ReserveInput{WorkflowID: in.WorkflowID, IdempotencyKey: in.IdempotencyKey,
+				CardKey: in.Card.Key, Network: in.Card.Network, Merchant: in.Tenant, Amount: in.Amount, Currency: in.Currency, At: in.At})
+			if err != nil {
+				return activities.AttemptOutput{}, err
+			}
+			if !v.Allowed {
+				return activities.AttemptOutput{Denied: true, Rule: v.Rule, NotBefore: v.NotBefore,
+					ChargeOutput: activities.ChargeOutput{Outcome: gateway.Skipped, Message: v.Rule}}, nil
 			}
 		}
-		if h.succeedOn > 0 && in.Attempt >= h.succeedOn {
-			return activities.ChargeOutput{Outcome: gateway.Succeeded, GatewayRef: "ch_" + in.IdempotencyKey}, nil
+		if h.beforeCharge != nil {
+			h.beforeCharge(in)
 		}
-		return activities.ChargeOutput{Outcome: gateway.Declined, DeclineCode: "do_not_honor"}, nil
+		in.PaymentMethod = in.Card.PaymentMethod
+		out, err := h.charge(in.ChargeInput)
+		if err != nil {
+			return activities.AttemptOutput{}, err
+		}
+		res := activities.AttemptOutput{ChargeOutput: out}
+		var blockFor time.Duration
+		if out.Outcome == gateway.Declined {
+			d := decline.Classify(decline.Input{DeclineCode: out.DeclineCode, AdviceCode: out.AdviceCode,
+				NetworkDeclineCode: out.NetworkDeclineCode, NetworkAdviceCode: out.NetworkAdviceCode, Network: in.Card.Network})
+			res.Decline, blockFor = &d, d.BlockFor()
+		}
+		if h.budget != nil {
+			if err := h.budget.Settle(ctx, activities.SettleInput{IdempotencyKey: in.IdempotencyKey, CardKey: in.Card.Key,
+				Network: in.Card.Network, Outcome: string(out.Outcome), MerchantAdviceCode: out.NetworkAdviceCode,
+				NeverRetryFor: blockFor, At: h.env.Now()}); err != nil {
+				return activities.AttemptOutput{}, err
+			}
+		}
+		return res, nil
+	})
+	h.env.OnActivity(limits.Block, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.BlockInput) error {
+		h.blocks = append(h.blocks, in)
+		return nil
 	})
 	h.env.OnActivity(notifications.Notify, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.NotifyInput) (activities.NotifyOutput, error) {
 		h.messages = append(h.messages, in)
@@ -245,7 +304,7 @@ func TestExhaustedPausesSuspendsAndCloses(t *testing.T) {
 			if st.NextStep == nil || st.NextStep.Action != c.nextDo || !st.NextStep.At.Equal(t0.Add(c.nextAfter)) {
 				t.Errorf("at %s: next step = %+v, want %s at +%s", c.at, st.NextStep, c.nextDo, c.nextAfter)
 			}
-			if st.Amount != "49.90" || st.Currency != "EUR" || !strings.HasPrefix(st.Policy, "default@1#") {
+			if st.Amount != "49.90" || st.Currency != "EUR" || !strings.HasPrefix(st.Policy, "default@2#") {
 				t.Errorf("at %s: amount/policy = %s %s %s", c.at, st.Amount, st.Currency, st.Policy)
 			}
 		})

@@ -118,10 +118,10 @@ func (r *run) recoveredOrClosing() bool {
 
 // recordDecline keeps a repeated decline once: signal-with-start delivers the
 // starting decline as a signal too, and billing systems resend.
-func (r *run) recordDecline(ctx workflow.Context, d Decline) {
+func (r *run) recordDecline(ctx workflow.Context, d Decline) bool {
 	for _, seen := range r.status.Declines {
 		if sameDecline(seen, d) {
-			return
+			return false
 		}
 	}
 	d.ReceivedAt = workflow.Now(ctx)
@@ -129,6 +129,7 @@ func (r *run) recordDecline(ctx workflow.Context, d Decline) {
 		d.OccurredAt = d.ReceivedAt
 	}
 	r.status.Declines = append(r.status.Declines, d)
+	return true
 }
 
 func sameDecline(a, b Decline) bool {
