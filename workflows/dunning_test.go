@@ -51,10 +51,17 @@ type harness struct {
 	// beforeCharge runs inside the charge activity, before the gateway.
 	beforeCharge func(activities.AttemptInput)
 	blocks       []activities.BlockInput
-	opened       *activities.OpenRunInput
+	// chargeHook runs inside every charge activity (old and gated runs).
+	chargeHook func()
+	// closeHook runs inside the CloseRun activity.
+	closeHook func()
+	opened    *activities.OpenRunInput
 }
 
 func (h *harness) charge(in activities.ChargeInput) (activities.ChargeOutput, error) {
+	if h.chargeHook != nil {
+		h.chargeHook()
+	}
 	h.charges = append(h.charges, in)
 	h.chargeAt = append(h.chargeAt, h.env.Now())
 	if h.chargeResult != nil {
@@ -100,6 +107,9 @@ func newHarnessWithBudget(t *testing.T, succeedOn int, budget *activities.Networ
 		return nil
 	})
 	h.env.OnActivity(runs.CloseRun, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.CloseRunInput) error {
+		if h.closeHook != nil {
+			h.closeHook()
+		}
 		h.closed = &in
 		return nil
 	})
