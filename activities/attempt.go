@@ -95,6 +95,9 @@ func (a *Charges) Attempt(ctx context.Context, in AttemptInput) (AttemptOutput, 
 	if at.IsZero() {
 		at = time.Now().UTC()
 	}
+	// PostgreSQL keeps microseconds: a replayed attempt must give the same
+	// block end as the first call.
+	at = at.Truncate(time.Microsecond)
 	if err := a.Ledger.FinishCardAttempt(ctx, in.IdempotencyKey, string(out.Outcome), at); err != nil {
 		return AttemptOutput{}, ledgerErr(err, "attempt %s: settle the card budget", in.IdempotencyKey)
 	}

@@ -16,6 +16,8 @@ import (
 //	sim:decline;code=insufficient_funds  every charge is declined
 //	sim:succeed-on=3;code=do_not_honor   declined until dunning attempt 3
 //	sim:...;advice=try_again_later       advice code on declines
+//	sim:...;network_code=14              card network response code on declines
+//	sim:...;network_advice=03            network advice (Mastercard MAC) on declines
 //	sim:...;flaky=1                      the first call per key charges but
 //	                                     the answer is lost (a transient error)
 //
@@ -96,12 +98,15 @@ type script struct {
 	succeedOn int
 	code      string
 	advice    string
+	netCode   string
+	netAdvice string
 	flaky     int
 }
 
 func (sc script) outcome(req ChargeRequest) ChargeResult {
 	if sc.decline || (sc.succeedOn > 0 && req.Attempt < sc.succeedOn) {
-		return ChargeResult{Outcome: Declined, DeclineCode: sc.code, AdviceCode: sc.advice, Message: "simulated decline: " + sc.code}
+		return ChargeResult{Outcome: Declined, DeclineCode: sc.code, AdviceCode: sc.advice, Message: "simulated decline: " + sc.code,
+			NetworkDeclineCode: sc.netCode, NetworkAdviceCode: sc.netAdvice}
 	}
 	return ChargeResult{Outcome: Succeeded, Message: "simulated charge"}
 }
@@ -131,6 +136,10 @@ func parseScript(pm string) (script, error) {
 			sc.code = v
 		case k == "advice":
 			sc.advice = v
+		case k == "network_code":
+			sc.netCode = v
+		case k == "network_advice":
+			sc.netAdvice = v
 		case k == "flaky":
 			sc.flaky, err = strconv.Atoi(v)
 		default:
