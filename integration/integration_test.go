@@ -56,6 +56,8 @@ func fast() policy.Policy {
 	p.CloseAfter = policy.Duration(time.Second)
 	p.Timing = policy.Timing{} // seconds-long schedules cannot wait for mornings
 	p.SMSWindow = policy.Window{}
+	p.MinAttemptGap = policy.Duration(500 * time.Millisecond)
+	p.ActionReminders = []policy.Duration{policy.Duration(time.Second)}
 	return p
 }
 
@@ -125,6 +127,8 @@ func TestPlatform(t *testing.T) {
 			{"expedite and cancel through the API", p.testExpediteAndCancelThroughAPI},
 			{"duplicate decline reaches the open run", p.testDuplicateDeclineReachesOpenRun},
 			{"lost gateway response charges once", p.testLostGatewayResponseChargesOnce},
+			{"MAC 03 at intake blocks the card for other invoices", p.testIntakeBlockIsShared},
+			{"expedite on a Visa category 1 run is refused", p.testExpediteOnCategory1Refused},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				t.Parallel()
@@ -220,7 +224,7 @@ func (p *platform) testRecoversThroughAPI(t *testing.T) {
 	}
 
 	code, status := p.do(t, http.MethodGet, "/v1/runs/acme/inv-recover", "")
-	if ref, _ := status["policy"].(string); code != http.StatusOK || status["phase"] != "recovered" || !strings.HasPrefix(ref, "it-fast@1#") {
+	if ref, _ := status["policy"].(string); code != http.StatusOK || status["phase"] != "recovered" || !strings.HasPrefix(ref, "it-fast@2#") {
 		t.Fatalf("status: %d %v", code, status)
 	}
 }
@@ -325,6 +329,71 @@ func (p *platform) testLostGatewayResponseChargesOnce(t *testing.T) {
 	if len(attempts) != 1 || attempts[0].Status != "succeeded" {
 		t.Fatalf("ledger attempts = %+v", attempts)
 	}
+}
+
+// cardDecline is a decline report for a card the networks track.
+func cardDecline(invoice, paymentMethod, policyName, network, fingerprint, declineJSON string) string {
+	return fmt.Sprintf(`{"tenant":"acme","invoice_id":%q,"customer":{"id":"cus-%s","email":"ada@example.com"},
+		"amount":"49.90","currency":"EUR","payment_method":%q,"card":{"network":%q,"fingerprint":%q},"decline":%s,"policy":%q}`,
+		invoice, invoice, paymentMethod, network, fingerprint, declineJSON, policyName)
+}
+
+func (p *platform) testIntakeBlockIsShared(t *testing.T) {
+	// Invoice A's decline, reported at intake, carries Mastercard MAC 03.
+	a := cardDecline("inv-mac03-a", "sim:succeed", "it-fast", "mastercard", "fp-mac03",
+		`{"gateway":"simulator","code":"do_not_honor","network_advice_code":"03"}`)
+	if code, body := p.do(t, http.MethodPost, "/v1/declines", a); code != http.StatusAccepted {
+		t.Fatalf("start A: %d %v", code, body)
+	}
+	waitFor(t, func() bool {
+		var n int
+		err := p.store.Pool().QueryRow(context.Background(),
+			`SELECT count(*) FROM card_blocks WHERE card_key = 'fp:fp-mac03' AND blocked_until > now()`).Scan(&n)
+		return err == nil && n == 1
+	})
+	// Invoice B on the same card, with a soft decline and a card that would
+	// succeed: the shared block refuses every attempt, nothing is charged.
+	b := cardDecline("inv-mac03-b", "sim:succeed", "it-fast", "mastercard", "fp-mac03",
+		`{"gateway":"simulator","code":"insufficient_funds"}`)
+	if code, body := p.do(t, http.MethodPost, "/v1/declines", b); code != http.StatusAccepted {
+		t.Fatalf("start B: %d %v", code, body)
+	}
+	if res := p.result(t, "inv-mac03-b"); res.Outcome != policy.Exhausted || res.Attempts != 0 {
+		t.Fatalf("B = %+v, want exhausted without a charge", res)
+	}
+	if n := p.simulator.ChargesFor("inv-mac03-b"); n != 0 {
+		t.Fatalf("B charged %d times on a blocked card", n)
+	}
+	if res := p.result(t, "inv-mac03-a"); res.Outcome != policy.Exhausted || res.Attempts != 0 {
+		t.Fatalf("A = %+v, want exhausted without a charge", res)
+	}
+	for _, inv := range []string{"inv-mac03-a", "inv-mac03-b"} {
+		if rows, _ := p.store.Attempts(context.Background(), "dunning/acme/"+inv); len(rows) != 0 {
+			t.Errorf("%s: ledger attempts %+v", inv, rows)
+		}
+	}
+}
+
+func (p *platform) testExpediteOnCategory1Refused(t *testing.T) {
+	body := cardDecline("inv-visa14", "sim:succeed", "default", "visa", "fp-visa14",
+		`{"gateway":"simulator","code":"generic_decline","network_decline_code":"14"}`)
+	if code, out := p.do(t, http.MethodPost, "/v1/declines", body); code != http.StatusAccepted {
+		t.Fatalf("start: %d %v", code, out)
+	}
+	code, out := p.do(t, http.MethodPost, "/v1/runs/acme/inv-visa14/expedite", `{"reason":"customer called","by":"support"}`)
+	if msg, _ := out["error"].(string); code != http.StatusConflict || !strings.Contains(msg, "refused") {
+		t.Fatalf("expedite: %d %v, want 409 with the rule", code, out)
+	}
+	if rows, _ := p.store.Attempts(context.Background(), "dunning/acme/inv-visa14"); len(rows) != 0 {
+		t.Fatalf("ledger attempts after a refused expedite: %+v", rows)
+	}
+	if p.simulator.ChargesFor("inv-visa14") != 0 {
+		t.Fatal("the gateway was called")
+	}
+	if code, _ := p.do(t, http.MethodPost, "/v1/runs/acme/inv-visa14/cancel", `{"reason":"test done"}`); code != http.StatusAccepted {
+		t.Fatalf("cancel: %d", code)
+	}
+	p.result(t, "inv-visa14")
 }
 
 func (p *platform) testBadInputStartsNothing(t *testing.T) {
