@@ -223,6 +223,8 @@ func (p *platform) testRecoversThroughAPI(t *testing.T) {
 		t.Errorf("messages = %v", kinds)
 	}
 
+	p.recordHistory(t, "dunning/acme/inv-recover", "v3-gated-recovered")
+
 	code, status := p.do(t, http.MethodGet, "/v1/runs/acme/inv-recover", "")
 	if ref, _ := status["policy"].(string); code != http.StatusOK || status["phase"] != "recovered" || !strings.HasPrefix(ref, "it-fast@2#") {
 		t.Fatalf("status: %d %v", code, status)
@@ -253,6 +255,7 @@ func (p *platform) testExhaustsPausesAndSuspends(t *testing.T) {
 	if run.Status != "exhausted" {
 		t.Errorf("ledger run status = %s", run.Status)
 	}
+	p.recordHistory(t, "dunning/acme/inv-exhaust", "v3-gated-exhausted")
 }
 
 func (p *platform) testExpediteAndCancelThroughAPI(t *testing.T) {
@@ -275,6 +278,7 @@ func (p *platform) testExpediteAndCancelThroughAPI(t *testing.T) {
 	if len(attempts) != 1 || attempts[0].Reason != "expedite" {
 		t.Fatalf("ledger attempts = %+v", attempts)
 	}
+	p.recordHistory(t, "dunning/acme/inv-steer", "v3-gated-steered")
 	// A closed run refuses further steering and a second run for the invoice.
 	if code, _ := p.do(t, http.MethodPost, "/v1/runs/acme/inv-steer/cancel", `{"reason":"again"}`); code != http.StatusConflict && code != http.StatusNotFound {
 		t.Errorf("cancel after close: %d", code)
@@ -367,6 +371,8 @@ func (p *platform) testIntakeBlockIsShared(t *testing.T) {
 	if res := p.result(t, "inv-mac03-a"); res.Outcome != policy.Exhausted || res.Attempts != 0 {
 		t.Fatalf("A = %+v, want exhausted without a charge", res)
 	}
+	p.recordHistory(t, "dunning/acme/inv-mac03-a", "v3-gated-blocked-at-intake")
+	p.recordHistory(t, "dunning/acme/inv-mac03-b", "v3-gated-shared-block")
 	for _, inv := range []string{"inv-mac03-a", "inv-mac03-b"} {
 		if rows, _ := p.store.Attempts(context.Background(), "dunning/acme/"+inv); len(rows) != 0 {
 			t.Errorf("%s: ledger attempts %+v", inv, rows)
@@ -394,6 +400,7 @@ func (p *platform) testExpediteOnCategory1Refused(t *testing.T) {
 		t.Fatalf("cancel: %d", code)
 	}
 	p.result(t, "inv-visa14")
+	p.recordHistory(t, "dunning/acme/inv-visa14", "v3-gated-refused-expedite")
 }
 
 func (p *platform) testBadInputStartsNothing(t *testing.T) {
