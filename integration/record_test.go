@@ -41,4 +41,3 @@ func (p *platform) recordHistory(t *testing.T, workflowID, name string) {
 	}
 	t.Logf("recorded %s (%d events) to %s", workflowID, len(h.Events), path)
 }
-
