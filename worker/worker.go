@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 
 	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/sdk/client"
@@ -68,7 +69,7 @@ type Deps struct {
 // Register adds the workflow and every activity to r.
 func Register(r sdkworker.Registry, d Deps) {
 	r.RegisterWorkflowWithOptions(workflows.DunningWorkflow, workflow.RegisterOptions{Name: workflows.WorkflowName})
-	r.RegisterWorkflowWithOptions(workflows.RemindersWorkflow, workflow.RegisterOptions{Name: workflows.ReminderWorkflowName})
+	r.RegisterWorkflowWithOptions(workflows.ReminderWorkflow, workflow.RegisterOptions{Name: workflows.ReminderWorkflowName})
 	gws := make(map[string]gateway.Gateway, len(d.Gateways))
 	for _, g := range d.Gateways {
 		gws[g.Name()] = g
@@ -80,8 +81,18 @@ func Register(r sdkworker.Registry, d Deps) {
 	r.RegisterActivity(&activities.Runs{Ledger: d.Ledger, Callback: d.Callback, DefaultCallbackURL: d.DefaultCallbackURL})
 }
 
+// StickyCacheSize is how many runs a worker keeps in memory between
+// workflow tasks. Dunning runs sleep for days between steps, so a run
+// evicted from the cache costs one replay of a short history on its next
+// step; the SDK's default (10,000) would hold every sleeping run instead.
+const StickyCacheSize = 4096
+
+var setStickyCache sync.Once
+
 // New builds a worker polling taskQueue with everything registered.
 func New(c client.Client, taskQueue string, d Deps) sdkworker.Worker {
+	// Process-wide in the SDK, and only honoured before the first worker.
+	setStickyCache.Do(func() { sdkworker.SetStickyWorkflowCacheSize(StickyCacheSize) })
 	w := sdkworker.New(c, taskQueue, sdkworker.Options{})
 	Register(w, d)
 	return w

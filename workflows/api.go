@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/dunningco/dunning/decline"
@@ -175,13 +176,24 @@ func (c Customer) contactProblems() []string {
 // location is the customer's time zone, UTC when unset or unknown. tzdata
 // is embedded (see dunning.go), so every worker resolves the same rules.
 func (c Customer) location() *time.Location {
-	if c.TimeZone != "" {
-		if loc, err := time.LoadLocation(c.TimeZone); err == nil {
-			return loc
-		}
+	if c.TimeZone == "" {
+		return time.UTC
 	}
-	return time.UTC
+	// Loaded once per zone and shared by every run: the rules come from
+	// the embedded tzdata, so the cache cannot make two workers disagree.
+	if loc, ok := locations.Load(c.TimeZone); ok {
+		return loc.(*time.Location)
+	}
+	loc, err := time.LoadLocation(c.TimeZone)
+	if err != nil {
+		return time.UTC
+	}
+	actual, _ := locations.LoadOrStore(c.TimeZone, loc)
+	return actual.(*time.Location)
 }
+
+// locations caches time zones by name.
+var locations sync.Map
 
 // WorkflowID is the run's stable, readable ID: one run per failed invoice.
 func WorkflowID(tenant, invoiceID string) string {

@@ -8,6 +8,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/dunningco/dunning/decline"
+	"github.com/dunningco/dunning/policy"
 )
 
 // registerHandlers wires the query, the update and the signals. Handlers
@@ -29,7 +30,7 @@ func (r *run) registerHandlers(ctx workflow.Context) error {
 				return AttemptRecord{}, errors.New("the run has already recovered or closed; nothing to retry")
 			}
 			workflow.GetLogger(ctx).Info("expedited retry", "by", req.By, "reason", req.Reason)
-			return r.charge(ctx, "expedite"), nil
+			return r.charge(ctx, policy.ReasonExpedite), nil
 		},
 		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, req ExpediteRequest) error {
 			switch {

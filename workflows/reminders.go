@@ -169,11 +169,11 @@ type reminderRun struct {
 	paid   *PaidOutOfBand
 }
 
-// RemindersWorkflow sends the policy's reminders for one due date or one
+// ReminderWorkflow sends the policy's reminders for one due date or one
 // expiring card: it sleeps on a durable timer until each reminder's time
 // (09:00 in the customer's time zone) and sends it on the policy's channels.
 // A cancel signal ends it; a paid signal ends pre-due reminders.
-func RemindersWorkflow(ctx workflow.Context, in ReminderInput) (ReminderResult, error) {
+func ReminderWorkflow(ctx workflow.Context, in ReminderInput) (ReminderResult, error) {
 	if err := in.Validate(); err != nil {
 		return ReminderResult{}, temporal.NewNonRetryableApplicationError(err.Error(), "InvalidInput", err)
 	}

@@ -17,7 +17,7 @@ import (
 	"github.com/dunningco/dunning/policy"
 )
 
-// reminderHarness runs RemindersWorkflow with time skipping and records the
+// reminderHarness runs ReminderWorkflow with time skipping and records the
 // messages it sends.
 type reminderHarness struct {
 	t        *testing.T
@@ -33,7 +33,7 @@ func newReminderHarness(t *testing.T, in ReminderInput) *reminderHarness {
 	h := &reminderHarness{t: t, env: s.NewTestWorkflowEnvironment(), in: in}
 	h.env.SetStartTime(t0)
 	h.env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: ReminderWorkflowID(in)})
-	h.env.RegisterWorkflowWithOptions(RemindersWorkflow, workflow.RegisterOptions{Name: ReminderWorkflowName})
+	h.env.RegisterWorkflowWithOptions(ReminderWorkflow, workflow.RegisterOptions{Name: ReminderWorkflowName})
 	h.env.RegisterActivity(notifications)
 	h.env.OnActivity(notifications.Notify, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.NotifyInput) (activities.NotifyOutput, error) {
 		h.messages = append(h.messages, in)
