@@ -61,7 +61,7 @@ func fast() policy.Policy {
 	return p
 }
 
-func start(t *testing.T) *platform {
+func start(t testing.TB) *platform {
 	t.Helper()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if os.Getenv("INTEGRATION_VERBOSE") != "" {
@@ -147,7 +147,7 @@ func (p *platform) list(t *testing.T, query string) int {
 	return len(resp.GetExecutions())
 }
 
-func (p *platform) do(t *testing.T, method, path, body string) (int, map[string]any) {
+func (p *platform) do(t testing.TB, method, path, body string) (int, map[string]any) {
 	t.Helper()
 	req, err := http.NewRequest(method, p.api.URL+path, strings.NewReader(body))
 	if err != nil {
@@ -175,7 +175,7 @@ func decline(invoice, paymentMethod, policyName string) string {
 		invoice, invoice, paymentMethod, policyName)
 }
 
-func (p *platform) result(t *testing.T, invoice string) workflows.Result {
+func (p *platform) result(t testing.TB, invoice string) workflows.Result {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

@@ -128,20 +128,27 @@ func DunningWorkflow(ctx workflow.Context, in Input) (Result, error) {
 		},
 		saPhase: PhaseRecovering,
 	}
-	// Runs started before the SMS window existed keep texting at any hour.
-	if workflow.GetVersion(ctx, "sms-window", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
-		r.pol.SMSWindow = policy.Window{}
+	// Version 1 of "charge-gate": one charging path through policy.MayCharge,
+	// shared sticky card blocks, clean exits (gated.go). It implies the SMS
+	// window and decline-aware version 2, so gated runs ask one version
+	// (every GetVersion is a history marker and a billed search-attribute
+	// upsert) and older runs replay through the two they recorded.
+	r.gated = workflow.GetVersion(ctx, "charge-gate", workflow.DefaultVersion, 1) >= 1
+	if r.gated {
+		r.declineAware, r.credits = true, true
+	} else {
+		// Runs started before the SMS window existed keep texting at any hour.
+		if workflow.GetVersion(ctx, "sms-window", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+			r.pol.SMSWindow = policy.Window{}
+		}
+		// Version 1 reads declines and keeps the card budget; 2 adds service
+		// credits for suspended days.
+		version := workflow.GetVersion(ctx, "decline-aware", workflow.DefaultVersion, 2)
+		r.declineAware = version >= 1
+		r.credits = version >= 2
 	}
-	// Version 1 reads declines and keeps the card budget; 2 adds service
-	// credits for suspended days.
-	version := workflow.GetVersion(ctx, "decline-aware", workflow.DefaultVersion, 2)
-	r.declineAware = version >= 1
-	r.credits = version >= 2
 	r.card = in.Card
 	r.country = customerCountry(in.Customer)
-	// Version 1 of "charge-gate": one charging path through policy.MayCharge,
-	// shared sticky card blocks, clean exits (gated.go).
-	r.gated = r.declineAware && workflow.GetVersion(ctx, "charge-gate", workflow.DefaultVersion, 1) >= 1
 	open := activities.OpenRunInput{
 		WorkflowID: r.id, Tenant: in.Tenant, InvoiceID: in.InvoiceID, CustomerID: in.Customer.ID,
 		Amount: amount.Decimal(), Currency: amount.Currency.Code, Policy: pol.Ref(), OpenedAt: now,
