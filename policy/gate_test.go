@@ -65,13 +65,18 @@ func TestMayCharge(t *testing.T) {
 	}
 }
 
-// simulate drives a whole run through Next, declining every attempt with
-// insufficient funds, and returns the attempt times.
-func simulate(p Policy, s State) []time.Time {
+// drive runs Next until the run closes (at most 200 steps), recording
+// attempts (declined, on the current card), messages and service changes;
+// each step goes to hook first, which may change the state. It returns the
+// attempt times.
+func drive(p Policy, s State, hook func(*State, Step)) []time.Time {
 	var at []time.Time
 	for range 200 {
 		next := p.Next(s)
 		s.Now = next.At
+		if hook != nil {
+			hook(&s, next)
+		}
 		switch next.Action {
 		case ActionRetry:
 			at = append(at, next.At)
@@ -86,6 +91,9 @@ func simulate(p Policy, s State) []time.Time {
 	}
 	return at
 }
+
+// simulate drives a whole run declining every attempt.
+func simulate(p Policy, s State) []time.Time { return drive(p, s, nil) }
 
 func closest(at []time.Time) time.Duration {
 	gap := time.Duration(1<<63 - 1)
@@ -130,24 +138,11 @@ func TestDecliningNewCardDoesNotBurst(t *testing.T) {
 		Advice: stolen.Advice, DeclineReason: stolen.Reason, Card: "fp:old", BlockedAt: start, Gated: true}
 	// The customer updates the card on day 16; the old card's block goes.
 	s.CardUpdatedAt, s.Card, s.Advice, s.DeclineReason, s.BlockedAt = s.Now, "fp:new", "", "", time.Time{}
-	var at []time.Time
-	for range 100 {
-		next := p.Next(s)
-		s.Now = next.At
-		if next.Action == ActionClose {
-			break
-		}
-		switch next.Action {
-		case ActionRetry:
-			at = append(at, next.At)
-			s.Attempts = append(s.Attempts, Attempt{Number: next.Attempt, At: next.At, Reason: next.Reason, Card: s.Card})
+	at := drive(p, s, func(s *State, next Step) {
+		if next.Action == ActionRetry {
 			s.DeclineReason = "insufficient_funds"
-		case ActionNotify:
-			s.Sent = append(s.Sent, next.Key)
-		case ActionService:
-			s.ServiceChanges = append(s.ServiceChanges, ServiceChange{State: next.State, At: next.At})
 		}
-	}
+	})
 	if len(at) == 0 {
 		t.Fatal("the new card was never tried")
 	}
@@ -158,24 +153,11 @@ func TestDecliningNewCardDoesNotBurst(t *testing.T) {
 	s2 := s
 	s2.Gated, s2.Attempts, s2.Sent, s2.ServiceChanges, s2.Now = false, nil, nil, nil, start.Add(16*day)
 	burst := 0
-	for range 100 {
-		next := p.Next(s2)
-		s2.Now = next.At
-		if next.Action == ActionClose {
-			break
+	drive(p, s2, func(s *State, next Step) {
+		if n := len(s.Attempts); next.Action == ActionRetry && n > 0 && next.At.Sub(s.Attempts[n-1].At) < time.Hour {
+			burst++
 		}
-		switch next.Action {
-		case ActionRetry:
-			if n := len(s2.Attempts); n > 0 && next.At.Sub(s2.Attempts[n-1].At) < time.Hour {
-				burst++
-			}
-			s2.Attempts = append(s2.Attempts, Attempt{Number: next.Attempt, At: next.At, Reason: next.Reason})
-		case ActionNotify:
-			s2.Sent = append(s2.Sent, next.Key)
-		case ActionService:
-			s2.ServiceChanges = append(s2.ServiceChanges, ServiceChange{State: next.State, At: next.At})
-		}
-	}
+	})
 	if burst == 0 {
 		t.Error("ungated engine no longer bursts; update this test's premise")
 	}
@@ -190,24 +172,14 @@ func TestActionRemindersWhileBlocked(t *testing.T) {
 	s := State{DeclinedAt: start, Now: start, Location: time.UTC, Reachable: []Channel{Email},
 		Advice: d.Advice, DeclineReason: d.Reason, Card: "fp:a", BlockedAt: start, Gated: true}
 	var reminders []time.Duration
-	for range 100 {
-		next := p.Next(s)
-		s.Now = next.At
-		if next.Action == ActionClose {
-			break
-		}
-		switch next.Action {
-		case ActionRetry:
+	drive(p, s, func(_ *State, next Step) {
+		switch {
+		case next.Action == ActionRetry:
 			t.Fatalf("retried a card waiting for the customer: %+v", next)
-		case ActionNotify:
-			if next.Message == UpdateCardReminder {
-				reminders = append(reminders, next.At.Sub(start))
-			}
-			s.Sent = append(s.Sent, next.Key)
-		case ActionService:
-			s.ServiceChanges = append(s.ServiceChanges, ServiceChange{State: next.State, At: next.At})
+		case next.Message == UpdateCardReminder:
+			reminders = append(reminders, next.At.Sub(start))
 		}
-	}
+	})
 	want := []time.Duration{3 * day, 7 * day, 14 * day}
 	if len(reminders) != len(want) {
 		t.Fatalf("reminders at %v, want %v", reminders, want)

@@ -45,15 +45,13 @@ type LateSignal struct {
 	Note   string    `json:"note"`
 }
 
-// ErrRefused is how the gate's refusal reaches an expedite's caller.
+// errClosing answers expedites once the run has decided to close.
 var errClosing = errors.New("the run has decided to close; nothing more will be charged")
 
 // registerGatedHandlers wires the query, the expedite Update and one
 // goroutine that receives every signal.
 func (r *run) registerGatedHandlers(ctx workflow.Context) error {
-	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (Status, error) {
-		return r.status, nil
-	}); err != nil {
+	if err := r.registerStatusQuery(ctx); err != nil {
 		return err
 	}
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateExpedite,

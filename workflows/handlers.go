@@ -14,9 +14,7 @@ import (
 // registerHandlers wires the query, the update and the signals. Handlers
 // only change state and wake the main loop; the loop decides what happens.
 func (r *run) registerHandlers(ctx workflow.Context) error {
-	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (Status, error) {
-		return r.status, nil
-	}); err != nil {
+	if err := r.registerStatusQuery(ctx); err != nil {
 		return err
 	}
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateExpedite,
@@ -139,4 +137,11 @@ func sameDecline(a, b Decline) bool {
 	}
 	return a.Gateway == b.Gateway && a.Code == b.Code && a.AdviceCode == b.AdviceCode &&
 		(b.OccurredAt.IsZero() || a.OccurredAt.Equal(b.OccurredAt))
+}
+
+// registerStatusQuery answers the status query with the run's status.
+func (r *run) registerStatusQuery(ctx workflow.Context) error {
+	return workflow.SetQueryHandler(ctx, QueryStatus, func() (Status, error) {
+		return r.status, nil
+	})
 }
