@@ -2,8 +2,11 @@ package activities
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
+
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/dunningco/dunning/decline"
 	"github.com/dunningco/dunning/gateway"
@@ -73,8 +76,11 @@ func (a *Charges) Attempt(ctx context.Context, in AttemptInput) (AttemptOutput, 
 	in.PaymentMethod = in.Card.PaymentMethod
 	out, err := a.Charge(ctx, in.ChargeInput)
 	if err != nil {
-		if IsType(err, ErrTypeGatewayPermanent) || IsType(err, ErrTypeUnknownGateway) {
-			// Nothing was charged: release the reservation as failed.
+		if appErr, ok := errors.AsType[*temporal.ApplicationError](err); ok && appErr.NonRetryable() {
+			// A permanent error (gateway refusal, unknown gateway, closed
+			// run): nothing was charged and no retry follows, so the
+			// reservation is released as failed rather than left pending,
+			// where it would count against the card forever.
 			if serr := a.Ledger.FinishCardAttempt(ctx, in.IdempotencyKey, string(gateway.Failed), time.Now().UTC()); serr != nil {
 				return AttemptOutput{}, ledgerErr(serr, "attempt %s: settle the card budget", in.IdempotencyKey)
 			}

@@ -69,3 +69,21 @@ func TestAttemptReplayKeepsNetworkCodes(t *testing.T) {
 		t.Fatalf("second attempt on a blocked card = %+v", denied)
 	}
 }
+
+// A permanent error before any charge (here an unknown gateway) releases
+// the card-budget reservation as failed instead of leaving it pending.
+func TestAttemptPermanentErrorReleasesReservation(t *testing.T) {
+	f := newChargeFixture(t)
+	in := attemptInput(1, "sim:succeed", "fp:visa-1", "visa")
+	in.Gateway = "paypal"
+	if _, err := f.attemptOnce(t, in); err == nil {
+		t.Fatal("attempt through an unknown gateway succeeded")
+	}
+	var outcome string
+	if err := f.store.Pool().QueryRow(ctxFor(t), `SELECT outcome FROM card_attempts WHERE idempotency_key = $1`, in.IdempotencyKey).Scan(&outcome); err != nil || outcome != "failed" {
+		t.Fatalf("card budget row = %q, %v; want failed", outcome, err)
+	}
+	if len(f.gw.requests()) != 0 {
+		t.Fatal("the gateway was called")
+	}
+}
