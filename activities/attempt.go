@@ -65,7 +65,7 @@ func (a *Charges) Attempt(ctx context.Context, in AttemptInput) (AttemptOutput, 
 	v, err := a.Ledger.ReserveCardAttempt(ctx, ledger.Reservation{
 		IdempotencyKey: in.IdempotencyKey, CardKey: in.Card.Key, Network: in.Card.Network, Merchant: in.Tenant,
 		AmountMinor: amount.MinorUnits(), Currency: amount.Currency.Code, WorkflowID: in.WorkflowID, At: in.At,
-	}, a.limits())
+	}, limitsOrDefault(a.Limits))
 	if err != nil {
 		return AttemptOutput{}, ledgerErr(err, "attempt %s: reserve the card budget", in.IdempotencyKey)
 	}
@@ -109,17 +109,11 @@ func (a *Charges) Attempt(ctx context.Context, in AttemptInput) (AttemptOutput, 
 	}
 	if blockFor > 0 {
 		res.BlockedUntil = at.Add(blockFor)
-		reason := blockReason(in.Card.Network, out.NetworkAdviceCode)
-		if err := a.Ledger.BlockCard(ctx, in.Card.Key, in.Card.Network, reason, in.IdempotencyKey, res.BlockedUntil, at); err != nil {
-			return AttemptOutput{}, ledgerErr(err, "attempt %s: block the card", in.IdempotencyKey)
+		if err := blockCard(ctx, a.Ledger, BlockInput{CardKey: in.Card.Key, Network: in.Card.Network,
+			Reason: blockReason(in.Card.Network, out.NetworkAdviceCode), SourceKey: in.IdempotencyKey,
+			Until: res.BlockedUntil, At: at}); err != nil {
+			return AttemptOutput{}, err
 		}
 	}
 	return res, nil
-}
-
-func (a *Charges) limits() ledger.Limits {
-	if a.Limits == (ledger.Limits{}) {
-		return ledger.DefaultLimits()
-	}
-	return a.Limits
 }

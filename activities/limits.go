@@ -87,7 +87,7 @@ func (a *NetworkLimits) Reserve(ctx context.Context, in ReserveInput) (ReserveOu
 		Currency:       amount.Currency.Code,
 		WorkflowID:     in.WorkflowID,
 		At:             in.At,
-	}, a.limits())
+	}, limitsOrDefault(a.Limits))
 	if err != nil {
 		return ReserveOutput{}, ledgerErr(err, "reserve %s", in.IdempotencyKey)
 	}
@@ -134,11 +134,12 @@ func blockReason(network, adviceCode string) string {
 	return network + " advice " + adviceCode
 }
 
-func (a *NetworkLimits) limits() ledger.Limits {
-	if a.Limits == (ledger.Limits{}) {
+// limitsOrDefault is l, or ledger.DefaultLimits() when l is the zero value.
+func limitsOrDefault(l ledger.Limits) ledger.Limits {
+	if l == (ledger.Limits{}) {
 		return ledger.DefaultLimits()
 	}
-	return a.Limits
+	return l
 }
 
 // BlockInput blocks a card for every run, after a decline that says never to

@@ -111,6 +111,17 @@ func (a Advice) severity() int {
 	return 0
 }
 
+// RulesOutCard reports whether the advice forbids charging the card again
+// until the payment method changes or the customer acts: stop, update the
+// payment method, authenticate.
+func (a Advice) RulesOutCard() bool {
+	switch a {
+	case Stop, UpdatePaymentMethod, Authenticate:
+		return true
+	}
+	return false
+}
+
 // categoryOf is the category that goes with an advice.
 func categoryOf(a Advice) Category {
 	switch a {

@@ -97,13 +97,7 @@ type State struct {
 
 // CardBlocked reports whether the latest decline rules out retrying the
 // current payment method: a new one (or customer action) is needed.
-func (s State) CardBlocked() bool {
-	switch s.Advice {
-	case decline.Stop, decline.UpdatePaymentMethod, decline.Authenticate:
-		return true
-	}
-	return false
-}
+func (s State) CardBlocked() bool { return s.Advice.RulesOutCard() }
 
 // Step is what to do next and when. At is never before State.Now.
 type Step struct {

@@ -179,13 +179,7 @@ func (r *run) classifyGated(now time.Time, code, advice, networkCode, networkAdv
 	return got
 }
 
-func (r *run) cardRuledOut() bool {
-	switch r.decl.Advice {
-	case decline.Stop, decline.UpdatePaymentMethod, decline.Authenticate:
-		return true
-	}
-	return false
-}
+func (r *run) cardRuledOut() bool { return r.decl.Advice.RulesOutCard() }
 
 func (r *run) onCancel(ctx workflow.Context, req CancelRequest) {
 	switch {
