@@ -2,11 +2,8 @@ package activities
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
-
-	"go.temporal.io/sdk/temporal"
 
 	"github.com/dunningco/dunning/decline"
 	"github.com/dunningco/dunning/gateway"
@@ -76,7 +73,7 @@ func (a *Charges) Attempt(ctx context.Context, in AttemptInput) (AttemptOutput, 
 	in.PaymentMethod = in.Card.PaymentMethod
 	out, err := a.Charge(ctx, in.ChargeInput)
 	if err != nil {
-		if appErr, ok := errors.AsType[*temporal.ApplicationError](err); ok && appErr.NonRetryable() {
+		if isPermanent(err) {
 			// A permanent error (gateway refusal, unknown gateway, closed
 			// run): nothing was charged and no retry follows, so the
 			// reservation is released as failed rather than left pending,

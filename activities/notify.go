@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"go.temporal.io/sdk/temporal"
+
 	"github.com/dunningco/dunning/cardlink"
 	"github.com/dunningco/dunning/ledger"
 	"github.com/dunningco/dunning/notify"
@@ -173,4 +175,54 @@ func (a *Notifications) logger() *slog.Logger {
 		return a.Logger
 	}
 	return slog.Default()
+}
+
+// NotifyStepInput is one message step: the same message on each of its
+// channels, sent by one activity so a step costs one activity however many
+// channels it uses.
+type NotifyStepInput struct {
+	Messages []NotifyInput `json:"messages"`
+}
+
+// NotifyStepOutput holds one result per message, in the input's order.
+type NotifyStepOutput struct {
+	Results []NotifyStepResult `json:"results"`
+}
+
+// NotifyStepResult is what happened to one message of a step; a message the
+// provider refused for good is "failed" with the reason, without failing the
+// other channels.
+type NotifyStepResult struct {
+	NotifyOutput
+	Key string `json:"key"`
+}
+
+// NotifyStep sends every message of a step through Notify. Each message keeps
+// its own idempotency key, so when one channel fails for a reason worth
+// retrying, the retried step returns the messages already sent without
+// sending them again and tries only the one that failed.
+func (a *Notifications) NotifyStep(ctx context.Context, in NotifyStepInput) (NotifyStepOutput, error) {
+	out := NotifyStepOutput{Results: make([]NotifyStepResult, len(in.Messages))}
+	var retry []error
+	for i, m := range in.Messages {
+		res, err := a.Notify(ctx, m)
+		out.Results[i] = NotifyStepResult{NotifyOutput: res, Key: m.IdempotencyKey}
+		switch {
+		case err == nil:
+		case isPermanent(err):
+			out.Results[i].Status, out.Results[i].Detail = "failed", err.Error()
+		default:
+			retry = append(retry, err)
+		}
+	}
+	if len(retry) > 0 {
+		return NotifyStepOutput{}, fmt.Errorf("notify step: %w", errors.Join(retry...))
+	}
+	return out, nil
+}
+
+// isPermanent reports whether err is an application error no retry can fix.
+func isPermanent(err error) bool {
+	appErr, ok := errors.AsType[*temporal.ApplicationError](err)
+	return ok && appErr.NonRetryable()
 }

@@ -82,9 +82,12 @@ type StartResult struct {
 }
 
 // Start reports a failed payment. The first decline for an invoice starts its
-// run; a later one while the run is open is delivered to that run as a
-// decline signal. Both happen in one atomic server call, so concurrent
-// reports for the same invoice never start two runs.
+// run with the decline in its input; a later one while the run is open is
+// delivered to that run as a decline signal. The start is atomic on the
+// server, so concurrent reports for the same invoice never start two runs:
+// the one that loses the race becomes a signal. A plain start costs one
+// billed action fewer than signal-with-start, which would also deliver the
+// first decline a second time.
 func (c *Client) Start(ctx context.Context, in workflows.Input) (StartResult, error) {
 	if err := in.Validate(); err != nil {
 		return StartResult{}, fmt.Errorf("%w: %w", ErrInvalid, err)
@@ -103,24 +106,33 @@ func (c *Client) Start(ctx context.Context, in workflows.Input) (StartResult, er
 		saInput.PolicyName = in.Policy.Name
 	}
 	id := workflows.WorkflowID(in.Tenant, in.InvoiceID)
-	run, err := c.tc.SignalWithStartWorkflow(ctx, id, workflows.SignalDecline, in.Decline,
-		client.StartWorkflowOptions{
-			ID:        id,
-			TaskQueue: c.opts.TaskQueue,
-			// A run that ended (recovered, exhausted or cancelled) must not
-			// be replaced by a new one for the same invoice.
-			WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
-			TypedSearchAttributes: workflows.InitialSearchAttributes(saInput, amount.MinorUnits()),
-		},
-		workflows.WorkflowName, in)
-	if err != nil {
-		if _, ok := errors.AsType[*serviceerror.WorkflowExecutionAlreadyStarted](err); ok {
+	run, err := c.tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID:        id,
+		TaskQueue: c.opts.TaskQueue,
+		// A run that ended (recovered, exhausted or cancelled) must not be
+		// replaced by a new one for the same invoice; an open one is
+		// reported to, not started twice.
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		TypedSearchAttributes:    workflows.InitialSearchAttributes(saInput, amount.MinorUnits()),
+	}, workflows.WorkflowName, in)
+	if err == nil {
+		return StartResult{WorkflowID: run.GetID(), RunID: run.GetRunID()}, nil
+	}
+	started, ok := errors.AsType[*serviceerror.WorkflowExecutionAlreadyStarted](err)
+	if !ok {
+		return StartResult{}, fmt.Errorf("start dunning run %s: %w", id, err)
+	}
+	// The invoice has a run: an open one takes the decline; a closed one
+	// answers not found, and a closed invoice is never dunned twice.
+	if err := c.tc.SignalWorkflow(ctx, id, started.RunId, workflows.SignalDecline, in.Decline); err != nil {
+		if _, ok := errors.AsType[*serviceerror.NotFound](err); ok {
 			return StartResult{}, fmt.Errorf("%w: invoice %q of tenant %q; a closed invoice is never dunned twice",
 				ErrRunClosed, in.InvoiceID, in.Tenant)
 		}
-		return StartResult{}, fmt.Errorf("start dunning run %s: %w", id, err)
+		return StartResult{}, fmt.Errorf("report decline to dunning run %s: %w", id, err)
 	}
-	return StartResult{WorkflowID: run.GetID(), RunID: run.GetRunID()}, nil
+	return StartResult{WorkflowID: id, RunID: started.RunId}, nil
 }
 
 // pinPolicy pins the policy's content in the run's input: the run follows

@@ -25,7 +25,9 @@ import (
 type fakeTemporal struct {
 	client.Client
 
-	err       error // returned by every call
+	err error // returned by every call
+	// signalErr, when set, is what SignalWorkflow returns instead of err.
+	signalErr error
 	getErr    error // returned by handle and run Get
 	value     any   // what queries, updates and results decode to
 	calls     []string
@@ -62,8 +64,17 @@ func (f *fakeTemporal) QueryWorkflow(_ context.Context, id, runID, query string,
 func (f *fakeTemporal) SignalWorkflow(_ context.Context, id, runID, name string, arg any) error {
 	f.calls = append(f.calls, "SignalWorkflow")
 	f.signalled.id, f.signalled.runID, f.signalled.name, f.signalled.arg = id, runID, name, arg
-	return f.err
+	switch f.signalErr {
+	case nil:
+		return f.err
+	case errNone:
+		return nil
+	}
+	return f.signalErr
 }
+
+// errNone as signalErr makes SignalWorkflow succeed whatever err says.
+var errNone = errors.New("no error")
 
 func (f *fakeTemporal) UpdateWorkflow(_ context.Context, opts client.UpdateWorkflowOptions) (client.WorkflowUpdateHandle, error) {
 	f.calls = append(f.calls, "UpdateWorkflow")
@@ -129,7 +140,7 @@ func validInput() workflows.Input {
 	}
 }
 
-func TestStartSignalsWithStart(t *testing.T) {
+func TestStartStartsWithTheDeclineInTheInput(t *testing.T) {
 	tc := &fakeTemporal{}
 	c := NewClient(tc, Options{})
 	in := validInput()
@@ -143,8 +154,11 @@ func TestStartSignalsWithStart(t *testing.T) {
 	if tc.swsID != "dunning/acme/inv-1001" || tc.swsOpts.ID != tc.swsID {
 		t.Errorf("workflow ID = %q / %q", tc.swsID, tc.swsOpts.ID)
 	}
-	if tc.swsSignal != workflows.SignalDecline || !reflect.DeepEqual(tc.swsArg, in.Decline) {
-		t.Errorf("signal = %q %+v, want the decline", tc.swsSignal, tc.swsArg)
+	if !reflect.DeepEqual(tc.calls, []string{"ExecuteWorkflow"}) {
+		t.Errorf("calls = %v, want one start and no signal", tc.calls)
+	}
+	if tc.swsOpts.WorkflowIDConflictPolicy != enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL {
+		t.Errorf("conflict policy = %v, want FAIL (a second decline becomes a signal)", tc.swsOpts.WorkflowIDConflictPolicy)
 	}
 	if tc.swsType != workflows.WorkflowName || len(tc.swsArgs) != 1 || !reflect.DeepEqual(tc.swsArgs[0], pinned(in)) {
 		t.Errorf("workflow = %v %+v, want %s with the input", tc.swsType, tc.swsArgs, workflows.WorkflowName)
@@ -239,25 +253,50 @@ func TestStartOptions(t *testing.T) {
 	}
 }
 
+// A second decline for an open invoice reaches its run as a signal.
+func TestStartSignalsAnOpenRun(t *testing.T) {
+	tc := &fakeTemporal{err: serviceerror.NewWorkflowExecutionAlreadyStarted("Workflow execution is already running", "", "run-0"), signalErr: errNone}
+	in := validInput()
+	res, err := NewClient(tc, Options{}).Start(context.Background(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (StartResult{WorkflowID: "dunning/acme/inv-1001", RunID: "run-0"}); res != want {
+		t.Errorf("result = %+v, want %+v", res, want)
+	}
+	if tc.signalled.runID != "run-0" || tc.signalled.name != workflows.SignalDecline || !reflect.DeepEqual(tc.signalled.arg, in.Decline) {
+		t.Errorf("signalled %+v, want the decline to run-0", tc.signalled)
+	}
+}
+
 func TestStartErrors(t *testing.T) {
 	unavailable := serviceerror.NewUnavailable("connection refused")
 	tests := []struct {
-		name    string
-		err     error
-		wantIs  error
-		wantMsg string
+		name      string
+		err       error
+		signalErr error
+		wantIs    error
+		wantMsg   string
 	}{
 		{
-			name:    "closed run",
-			err:     serviceerror.NewWorkflowExecutionAlreadyStarted("Workflow execution already finished successfully", "", "run-0"),
-			wantIs:  ErrRunClosed,
-			wantMsg: `dunning run already ended: invoice "inv-1001" of tenant "acme"; a closed invoice is never dunned twice`,
+			name:      "closed run",
+			err:       serviceerror.NewWorkflowExecutionAlreadyStarted("Workflow execution already finished successfully", "", "run-0"),
+			signalErr: serviceerror.NewNotFound("workflow execution already completed"),
+			wantIs:    ErrRunClosed,
+			wantMsg:   `dunning run already ended: invoice "inv-1001" of tenant "acme"; a closed invoice is never dunned twice`,
 		},
 		{name: "server down", err: unavailable, wantIs: unavailable, wantMsg: "start dunning run dunning/acme/inv-1001: connection refused"},
+		{
+			name:      "open run, server down for the signal",
+			err:       serviceerror.NewWorkflowExecutionAlreadyStarted("Workflow execution is already running", "", "run-0"),
+			signalErr: unavailable,
+			wantIs:    unavailable,
+			wantMsg:   "report decline to dunning run dunning/acme/inv-1001: connection refused",
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := NewClient(&fakeTemporal{err: tt.err}, Options{}).Start(context.Background(), validInput())
+			_, err := NewClient(&fakeTemporal{err: tt.err, signalErr: tt.signalErr}, Options{}).Start(context.Background(), validInput())
 			if !errors.Is(err, tt.wantIs) {
 				t.Errorf("err = %v, want errors.Is %v", err, tt.wantIs)
 			}

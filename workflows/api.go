@@ -105,6 +105,9 @@ type Input struct {
 	Variant    string `json:"variant,omitempty"`
 	// BillingCallbackURL overrides the worker's callback for this run.
 	BillingCallbackURL string `json:"billing_callback_url,omitempty"`
+	// Resume is set only when a run continues as new: the state the previous
+	// run of this workflow handed over.
+	Resume *Carried `json:"resume,omitempty"`
 }
 
 var idPattern = regexp.MustCompile(`^[A-Za-z0-9._:@-]{1,128}$`)

@@ -71,6 +71,12 @@ type run struct {
 	// gated runs (workflow version "charge-gate" 1) charge only from the
 	// main loop, through policy.MayCharge; see gated.go.
 	gated bool
+	// lean runs (workflow version "charge-gate" 2) run ledger-only steps as
+	// local activities, send each message step in one activity and continue
+	// as new when their history grows; see lean.go.
+	lean bool
+	// runs counts the continue-as-new hand-overs before this run.
+	runs int
 	// expedites wait for the loop to serve them, in arrival order.
 	expedites []*expediteRequest
 	// closing is set once the run decided to end; later signals are late.
@@ -133,7 +139,11 @@ func DunningWorkflow(ctx workflow.Context, in Input) (Result, error) {
 	// window and decline-aware version 2, so gated runs ask one version
 	// (every GetVersion is a history marker and a billed search-attribute
 	// upsert) and older runs replay through the two they recorded.
-	r.gated = workflow.GetVersion(ctx, "charge-gate", workflow.DefaultVersion, 1) >= 1
+	//
+	// Version 2 is the lean run (lean.go): ledger-only steps as local
+	// activities, one Notify per message step, continue-as-new.
+	gate := workflow.GetVersion(ctx, "charge-gate", workflow.DefaultVersion, 2)
+	r.gated, r.lean = gate >= 1, gate >= 2
 	if r.gated {
 		r.declineAware, r.credits = true, true
 	} else {
@@ -149,6 +159,18 @@ func DunningWorkflow(ctx workflow.Context, in Input) (Result, error) {
 	}
 	r.card = in.Card
 	r.country = customerCountry(in.Customer)
+	r.loc = in.Customer.location()
+	if in.Resume != nil {
+		// A run continued as new: the ledger holds it and the intake
+		// decline was read by the first run.
+		if err := r.resume(in.Resume); err != nil {
+			return Result{}, temporal.NewNonRetryableApplicationError(err.Error(), "InvalidInput", err)
+		}
+		if err := r.registerGatedHandlers(ctx); err != nil {
+			return Result{}, err
+		}
+		return r.loopGated(ctx)
+	}
 	open := activities.OpenRunInput{
 		WorkflowID: r.id, Tenant: in.Tenant, InvoiceID: in.InvoiceID, CustomerID: in.Customer.ID,
 		Amount: amount.Decimal(), Currency: amount.Currency.Code, Policy: pol.Ref(), OpenedAt: now,
@@ -164,7 +186,6 @@ func DunningWorkflow(ctx workflow.Context, in Input) (Result, error) {
 	case r.declineAware:
 		r.classify(in.Decline.Code, in.Decline.AdviceCode, in.Decline.NetworkDeclineCode, in.Decline.NetworkAdviceCode, false)
 	}
-	r.loc = in.Customer.location()
 	register := r.registerHandlers
 	if r.gated {
 		register = r.registerGatedHandlers
@@ -172,7 +193,7 @@ func DunningWorkflow(ctx workflow.Context, in Input) (Result, error) {
 	if err := register(ctx); err != nil {
 		return Result{}, err
 	}
-	if err := workflow.ExecuteActivity(ledgerCtx(ctx), runs.OpenRun, open).Get(ctx, nil); err != nil {
+	if err := r.ledger(ctx, runs.OpenRun, open).Get(ctx, nil); err != nil {
 		return Result{}, fmt.Errorf("open run: %w", err)
 	}
 	r.opened = true
@@ -279,7 +300,7 @@ func (r *run) creditSuspendedDays(ctx workflow.Context) {
 	days := int((workflow.Now(ctx).Sub(suspended) + 24*time.Hour - 1) / (24 * time.Hour)) // started days count
 	days = min(max(days, 1), r.in.PeriodDays)
 	var out activities.CreditOutput
-	err := workflow.ExecuteActivity(ledgerCtx(ctx), services.RecordCredit, activities.CreditInput{
+	err := r.ledger(ctx, services.RecordCredit, activities.CreditInput{
 		WorkflowID: r.id, IdempotencyKey: r.id + "/credit-suspended", Tenant: r.in.Tenant, InvoiceID: r.in.InvoiceID,
 		CustomerID: r.in.Customer.ID, PeriodCharge: r.amount.Decimal(), Currency: r.amount.Currency.Code,
 		PeriodDays: r.in.PeriodDays, Days: days, Reason: fmt.Sprintf("service suspended %d of %d days", days, r.in.PeriodDays),
@@ -476,7 +497,7 @@ func (r *run) setService(ctx workflow.Context, step policy.Step) {
 	if step.State == policy.ServiceActive {
 		r.creditSuspendedDays(ctx)
 	}
-	err := workflow.ExecuteActivity(ledgerCtx(ctx), services.SetServiceState, activities.ServiceInput{
+	err := r.ledger(ctx, services.SetServiceState, activities.ServiceInput{
 		WorkflowID: r.id, IdempotencyKey: r.id + "/" + step.Key, Tenant: r.in.Tenant, InvoiceID: r.in.InvoiceID,
 		CustomerID: r.in.Customer.ID, State: string(step.State), Reason: step.Why, CallbackURL: r.in.BillingCallbackURL,
 	}).Get(ctx, nil)
@@ -510,7 +531,7 @@ func (r *run) close(ctx workflow.Context, outcome policy.Outcome, reason string)
 	r.status.ClosedAt = now
 	r.status.ClosingReason = reason
 	r.upsertSearchAttributes(ctx, time.Time{})
-	err := workflow.ExecuteActivity(ledgerCtx(ctx), runs.CloseRun, activities.CloseRunInput{
+	err := r.ledger(ctx, runs.CloseRun, activities.CloseRunInput{
 		WorkflowID: r.id, Tenant: r.in.Tenant, InvoiceID: r.in.InvoiceID, CustomerID: r.in.Customer.ID,
 		Outcome: string(outcome), Reason: reason, Amount: r.amount.Decimal(), Currency: r.amount.Currency.Code,
 		Attempts: len(r.attempts), ClosedAt: now, CallbackURL: r.in.BillingCallbackURL,

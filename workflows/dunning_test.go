@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"strings"
 	"testing"
@@ -56,6 +57,9 @@ type harness struct {
 	// closeHook runs inside the CloseRun activity.
 	closeHook func()
 	opened    *activities.OpenRunInput
+	// notifySteps, when set, collects the idempotency keys of each
+	// NotifyStep activity.
+	notifySteps *[][]string
 }
 
 func (h *harness) charge(in activities.ChargeInput) (activities.ChargeOutput, error) {
@@ -165,6 +169,35 @@ func newHarnessWithBudget(t *testing.T, succeedOn int, budget *activities.Networ
 			return h.notifyResult(in)
 		}
 		return activities.NotifyOutput{Status: "sent", Provider: "test"}, nil
+	})
+	// NotifyStep is Notify for each message of the step, as the real
+	// activity does it.
+	h.env.OnActivity(notifications.NotifyStep, mock.Anything, mock.Anything).Return(func(ctx context.Context, in activities.NotifyStepInput) (activities.NotifyStepOutput, error) {
+		var out activities.NotifyStepOutput
+		if h.notifySteps != nil {
+			var keys []string
+			for _, m := range in.Messages {
+				keys = append(keys, m.IdempotencyKey)
+			}
+			*h.notifySteps = append(*h.notifySteps, keys)
+		}
+		for _, m := range in.Messages {
+			h.messages = append(h.messages, m)
+			h.notifyAt = append(h.notifyAt, h.env.Now())
+			res := activities.NotifyOutput{Status: "sent", Provider: "test"}
+			if h.notifyResult != nil {
+				var err error
+				if res, err = h.notifyResult(m); err != nil {
+					var appErr *temporal.ApplicationError
+					if !errors.As(err, &appErr) || !appErr.NonRetryable() {
+						return activities.NotifyStepOutput{}, err
+					}
+					res = activities.NotifyOutput{Status: "failed", Detail: err.Error()}
+				}
+			}
+			out.Results = append(out.Results, activities.NotifyStepResult{NotifyOutput: res, Key: m.IdempotencyKey})
+		}
+		return out, nil
 	})
 	h.env.OnActivity(services.RecordCredit, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.CreditInput) (activities.CreditOutput, error) {
 		h.credits = append(h.credits, in)

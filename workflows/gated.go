@@ -265,6 +265,9 @@ func (r *run) loopGated(ctx workflow.Context) (Result, error) {
 			r.status.Phase = PhaseRecovering
 		}
 		if wait := step.At.Sub(now); wait > 0 {
+			if r.shouldContinueAsNew(ctx) {
+				return Result{}, r.continueAsNew(ctx)
+			}
 			// Search attributes change only when the loop parks: every
 			// upsert is a billed action and a history event.
 			r.upsertSearchAttributes(ctx, step.At)
@@ -283,7 +286,11 @@ func (r *run) loopGated(ctx workflow.Context) (Result, error) {
 		logger.Info("dunning step", "action", step.Action, "why", step.Why, "key", step.Key, "attempt", step.Attempt)
 		switch step.Action {
 		case policy.ActionNotify:
-			r.notify(ctx, step)
+			if r.lean {
+				r.notifyStep(ctx, step)
+			} else {
+				r.notify(ctx, step)
+			}
 		case policy.ActionRetry:
 			if v := r.pol.MayCharge(r.engineState(workflow.Now(ctx)), step.Reason); !v.Allowed {
 				// Next plans through the same gate, so this means the state
@@ -331,7 +338,7 @@ func (r *run) refuse(ctx workflow.Context, reason policy.Reason, v policy.Verdic
 func (r *run) flushBlocks(ctx workflow.Context) {
 	for len(r.pendingBlocks) > 0 {
 		b := r.pendingBlocks[0]
-		if err := workflow.ExecuteActivity(ledgerCtx(ctx), limits.Block, b).Get(ctx, nil); err != nil {
+		if err := r.ledger(ctx, limits.Block, b).Get(ctx, nil); err != nil {
 			workflow.GetLogger(ctx).Error("card block not recorded in the shared ledger", "source", b.SourceKey, "error", err)
 		}
 		r.pendingBlocks = r.pendingBlocks[1:]
