@@ -57,9 +57,8 @@ type harness struct {
 	// closeHook runs inside the CloseRun activity.
 	closeHook func()
 	opened    *activities.OpenRunInput
-	// notifySteps, when set, collects the idempotency keys of each
-	// NotifyStep activity.
-	notifySteps *[][]string
+	// notifySteps holds the idempotency keys of each NotifyStep activity.
+	notifySteps [][]string
 }
 
 func (h *harness) charge(in activities.ChargeInput) (activities.ChargeOutput, error) {
@@ -170,35 +169,14 @@ func newHarnessWithBudget(t *testing.T, succeedOn int, budget *activities.Networ
 		}
 		return activities.NotifyOutput{Status: "sent", Provider: "test"}, nil
 	})
-	// NotifyStep is Notify for each message of the step, as the real
-	// activity does it.
-	h.env.OnActivity(notifications.NotifyStep, mock.Anything, mock.Anything).Return(func(ctx context.Context, in activities.NotifyStepInput) (activities.NotifyStepOutput, error) {
-		var out activities.NotifyStepOutput
-		if h.notifySteps != nil {
-			var keys []string
-			for _, m := range in.Messages {
-				keys = append(keys, m.IdempotencyKey)
-			}
-			*h.notifySteps = append(*h.notifySteps, keys)
+	mockNotifyStep(h.env, func(in activities.NotifyInput) (activities.NotifyOutput, error) {
+		h.messages = append(h.messages, in)
+		h.notifyAt = append(h.notifyAt, h.env.Now())
+		if h.notifyResult != nil {
+			return h.notifyResult(in)
 		}
-		for _, m := range in.Messages {
-			h.messages = append(h.messages, m)
-			h.notifyAt = append(h.notifyAt, h.env.Now())
-			res := activities.NotifyOutput{Status: "sent", Provider: "test"}
-			if h.notifyResult != nil {
-				var err error
-				if res, err = h.notifyResult(m); err != nil {
-					var appErr *temporal.ApplicationError
-					if !errors.As(err, &appErr) || !appErr.NonRetryable() {
-						return activities.NotifyStepOutput{}, err
-					}
-					res = activities.NotifyOutput{Status: "failed", Detail: err.Error()}
-				}
-			}
-			out.Results = append(out.Results, activities.NotifyStepResult{NotifyOutput: res, Key: m.IdempotencyKey})
-		}
-		return out, nil
-	})
+		return activities.NotifyOutput{Status: "sent", Provider: "test"}, nil
+	}, &h.notifySteps)
 	h.env.OnActivity(services.RecordCredit, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.CreditInput) (activities.CreditOutput, error) {
 		h.credits = append(h.credits, in)
 		credit, err := money.Prorate(money.MustParse(in.PeriodCharge, in.Currency), in.PeriodDays, in.Days)
@@ -746,4 +724,29 @@ func TestUnknownDeclineCodeIsCountedAndRetriedSafely(t *testing.T) {
 	if res := h.run(in); res.Outcome != policy.Recovered || h.chargeAt[0].Sub(t0) != 3*day {
 		t.Fatalf("result = %+v, first retry at +%s; want the default schedule", res, h.chargeAt[0].Sub(t0))
 	}
+}
+
+// mockNotifyStep answers NotifyStep as the real activity does: notify for
+// each message, a permanent failure recorded as "failed" without failing the
+// others, any other error failing the step (to be retried). steps collects
+// each step's idempotency keys.
+func mockNotifyStep(env *testsuite.TestWorkflowEnvironment, notify func(activities.NotifyInput) (activities.NotifyOutput, error), steps *[][]string) {
+	env.OnActivity(notifications.NotifyStep, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.NotifyStepInput) (activities.NotifyStepOutput, error) {
+		var out activities.NotifyStepOutput
+		var keys []string
+		for _, m := range in.Messages {
+			keys = append(keys, m.IdempotencyKey)
+			res, err := notify(m)
+			if err != nil {
+				var appErr *temporal.ApplicationError
+				if !errors.As(err, &appErr) || !appErr.NonRetryable() {
+					return activities.NotifyStepOutput{}, err
+				}
+				res = activities.NotifyOutput{Status: "failed", Detail: err.Error()}
+			}
+			out.Results = append(out.Results, activities.NotifyStepResult{NotifyOutput: res, Key: m.IdempotencyKey})
+		}
+		*steps = append(*steps, keys)
+		return out, nil
+	})
 }

@@ -79,36 +79,11 @@ func (r *run) registerGatedHandlers(ctx workflow.Context) error {
 	); err != nil {
 		return err
 	}
-	workflow.Go(ctx, func(ctx workflow.Context) {
-		declines := workflow.GetSignalChannel(ctx, SignalDecline)
-		cancels := workflow.GetSignalChannel(ctx, SignalCancel)
-		cards := workflow.GetSignalChannel(ctx, SignalPaymentMethodUpdated)
-		paid := workflow.GetSignalChannel(ctx, SignalPaidOutOfBand)
-		sel := workflow.NewSelector(ctx)
-		sel.AddReceive(declines, func(c workflow.ReceiveChannel, _ bool) {
-			var d Decline
-			c.Receive(ctx, &d)
-			r.onDecline(ctx, d)
-		})
-		sel.AddReceive(cancels, func(c workflow.ReceiveChannel, _ bool) {
-			var req CancelRequest
-			c.Receive(ctx, &req)
-			r.onCancel(ctx, req)
-		})
-		sel.AddReceive(cards, func(c workflow.ReceiveChannel, _ bool) {
-			var req PaymentMethodUpdate
-			c.Receive(ctx, &req)
-			r.onCardUpdate(ctx, req)
-		})
-		sel.AddReceive(paid, func(c workflow.ReceiveChannel, _ bool) {
-			var req PaidOutOfBand
-			c.Receive(ctx, &req)
-			r.onPaid(ctx, req)
-		})
-		for {
-			sel.Select(ctx)
-		}
-	})
+	receiveSignals(ctx,
+		onSignal(SignalDecline, r.onDecline),
+		onSignal(SignalCancel, r.onCancel),
+		onSignal(SignalPaymentMethodUpdated, r.onCardUpdate),
+		onSignal(SignalPaidOutOfBand, r.onPaid))
 	return nil
 }
 

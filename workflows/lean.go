@@ -142,6 +142,38 @@ func messageBase(key string) string {
 	return key
 }
 
+// signalHandler receives one named signal.
+type signalHandler struct {
+	name   string
+	handle func(workflow.Context, workflow.ReceiveChannel)
+}
+
+// onSignal handles the named signal's payload as a T.
+func onSignal[T any](name string, fn func(workflow.Context, T)) signalHandler {
+	return signalHandler{name: name, handle: func(ctx workflow.Context, c workflow.ReceiveChannel) {
+		var v T
+		c.Receive(ctx, &v)
+		fn(ctx, v)
+	}}
+}
+
+// receiveSignals starts the one goroutine that receives every signal of a
+// run, of either kind, in arrival order, and hands each to its handler. One
+// goroutine instead of one per signal keeps an open run small.
+func receiveSignals(ctx workflow.Context, handlers ...signalHandler) {
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		sel := workflow.NewSelector(ctx)
+		for _, h := range handlers {
+			sel.AddReceive(workflow.GetSignalChannel(ctx, h.name), func(c workflow.ReceiveChannel, _ bool) {
+				h.handle(ctx, c)
+			})
+		}
+		for {
+			sel.Select(ctx)
+		}
+	})
+}
+
 // continueAsNewAfter bounds a run's history: past it the run continues as
 // new at its next park. A normal run stays far below (about a hundred
 // events); only floods of signals or updates reach it.

@@ -104,16 +104,14 @@ func TestContinueAsNewKeepsEveryFieldOfTheStatus(t *testing.T) {
 
 func TestMessageStepSendsAllChannelsInOneActivity(t *testing.T) {
 	h := newHarness(t, 0)
-	var steps [][]string
-	h.notifySteps = &steps
 	h.run(input())
 	var paused []string
-	for _, s := range steps {
+	for _, s := range h.notifySteps {
 		if strings.Contains(s[0], "service-paused") {
 			paused = s
 		}
 	}
 	if len(paused) != 2 {
-		t.Fatalf("service-paused step sent %v, want email and text in one activity (steps: %v)", paused, steps)
+		t.Fatalf("service-paused step sent %v, want email and text in one activity (steps: %v)", paused, h.notifySteps)
 	}
 }

@@ -167,6 +167,9 @@ type reminderRun struct {
 	status ReminderStatus
 	cancel *CancelRequest
 	paid   *PaidOutOfBand
+	// lean runs (workflow version "reminder-lean" 1) share the dunning
+	// run's signal receiver and message path; see lean.go.
+	lean bool
 }
 
 // ReminderWorkflow sends the policy's reminders for one due date or one
@@ -184,6 +187,10 @@ func ReminderWorkflow(ctx workflow.Context, in ReminderInput) (ReminderResult, e
 	info := workflow.GetInfo(ctx)
 	now := workflow.Now(ctx)
 	r := &reminderRun{id: info.WorkflowExecution.ID, in: in, loc: in.Customer.location()}
+	// Version 1 of "reminder-lean": one goroutine receives every signal
+	// and each reminder sends all its channels in one activity, through the
+	// path dunning runs use.
+	r.lean = workflow.GetVersion(ctx, "reminder-lean", workflow.DefaultVersion, 1) >= 1
 	steps := pol.Reminders.Schedule(in.Kind, in.Anchor, now, r.loc)
 	r.status = ReminderStatus{
 		WorkflowID: r.id,
@@ -215,8 +222,12 @@ func ReminderWorkflow(ctx workflow.Context, in ReminderInput) (ReminderResult, e
 		if r.stopped() {
 			break
 		}
-		for _, ch := range step.Channels {
-			r.notify(ctx, step, ch)
+		if r.lean {
+			r.send(ctx, step)
+		} else {
+			for _, ch := range step.Channels {
+				r.notify(ctx, step, ch)
+			}
 		}
 		r.status.Pending = r.status.Pending[1:]
 	}
@@ -233,14 +244,18 @@ func (r *reminderRun) registerHandlers(ctx workflow.Context) error {
 	}); err != nil {
 		return err
 	}
+	if r.lean {
+		receiveSignals(ctx,
+			onSignal(SignalCancel, r.onCancel),
+			onSignal(SignalPaidOutOfBand, r.onPaid))
+		return nil
+	}
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		ch := workflow.GetSignalChannel(ctx, SignalCancel)
 		for {
 			var req CancelRequest
 			ch.Receive(ctx, &req)
-			if r.cancel == nil {
-				r.cancel = &req
-			}
+			r.onCancel(ctx, req)
 		}
 	})
 	workflow.Go(ctx, func(ctx workflow.Context) {
@@ -248,21 +263,37 @@ func (r *reminderRun) registerHandlers(ctx workflow.Context) error {
 		for {
 			var req PaidOutOfBand
 			ch.Receive(ctx, &req)
-			// Paying the invoice ends pre-due reminders; a card still
-			// expires whatever was paid.
-			if r.in.Kind == ReminderPreDue && r.paid == nil {
-				r.paid = &req
-			}
+			r.onPaid(ctx, req)
 		}
 	})
 	return nil
 }
 
-func (r *reminderRun) notify(ctx workflow.Context, step policy.ReminderStep, channel policy.Channel) {
-	recipient := r.in.Customer.Email
-	if channel == policy.SMS {
-		recipient = r.in.Customer.Phone
+func (r *reminderRun) onCancel(_ workflow.Context, req CancelRequest) {
+	if r.cancel == nil {
+		r.cancel = &req
 	}
+}
+
+// onPaid ends pre-due reminders; a card still expires whatever was paid.
+func (r *reminderRun) onPaid(_ workflow.Context, req PaidOutOfBand) {
+	if r.in.Kind == ReminderPreDue && r.paid == nil {
+		r.paid = &req
+	}
+}
+
+// send sends one reminder on all its channels in one activity.
+func (r *reminderRun) send(ctx workflow.Context, step policy.ReminderStep) {
+	kind, data := r.message()
+	msgs := make([]outgoing, len(step.Channels))
+	for i, ch := range step.Channels {
+		msgs[i] = outgoing{key: step.Key + "/" + string(ch), kind: kind, channel: ch, data: data}
+	}
+	r.status.Sent = append(r.status.Sent, sendMessages(ctx, r.id, r.in.Customer, msgs)...)
+}
+
+// message is the reminder's kind and the data its templates need.
+func (r *reminderRun) message() (policy.MessageKind, notify.Data) {
 	kind := MessagePaymentDue
 	if r.in.Kind == ReminderCardExpiry {
 		kind = MessageCardExpiring
@@ -277,12 +308,21 @@ func (r *reminderRun) notify(ctx workflow.Context, step policy.ReminderStep, cha
 			data.Amount, data.Currency = amount.Decimal(), amount.Currency.Code
 		}
 	}
+	return policy.MessageKind(kind), data
+}
+
+func (r *reminderRun) notify(ctx workflow.Context, step policy.ReminderStep, channel policy.Channel) {
+	recipient := r.in.Customer.Email
+	if channel == policy.SMS {
+		recipient = r.in.Customer.Phone
+	}
+	kind, data := r.message()
 	var out activities.NotifyOutput
 	err := workflow.ExecuteActivity(messageCtx(ctx), notifications.Notify, activities.NotifyInput{
-		WorkflowID: r.id, IdempotencyKey: r.id + "/" + step.Key + "/" + string(channel), Kind: kind, Channel: string(channel),
+		WorkflowID: r.id, IdempotencyKey: r.id + "/" + step.Key + "/" + string(channel), Kind: string(kind), Channel: string(channel),
 		Recipient: recipient, Locale: r.in.Customer.Locale, Data: data,
 	}).Get(ctx, &out)
-	rec := MessageRecord{Key: step.Key, Kind: policy.MessageKind(kind), Channel: channel, At: workflow.Now(ctx), Status: out.Status, Detail: out.Detail}
+	rec := MessageRecord{Key: step.Key, Kind: kind, Channel: channel, At: workflow.Now(ctx), Status: out.Status, Detail: out.Detail}
 	if err != nil {
 		// A reminder that cannot be sent is recorded; the run goes on.
 		rec.Status, rec.Detail = "failed", rootMessage(err)

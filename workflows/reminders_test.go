@@ -25,6 +25,7 @@ type reminderHarness struct {
 	in       ReminderInput
 	messages []activities.NotifyInput
 	sentAt   []time.Time
+	steps    [][]string
 }
 
 func newReminderHarness(t *testing.T, in ReminderInput) *reminderHarness {
@@ -35,11 +36,15 @@ func newReminderHarness(t *testing.T, in ReminderInput) *reminderHarness {
 	h.env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: ReminderWorkflowID(in)})
 	h.env.RegisterWorkflowWithOptions(ReminderWorkflow, workflow.RegisterOptions{Name: ReminderWorkflowName})
 	h.env.RegisterActivity(notifications)
-	h.env.OnActivity(notifications.Notify, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.NotifyInput) (activities.NotifyOutput, error) {
+	send := func(in activities.NotifyInput) (activities.NotifyOutput, error) {
 		h.messages = append(h.messages, in)
 		h.sentAt = append(h.sentAt, h.env.Now())
 		return activities.NotifyOutput{Status: "sent", Provider: "test"}, nil
+	}
+	h.env.OnActivity(notifications.Notify, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.NotifyInput) (activities.NotifyOutput, error) {
+		return send(in)
 	})
+	mockNotifyStep(h.env, send, &h.steps)
 	return h
 }
 
@@ -165,7 +170,7 @@ func TestCancelStopsReminders(t *testing.T) {
 	if res.Outcome != ReminderCancelled || res.Reason != "cancelled: invoice voided" || res.Sent != 1 {
 		t.Fatalf("result = %+v, want cancelled after 1 reminder", res)
 	}
-	if mid.State != ReminderWaiting || len(mid.Sent) != 1 || mid.Sent[0].Key != "pre-due-minus-3d" || mid.Sent[0].Status != "sent" {
+	if mid.State != ReminderWaiting || len(mid.Sent) != 1 || mid.Sent[0].Key != "pre-due-minus-3d/email" || mid.Sent[0].Status != "sent" {
 		t.Errorf("status before the cancel: %+v", mid)
 	}
 	if len(mid.Pending) != 2 || mid.Pending[0].Key != "pre-due-0d" || mid.Pending[1].Key != "pre-due-plus-3d" {

@@ -33,6 +33,7 @@ func TestReplayRecordedHistories(t *testing.T) {
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			r := worker.NewWorkflowReplayer()
 			r.RegisterWorkflowWithOptions(DunningWorkflow, workflow.RegisterOptions{Name: WorkflowName})
+			r.RegisterWorkflowWithOptions(ReminderWorkflow, workflow.RegisterOptions{Name: ReminderWorkflowName})
 			logger := tlog.NewStructuredLogger(slog.New(slog.DiscardHandler))
 			if os.Getenv("REPLAY_VERBOSE") != "" {
 				logger = tlog.NewStructuredLogger(slog.Default())
