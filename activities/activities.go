@@ -17,15 +17,19 @@ import (
 // Ledger is what the activities need from the PostgreSQL ledger.
 type Ledger interface {
 	OpenRun(ctx context.Context, r ledger.Run) (ledger.Run, error)
-	CloseRun(ctx context.Context, workflowID, status, reason string, at time.Time) error
+	// CloseRunWithEvent closes the run and enqueues its run.closed event
+	// (when ev is not nil) in one transaction.
+	CloseRunWithEvent(ctx context.Context, workflowID, status, reason string, at time.Time, ev *ledger.OutboxEvent) error
 	BeginAttempt(ctx context.Context, a ledger.Attempt) (ledger.Attempt, error)
 	FinishAttempt(ctx context.Context, key string, o ledger.AttemptOutcome) error
 	Attempts(ctx context.Context, workflowID string) ([]ledger.Attempt, error)
 	BeginMessage(ctx context.Context, m ledger.Message) (ledger.Message, error)
 	FinishMessage(ctx context.Context, key, status, provider, providerRef, detail string, at time.Time) error
-	RecordServiceChange(ctx context.Context, c ledger.ServiceChange) (ledger.ServiceChange, error)
-	MarkServiceCallback(ctx context.Context, key, status, detail string) error
-	RecordServiceCredit(ctx context.Context, c ledger.ServiceCredit) (ledger.ServiceCredit, error)
+	// RecordServiceChangeWithEvent and RecordServiceCreditWithEvent record
+	// the row and its event for the billing system (when ev is not nil) in
+	// one transaction; repeating a call changes nothing.
+	RecordServiceChangeWithEvent(ctx context.Context, c ledger.ServiceChange, ev *ledger.OutboxEvent) (ledger.ServiceChange, error)
+	RecordServiceCreditWithEvent(ctx context.Context, c ledger.ServiceCredit, ev *ledger.OutboxEvent) (ledger.ServiceCredit, error)
 	SMSOptOut(ctx context.Context, phone string) (optedOut bool, keyword string, err error)
 	EmailSuppressed(ctx context.Context, email string) (suppressed bool, reason string, err error)
 	ReserveCardAttempt(ctx context.Context, r ledger.Reservation, lim ledger.Limits) (ledger.Verdict, error)
@@ -40,6 +44,9 @@ const (
 	ErrTypeUnknownGateway   = "UnknownGateway"
 	ErrTypeGatewayPermanent = "GatewayPermanent"
 	ErrTypeMessageRejected  = "MessageRejected"
+	// ErrTypeCallbackRejected is no longer returned: billing callbacks go
+	// through the outbox, which records a refusal in the ledger. It stays
+	// so that workflow code and histories that name it keep working.
 	ErrTypeCallbackRejected = "CallbackRejected"
 	ErrTypeRunClosed        = "RunClosed"
 )

@@ -348,7 +348,7 @@ func TestChargeRejectedBeforeLedger(t *testing.T) {
 			_, err := f.charge(t, in)
 			assertPermanent(t, err, tt.wantType)
 
-			want := map[string]int64{"runs": 1, "attempts": 0, "messages": 0, "service_changes": 0}
+			want := map[string]int64{"runs": 1, "attempts": 0, "messages": 0, "service_changes": 0, "outbox": 0}
 			if got := counts(t, f.store); !maps.Equal(got, want) {
 				t.Errorf("ledger counts = %v, want %v", got, want)
 			}

@@ -2,11 +2,9 @@ package activities
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
-	"github.com/dunningco/dunning/billing"
 	"github.com/dunningco/dunning/ledger"
 	"github.com/dunningco/dunning/money"
 )
@@ -49,8 +47,10 @@ type CreditEvent struct {
 }
 
 // RecordCredit prorates the period charge (money.Prorate: half-even to the
-// currency's minor unit), records the credit once in the ledger and tells
-// the billing system, which applies it to the next invoice.
+// currency's minor unit) and records the credit once in the ledger, with its
+// service.credited event for the billing system (which applies it to the
+// next invoice) in the same transaction when a callback URL applies and the
+// credit is not zero. It never calls the billing system.
 func (a *ServiceActions) RecordCredit(ctx context.Context, in CreditInput) (CreditOutput, error) {
 	charge, err := money.Parse(in.PeriodCharge, in.Currency)
 	if err != nil {
@@ -60,31 +60,24 @@ func (a *ServiceActions) RecordCredit(ctx context.Context, in CreditInput) (Cred
 	if err != nil {
 		return CreditOutput{}, permanent(ErrTypeInvalidInput, fmt.Errorf("credit %s: %w", in.IdempotencyKey, err))
 	}
-	row, err := a.Ledger.RecordServiceCredit(ctx, ledger.ServiceCredit{
-		IdempotencyKey: in.IdempotencyKey, WorkflowID: in.WorkflowID, Amount: credit.Value, Currency: credit.Currency.Code,
-		Days: in.Days, PeriodDays: in.PeriodDays, PeriodCharge: charge.Value, Reason: in.Reason, CreatedAt: time.Now().UTC(),
-	})
-	if err != nil {
-		return CreditOutput{}, ledgerErr(err, "credit %s: record", in.IdempotencyKey)
-	}
 	out := CreditOutput{Amount: credit.Decimal(), Currency: credit.Currency.Code}
-	url := in.CallbackURL
-	if url == "" {
-		url = a.DefaultCallbackURL
+	row := ledger.ServiceCredit{
+		IdempotencyKey: in.IdempotencyKey, WorkflowID: in.WorkflowID, Amount: credit.Value, Currency: credit.Currency.Code,
+		Days: in.Days, PeriodDays: in.PeriodDays, PeriodCharge: charge.Value, Reason: in.Reason, CreatedAt: eventTime(),
 	}
-	if url == "" || credit.Value.IsZero() {
-		return out, nil
+	var ev *ledger.OutboxEvent
+	if url := callbackURL(in.CallbackURL, a.DefaultCallbackURL); url != "" && !credit.Value.IsZero() {
+		ev, err = newEvent(EventServiceCredited, url, in.IdempotencyKey, in.WorkflowID, CreditEvent{
+			Type: EventServiceCredited, IdempotencyKey: in.IdempotencyKey, WorkflowID: in.WorkflowID, Tenant: in.Tenant,
+			InvoiceID: in.InvoiceID, CustomerID: in.CustomerID, Amount: out.Amount, Currency: out.Currency,
+			Days: in.Days, Reason: in.Reason, At: row.CreatedAt,
+		})
+		if err != nil {
+			return CreditOutput{}, permanent(ErrTypeInvalidInput, fmt.Errorf("credit %s: %w", in.IdempotencyKey, err))
+		}
 	}
-	err = a.Callback.Post(ctx, url, in.IdempotencyKey, CreditEvent{
-		Type: "service.credited", IdempotencyKey: in.IdempotencyKey, WorkflowID: in.WorkflowID, Tenant: in.Tenant,
-		InvoiceID: in.InvoiceID, CustomerID: in.CustomerID, Amount: out.Amount, Currency: out.Currency,
-		Days: in.Days, Reason: in.Reason, At: row.CreatedAt,
-	})
-	if errors.Is(err, billing.ErrRejected) {
-		return out, permanent(ErrTypeCallbackRejected, fmt.Errorf("credit %s: %w", in.IdempotencyKey, err))
-	}
-	if err != nil {
-		return CreditOutput{}, fmt.Errorf("credit %s: %w", in.IdempotencyKey, err)
+	if _, err := a.Ledger.RecordServiceCreditWithEvent(ctx, row, ev); err != nil {
+		return CreditOutput{}, ledgerErr(err, "credit %s: record", in.IdempotencyKey)
 	}
 	return out, nil
 }

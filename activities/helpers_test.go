@@ -23,6 +23,7 @@ import (
 	"github.com/dunningco/dunning/billing"
 	"github.com/dunningco/dunning/ledger"
 	"github.com/dunningco/dunning/ledger/ledgertest"
+	"github.com/dunningco/dunning/outbox"
 )
 
 const (
@@ -213,4 +214,42 @@ func decodeJSON(t *testing.T, body []byte) map[string]any {
 		t.Fatalf("body %q is not a JSON object: %v", body, err)
 	}
 	return m
+}
+
+// dispatch runs one outbox dispatcher pass, signing as signedCallback does,
+// and returns how many events it sent.
+func dispatch(t *testing.T, store *ledger.Store) int {
+	t.Helper()
+	d := &outbox.Dispatcher{Ledger: store, Callback: signedCallback(), Logger: quietLogger}
+	n, err := d.DispatchOnce(ctxFor(t))
+	if err != nil {
+		t.Fatalf("DispatchOnce: %v", err)
+	}
+	return n
+}
+
+// outboxEvent returns the outbox event stored under key.
+func outboxEvent(t *testing.T, store *ledger.Store, key string) ledger.OutboxEvent {
+	t.Helper()
+	e, err := store.OutboxEvent(ctxFor(t), key)
+	if err != nil {
+		t.Fatalf("outbox event %s: %v", key, err)
+	}
+	return e
+}
+
+// assertSentAsStored checks that req carries the event's key and exactly
+// the body the outbox stored, signed.
+func assertSentAsStored(t *testing.T, req billingRequest, e ledger.OutboxEvent) {
+	t.Helper()
+	if req.Method != http.MethodPost || req.ContentType != "application/json" {
+		t.Errorf("request = %s %s, want POST application/json", req.Method, req.ContentType)
+	}
+	if req.Key != e.IdempotencyKey {
+		t.Errorf("Idempotency-Key = %q, want %q", req.Key, e.IdempotencyKey)
+	}
+	if string(req.Body) != string(e.Body) {
+		t.Errorf("body sent = %s, want the stored %s", req.Body, e.Body)
+	}
+	assertSigned(t, req, t0)
 }

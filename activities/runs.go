@@ -2,11 +2,9 @@ package activities
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
-	"github.com/dunningco/dunning/billing"
 	"github.com/dunningco/dunning/ledger"
 	"github.com/dunningco/dunning/money"
 )
@@ -56,10 +54,13 @@ type RunClosedEvent struct {
 	ClosedAt   time.Time `json:"closed_at"`
 }
 
-// Runs keeps the run rows of the ledger and reports outcomes.
+// Runs keeps the run rows of the ledger and reports outcomes. It only
+// writes the ledger (run.closed events go out through the outbox), so its
+// activities can run as local activities.
 type Runs struct {
-	Ledger             Ledger
-	Callback           billing.Callback
+	Ledger Ledger
+	// DefaultCallbackURL is used when the run names none; empty means the
+	// outcome is only recorded.
 	DefaultCallbackURL string
 }
 
@@ -84,28 +85,23 @@ func (a *Runs) OpenRun(ctx context.Context, in OpenRunInput) error {
 	return nil
 }
 
-// CloseRun records the outcome and POSTs a run.closed event to the billing
-// system when a callback is configured.
+// CloseRun records the outcome and, when a callback URL applies, enqueues
+// the run.closed event (key <workflow id>/closed) in the same transaction.
+// It never calls the billing system; a repeated call changes nothing.
 func (a *Runs) CloseRun(ctx context.Context, in CloseRunInput) error {
-	if err := a.Ledger.CloseRun(ctx, in.WorkflowID, in.Outcome, in.Reason, in.ClosedAt); err != nil {
+	var ev *ledger.OutboxEvent
+	if url := callbackURL(in.CallbackURL, a.DefaultCallbackURL); url != "" {
+		var err error
+		ev, err = newEvent(EventRunClosed, url, in.WorkflowID+"/closed", in.WorkflowID, RunClosedEvent{
+			Type: EventRunClosed, WorkflowID: in.WorkflowID, Tenant: in.Tenant, InvoiceID: in.InvoiceID, CustomerID: in.CustomerID,
+			Outcome: in.Outcome, Reason: in.Reason, Amount: in.Amount, Currency: in.Currency, Attempts: in.Attempts, ClosedAt: in.ClosedAt,
+		})
+		if err != nil {
+			return permanent(ErrTypeInvalidInput, fmt.Errorf("close run %s: %w", in.WorkflowID, err))
+		}
+	}
+	if err := a.Ledger.CloseRunWithEvent(ctx, in.WorkflowID, in.Outcome, in.Reason, in.ClosedAt, ev); err != nil {
 		return ledgerErr(err, "close run %s", in.WorkflowID)
-	}
-	url := in.CallbackURL
-	if url == "" {
-		url = a.DefaultCallbackURL
-	}
-	if url == "" {
-		return nil
-	}
-	err := a.Callback.Post(ctx, url, in.WorkflowID+"/closed", RunClosedEvent{
-		Type: "run.closed", WorkflowID: in.WorkflowID, Tenant: in.Tenant, InvoiceID: in.InvoiceID, CustomerID: in.CustomerID,
-		Outcome: in.Outcome, Reason: in.Reason, Amount: in.Amount, Currency: in.Currency, Attempts: in.Attempts, ClosedAt: in.ClosedAt,
-	})
-	if errors.Is(err, billing.ErrRejected) {
-		return permanent(ErrTypeCallbackRejected, fmt.Errorf("close run %s: %w", in.WorkflowID, err))
-	}
-	if err != nil {
-		return fmt.Errorf("close run %s: %w", in.WorkflowID, err)
 	}
 	return nil
 }

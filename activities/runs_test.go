@@ -80,10 +80,10 @@ func closeRunInput(callbackURL string) activities.CloseRunInput {
 	}
 }
 
-func TestCloseRunPostsRunClosed(t *testing.T) {
+func TestCloseRunEnqueuesRunClosed(t *testing.T) {
 	store := newLedger(t)
 	srv := newBillingServer(t, http.StatusOK)
-	runs := &activities.Runs{Ledger: store, Callback: signedCallback()}
+	runs := &activities.Runs{Ledger: store}
 	in := closeRunInput(srv.URL)
 
 	if err := runs.CloseRun(ctxFor(t), in); err != nil {
@@ -96,28 +96,37 @@ func TestCloseRunPostsRunClosed(t *testing.T) {
 	if run.Status != "recovered" || run.ClosingReason != in.Reason || !run.ClosedAt.Equal(in.ClosedAt) {
 		t.Errorf("run = status %q reason %q closed %v, want recovered %q at %v", run.Status, run.ClosingReason, run.ClosedAt, in.Reason, in.ClosedAt)
 	}
+	if got := len(srv.requests()); got != 0 {
+		t.Fatalf("billing requests from the activity = %d, want 0", got)
+	}
 
+	key := testWorkflowID + "/closed"
+	ev := outboxEvent(t, store, key)
+	if ev.Kind != "run.closed" || ev.WorkflowID != testWorkflowID || ev.URL != srv.URL || ev.Status != "pending" {
+		t.Errorf("outbox event = %+v, want a pending run.closed to %s", ev, srv.URL)
+	}
+	var got activities.RunClosedEvent
+	if err := json.Unmarshal(ev.Body, &got); err != nil {
+		t.Fatalf("body %q: %v", ev.Body, err)
+	}
+	want := activities.RunClosedEvent{
+		Type: "run.closed", WorkflowID: testWorkflowID, Tenant: "acme", InvoiceID: "inv-1", CustomerID: "cus_1",
+		Outcome: "recovered", Reason: in.Reason, Amount: "49.90", Currency: "EUR", Attempts: 2, ClosedAt: in.ClosedAt,
+	}
+	if got != want {
+		t.Errorf("run.closed event = %+v, want %+v", got, want)
+	}
+
+	if n := dispatch(t, store); n != 1 {
+		t.Fatalf("dispatcher sent %d events, want 1", n)
+	}
 	reqs := srv.requests()
 	if len(reqs) != 1 {
 		t.Fatalf("billing requests = %d, want 1", len(reqs))
 	}
-	req := reqs[0]
-	if req.Method != http.MethodPost || req.ContentType != "application/json" {
-		t.Errorf("request = %s %s, want POST application/json", req.Method, req.ContentType)
-	}
-	if want := testWorkflowID + "/closed"; req.Key != want {
-		t.Errorf("Idempotency-Key = %q, want %q", req.Key, want)
-	}
-	assertSigned(t, req, t0)
-
-	var ev activities.RunClosedEvent
-	if err := json.Unmarshal(req.Body, &ev); err != nil {
-		t.Fatalf("body %q: %v", req.Body, err)
-	}
-	if ev.Type != "run.closed" || ev.WorkflowID != testWorkflowID || ev.Tenant != "acme" || ev.InvoiceID != "inv-1" ||
-		ev.CustomerID != "cus_1" || ev.Outcome != "recovered" || ev.Reason != in.Reason || ev.Amount != "49.90" ||
-		ev.Currency != "EUR" || ev.Attempts != 2 || !ev.ClosedAt.Equal(in.ClosedAt) {
-		t.Errorf("run.closed event = %+v, want the run's outcome", ev)
+	assertSentAsStored(t, reqs[0], ev)
+	if ev := outboxEvent(t, store, key); ev.Status != "delivered" || ev.Attempts != 1 {
+		t.Errorf("outbox event after dispatch = %s after %d attempts, want delivered after 1", ev.Status, ev.Attempts)
 	}
 }
 
@@ -128,20 +137,19 @@ func TestCloseRunCallback(t *testing.T) {
 		runURL       bool
 		defaultURL   bool
 		wantRequests int
-		wantType     string // non-retryable error type; "" with wantRetry false means success
-		wantRetry    bool
+		wantEvent    string // outbox status after one dispatcher pass; "" for no event
 	}{
-		{name: "no URL", status: http.StatusOK, wantRequests: 0},
-		{name: "default URL", status: http.StatusNoContent, defaultURL: true, wantRequests: 1},
-		{name: "run URL", status: http.StatusNoContent, runURL: true, wantRequests: 1},
-		{name: "rejected", status: http.StatusBadRequest, runURL: true, wantRequests: 1, wantType: activities.ErrTypeCallbackRejected},
-		{name: "unavailable", status: http.StatusServiceUnavailable, runURL: true, wantRequests: 1, wantRetry: true},
+		{name: "no URL", status: http.StatusOK},
+		{name: "default URL", status: http.StatusNoContent, defaultURL: true, wantRequests: 1, wantEvent: "delivered"},
+		{name: "run URL", status: http.StatusNoContent, runURL: true, wantRequests: 1, wantEvent: "delivered"},
+		{name: "rejected", status: http.StatusBadRequest, runURL: true, wantRequests: 1, wantEvent: "failed"},
+		{name: "unavailable", status: http.StatusServiceUnavailable, runURL: true, wantRequests: 1, wantEvent: "pending"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			store := newLedger(t)
 			srv := newBillingServer(t, tt.status)
-			runs := &activities.Runs{Ledger: store, Callback: signedCallback()}
+			runs := &activities.Runs{Ledger: store}
 			if tt.defaultURL {
 				runs.DefaultCallbackURL = srv.URL
 			}
@@ -150,19 +158,25 @@ func TestCloseRunCallback(t *testing.T) {
 				in.CallbackURL = srv.URL
 			}
 
-			err := runs.CloseRun(ctxFor(t), in)
-			switch {
-			case tt.wantType != "":
-				assertPermanent(t, err, tt.wantType)
-			case tt.wantRetry:
-				assertRetryable(t, err)
-			case err != nil:
+			// Whatever the billing system will answer, closing succeeds: it
+			// only writes the ledger.
+			if err := runs.CloseRun(ctxFor(t), in); err != nil {
 				t.Fatalf("CloseRun: %v", err)
 			}
+			dispatch(t, store)
 			if got := len(srv.requests()); got != tt.wantRequests {
 				t.Errorf("billing requests = %d, want %d", got, tt.wantRequests)
 			}
-			// The ledger records the close even when the callback fails.
+			events, err := store.OutboxEvents(ctxFor(t), testWorkflowID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch {
+			case tt.wantEvent == "" && len(events) != 0:
+				t.Errorf("outbox events = %+v, want none", events)
+			case tt.wantEvent != "" && (len(events) != 1 || events[0].Status != tt.wantEvent):
+				t.Errorf("outbox events = %+v, want one %s", events, tt.wantEvent)
+			}
 			run, err := store.GetRun(ctxFor(t), testWorkflowID)
 			if err != nil {
 				t.Fatalf("GetRun: %v", err)
@@ -174,19 +188,31 @@ func TestCloseRunCallback(t *testing.T) {
 	}
 }
 
-func TestCloseRunRetryAfterUnavailable(t *testing.T) {
+func TestCloseRunRepeated(t *testing.T) {
 	store := newLedger(t)
-	srv := newBillingServer(t, http.StatusServiceUnavailable)
-	runs := &activities.Runs{Ledger: store, Callback: signedCallback()}
+	srv := newBillingServer(t, http.StatusOK)
+	runs := &activities.Runs{Ledger: store}
 	in := closeRunInput(srv.URL)
 
-	assertRetryable(t, runs.CloseRun(ctxFor(t), in))
-	srv.setStatus(http.StatusOK)
-	if err := runs.CloseRun(ctxFor(t), in); err != nil {
-		t.Fatalf("retried CloseRun: %v", err)
+	for i := range 2 {
+		if err := runs.CloseRun(ctxFor(t), in); err != nil {
+			t.Fatalf("CloseRun #%d: %v", i+1, err)
+		}
 	}
+	assertCount(t, store, "outbox", 1)
+
+	// Closing with another outcome is refused and enqueues nothing.
+	other := in
+	other.Outcome, other.ClosedAt = "cancelled", in.ClosedAt.Add(time.Hour)
+	assertPermanent(t, runs.CloseRun(ctxFor(t), other), activities.ErrTypeRunClosed)
+	assertCount(t, store, "outbox", 1)
+
+	dispatch(t, store)
 	reqs := srv.requests()
-	if len(reqs) != 2 || reqs[0].Key != reqs[1].Key || string(reqs[0].Body) != string(reqs[1].Body) {
-		t.Errorf("billing saw %d requests, want 2 with the same key and body", len(reqs))
+	if len(reqs) != 1 {
+		t.Fatalf("billing requests = %d, want 1", len(reqs))
+	}
+	if body := decodeJSON(t, reqs[0].Body); body["outcome"] != "recovered" {
+		t.Errorf("run.closed outcome = %v, want recovered", body["outcome"])
 	}
 }

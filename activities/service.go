@@ -2,11 +2,10 @@ package activities
 
 import (
 	"context"
-	"errors"
+	"encoding/json"
 	"fmt"
 	"time"
 
-	"github.com/dunningco/dunning/billing"
 	"github.com/dunningco/dunning/ledger"
 )
 
@@ -22,9 +21,14 @@ type ServiceInput struct {
 	CallbackURL    string `json:"callback_url,omitempty"`
 }
 
-// ServiceOutput says whether the billing system heard about the change.
+// ServiceOutput says how far the billing system's copy of the change got
+// when the activity returned.
 type ServiceOutput struct {
-	Callback string `json:"callback"` // none, delivered
+	// Callback is "queued" when the change's event was enqueued for the
+	// outbox dispatcher (new changes), "none" when no callback URL applies,
+	// and, on a repeated call, "delivered" or "failed" once the dispatcher
+	// recorded the billing system's answer.
+	Callback string `json:"callback"`
 }
 
 // ServiceEvent is the JSON body POSTed to the billing system.
@@ -40,68 +44,88 @@ type ServiceEvent struct {
 	At             time.Time `json:"at"`
 }
 
-// ServiceActions pauses, suspends, restores and cancels service through the
-// billing system's callback, recording each change in the ledger.
+// Event types, as the billing system receives them in "type" and the outbox
+// records them in its kind column.
+const (
+	EventServiceStateChanged = "service.state_changed"
+	EventRunClosed           = "run.closed"
+	EventServiceCredited     = "service.credited"
+)
+
+// ServiceActions pauses, suspends, restores and cancels service, and records
+// service credits. It only writes the ledger: each change and its event for
+// the billing system commit together, and the outbox dispatcher (package
+// outbox) delivers the event. So the activities make no outside call and can
+// run as local activities.
 type ServiceActions struct {
-	Ledger   Ledger
-	Callback billing.Callback
+	Ledger Ledger
 	// DefaultCallbackURL is used when the run names none; empty means the
 	// change is only recorded.
 	DefaultCallbackURL string
 }
 
-// SetServiceState records the change once and delivers it to the billing
-// system (with the same Idempotency-Key on every retry).
+// SetServiceState records the change once, with its service.state_changed
+// event when a callback URL applies. It never calls the billing system: a
+// refusal (4xx) is the dispatcher's to record, as callback status "failed"
+// on the change, for ops to see; it is not an error of this activity.
 func (a *ServiceActions) SetServiceState(ctx context.Context, in ServiceInput) (ServiceOutput, error) {
 	switch in.State {
 	case "active", "paused", "suspended", "cancelled":
 	default:
 		return ServiceOutput{}, permanent(ErrTypeInvalidInput, fmt.Errorf("service change %s: unknown state %q", in.IdempotencyKey, in.State))
 	}
-	row, err := a.Ledger.RecordServiceChange(ctx, ledger.ServiceChange{
+	change := ledger.ServiceChange{
 		IdempotencyKey: in.IdempotencyKey,
 		WorkflowID:     in.WorkflowID,
 		State:          in.State,
 		Reason:         in.Reason,
-		CallbackStatus: "pending",
-		CreatedAt:      time.Now().UTC(),
-	})
+		CallbackStatus: "none",
+		CallbackDetail: "no billing callback configured",
+		CreatedAt:      eventTime(),
+	}
+	var ev *ledger.OutboxEvent
+	if url := callbackURL(in.CallbackURL, a.DefaultCallbackURL); url != "" {
+		var err error
+		ev, err = newEvent(EventServiceStateChanged, url, in.IdempotencyKey, in.WorkflowID, ServiceEvent{
+			Type: EventServiceStateChanged, IdempotencyKey: in.IdempotencyKey, WorkflowID: in.WorkflowID,
+			Tenant: in.Tenant, InvoiceID: in.InvoiceID, CustomerID: in.CustomerID,
+			State: in.State, Reason: in.Reason, At: change.CreatedAt,
+		})
+		if err != nil {
+			return ServiceOutput{}, permanent(ErrTypeInvalidInput, fmt.Errorf("service change %s: %w", in.IdempotencyKey, err))
+		}
+	}
+	row, err := a.Ledger.RecordServiceChangeWithEvent(ctx, change, ev)
 	if err != nil {
 		return ServiceOutput{}, ledgerErr(err, "service change %s: record", in.IdempotencyKey)
 	}
-	switch row.CallbackStatus {
-	case "delivered", "none":
-		return ServiceOutput{Callback: row.CallbackStatus}, nil
-	case "failed":
-		// The billing system refused it once; posting again would not help.
-		return ServiceOutput{}, permanent(ErrTypeCallbackRejected, fmt.Errorf("service change %s: billing system rejected it earlier: %s", in.IdempotencyKey, row.CallbackDetail))
+	if row.CallbackStatus == "pending" {
+		return ServiceOutput{Callback: "queued"}, nil
 	}
-	url := in.CallbackURL
-	if url == "" {
-		url = a.DefaultCallbackURL
+	return ServiceOutput{Callback: row.CallbackStatus}, nil
+}
+
+// callbackURL is the run's callback URL, else the worker's default; empty
+// means the billing system is not told.
+func callbackURL(run, def string) string {
+	if run != "" {
+		return run
 	}
-	if url == "" {
-		if err := a.Ledger.MarkServiceCallback(ctx, in.IdempotencyKey, "none", "no billing callback configured"); err != nil {
-			return ServiceOutput{}, ledgerErr(err, "service change %s", in.IdempotencyKey)
-		}
-		return ServiceOutput{Callback: "none"}, nil
-	}
-	err = a.Callback.Post(ctx, url, in.IdempotencyKey, ServiceEvent{
-		Type: "service.state_changed", IdempotencyKey: in.IdempotencyKey, WorkflowID: in.WorkflowID,
-		Tenant: in.Tenant, InvoiceID: in.InvoiceID, CustomerID: in.CustomerID,
-		State: in.State, Reason: in.Reason, At: row.CreatedAt,
-	})
+	return def
+}
+
+// eventTime is the time an event reports, cut to PostgreSQL's microseconds
+// so the body's timestamp equals the one the ledger row keeps.
+func eventTime() time.Time {
+	return time.Now().UTC().Truncate(time.Microsecond)
+}
+
+// newEvent builds the outbox row for event, of type kind: its JSON body is
+// encoded here, once, and the dispatcher sends exactly that on every attempt.
+func newEvent(kind, url, key, workflowID string, event any) (*ledger.OutboxEvent, error) {
+	body, err := json.Marshal(event)
 	if err != nil {
-		if errors.Is(err, billing.ErrRejected) {
-			if merr := a.Ledger.MarkServiceCallback(ctx, in.IdempotencyKey, "failed", err.Error()); merr != nil {
-				return ServiceOutput{}, ledgerErr(merr, "service change %s", in.IdempotencyKey)
-			}
-			return ServiceOutput{}, permanent(ErrTypeCallbackRejected, fmt.Errorf("service change %s: %w", in.IdempotencyKey, err))
-		}
-		return ServiceOutput{}, fmt.Errorf("service change %s: %w", in.IdempotencyKey, err)
+		return nil, fmt.Errorf("encode %s event: %w", kind, err)
 	}
-	if err := a.Ledger.MarkServiceCallback(ctx, in.IdempotencyKey, "delivered", ""); err != nil {
-		return ServiceOutput{}, ledgerErr(err, "service change %s", in.IdempotencyKey)
-	}
-	return ServiceOutput{Callback: "delivered"}, nil
+	return &ledger.OutboxEvent{IdempotencyKey: key, WorkflowID: workflowID, Kind: kind, URL: url, Body: body}, nil
 }

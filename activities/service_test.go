@@ -9,6 +9,7 @@ import (
 	"github.com/dunningco/dunning/activities"
 	"github.com/dunningco/dunning/billing"
 	"github.com/dunningco/dunning/ledger"
+	"github.com/dunningco/dunning/outbox"
 )
 
 func serviceInput(state, callbackURL string) activities.ServiceInput {
@@ -34,12 +35,12 @@ func serviceChange(t *testing.T, store *ledger.Store, key string) ledger.Service
 	return ledger.ServiceChange{}
 }
 
-func TestSetServiceStateDelivered(t *testing.T) {
+func TestSetServiceStateQueuesThenDelivers(t *testing.T) {
 	for _, state := range []string{"active", "paused", "suspended", "cancelled"} {
 		t.Run(state, func(t *testing.T) {
 			store := newLedger(t)
 			srv := newBillingServer(t, http.StatusNoContent)
-			a := &activities.ServiceActions{Ledger: store, Callback: signedCallback()}
+			a := &activities.ServiceActions{Ledger: store}
 			in := serviceInput(state, srv.URL)
 			before := time.Now().UTC()
 
@@ -47,23 +48,23 @@ func TestSetServiceStateDelivered(t *testing.T) {
 			if err != nil {
 				t.Fatalf("SetServiceState: %v", err)
 			}
-			if out.Callback != "delivered" {
-				t.Errorf("Callback = %q, want delivered", out.Callback)
+			if out.Callback != "queued" {
+				t.Errorf("Callback = %q, want queued", out.Callback)
 			}
-			reqs := srv.requests()
-			if len(reqs) != 1 {
-				t.Fatalf("billing requests = %d, want 1", len(reqs))
+			// Ledger-only: the billing system hears nothing from the activity.
+			if got := len(srv.requests()); got != 0 {
+				t.Fatalf("billing requests from the activity = %d, want 0", got)
 			}
-			req := reqs[0]
-			if req.Method != http.MethodPost || req.ContentType != "application/json" {
-				t.Errorf("request = %s %s, want POST application/json", req.Method, req.ContentType)
+			row := serviceChange(t, store, in.IdempotencyKey)
+			if row.CallbackStatus != "pending" || row.State != state || row.Reason != in.Reason {
+				t.Errorf("ledger change = %+v, want %s pending", row, state)
 			}
-			if req.Key != in.IdempotencyKey {
-				t.Errorf("Idempotency-Key = %q, want %q", req.Key, in.IdempotencyKey)
-			}
-			assertSigned(t, req, t0)
 
-			body := decodeJSON(t, req.Body)
+			ev := outboxEvent(t, store, in.IdempotencyKey)
+			if ev.Kind != "service.state_changed" || ev.WorkflowID != testWorkflowID || ev.URL != srv.URL || ev.Status != "pending" {
+				t.Errorf("outbox event = %+v, want a pending service.state_changed to %s", ev, srv.URL)
+			}
+			body := decodeJSON(t, ev.Body)
 			wantFields := map[string]string{
 				"type": "service.state_changed", "idempotency_key": in.IdempotencyKey, "workflow_id": testWorkflowID,
 				"tenant": "acme", "invoice_id": "inv-1", "customer_id": "cus_1", "state": state,
@@ -74,27 +75,45 @@ func TestSetServiceStateDelivered(t *testing.T) {
 					t.Errorf("body %s = %q, want %q", k, got, want)
 				}
 			}
+			if len(body) != len(wantFields)+1 {
+				t.Errorf("body has %d fields, want %d: %v", len(body), len(wantFields)+1, body)
+			}
 			at, err := time.Parse(time.RFC3339Nano, body["at"].(string))
 			if err != nil || at.Before(before.Add(-time.Second)) || at.After(time.Now().Add(time.Second)) {
 				t.Errorf("body at = %v (%v), want the time of the change", body["at"], err)
-			}
-
-			row := serviceChange(t, store, in.IdempotencyKey)
-			if row.CallbackStatus != "delivered" || row.State != state || row.Reason != in.Reason || row.CallbackDetail != "" {
-				t.Errorf("ledger change = %+v, want %s delivered", row, state)
 			}
 			if !row.CreatedAt.Equal(at) {
 				t.Errorf("body at = %v, want the recorded change time %v", at, row.CreatedAt)
 			}
 
 			again, err := a.SetServiceState(ctxFor(t), in)
-			if err != nil || again.Callback != "delivered" {
-				t.Errorf("repeated SetServiceState = %+v, %v; want delivered", again, err)
+			if err != nil || again.Callback != "queued" {
+				t.Errorf("repeated SetServiceState = %+v, %v; want queued", again, err)
 			}
+			assertCount(t, store, "service_changes", 1)
+			assertCount(t, store, "outbox", 1)
+
+			if n := dispatch(t, store); n != 1 {
+				t.Fatalf("dispatcher sent %d events, want 1", n)
+			}
+			reqs := srv.requests()
+			if len(reqs) != 1 {
+				t.Fatalf("billing requests = %d, want 1", len(reqs))
+			}
+			assertSentAsStored(t, reqs[0], ev)
+			if row := serviceChange(t, store, in.IdempotencyKey); row.CallbackStatus != "delivered" || row.CallbackDetail != "" {
+				t.Errorf("ledger change after dispatch = %+v, want delivered", row)
+			}
+
+			again, err = a.SetServiceState(ctxFor(t), in)
+			if err != nil || again.Callback != "delivered" {
+				t.Errorf("SetServiceState after delivery = %+v, %v; want delivered", again, err)
+			}
+			dispatch(t, store)
 			if got := len(srv.requests()); got != 1 {
 				t.Errorf("billing requests after repeat = %d, want 1", got)
 			}
-			assertCount(t, store, "service_changes", 1)
+			assertCount(t, store, "outbox", 1)
 		})
 	}
 }
@@ -106,49 +125,64 @@ func TestSetServiceStateUnsigned(t *testing.T) {
 	if _, err := a.SetServiceState(ctxFor(t), serviceInput("paused", srv.URL)); err != nil {
 		t.Fatalf("SetServiceState: %v", err)
 	}
+	d := &outbox.Dispatcher{Ledger: store, Logger: quietLogger} // no secret
+	if _, err := d.DispatchOnce(ctxFor(t)); err != nil {
+		t.Fatal(err)
+	}
 	reqs := srv.requests()
 	if len(reqs) != 1 || reqs[0].Signature != "" {
 		t.Errorf("requests = %+v, want one without %s", reqs, billing.SignatureHeader)
 	}
 }
 
+// The billing system's answer no longer reaches the activity: a refusal is
+// recorded by the dispatcher as callback status "failed" for ops, and the
+// activity, called again, reports it without an error.
 func TestSetServiceStateCallbackFailures(t *testing.T) {
 	tests := []struct {
-		status       int
-		wantRejected bool
-		wantRow      string
+		status  int
+		wantRow string // after one dispatcher pass; also what a repeated call reports
 	}{
-		{http.StatusBadRequest, true, "failed"},
-		{http.StatusUnauthorized, true, "failed"},
-		{http.StatusNotFound, true, "failed"},
-		{http.StatusUnprocessableEntity, true, "failed"},
-		{http.StatusTooManyRequests, false, "pending"},
-		{http.StatusInternalServerError, false, "pending"},
-		{http.StatusServiceUnavailable, false, "pending"},
+		{http.StatusBadRequest, "failed"},
+		{http.StatusUnauthorized, "failed"},
+		{http.StatusNotFound, "failed"},
+		{http.StatusUnprocessableEntity, "failed"},
+		{http.StatusTooManyRequests, "pending"},
+		{http.StatusInternalServerError, "pending"},
+		{http.StatusServiceUnavailable, "pending"},
 	}
 	for _, tt := range tests {
 		t.Run(http.StatusText(tt.status), func(t *testing.T) {
 			store := newLedger(t)
 			srv := newBillingServer(t, tt.status)
-			a := &activities.ServiceActions{Ledger: store, Callback: signedCallback()}
+			a := &activities.ServiceActions{Ledger: store}
 			in := serviceInput("suspended", srv.URL)
 
-			_, err := a.SetServiceState(ctxFor(t), in)
-			if tt.wantRejected {
-				assertPermanent(t, err, activities.ErrTypeCallbackRejected)
-			} else {
-				assertRetryable(t, err)
+			out, err := a.SetServiceState(ctxFor(t), in)
+			if err != nil || out.Callback != "queued" {
+				t.Fatalf("SetServiceState = %+v, %v; want queued", out, err)
 			}
+			dispatch(t, store)
 			row := serviceChange(t, store, in.IdempotencyKey)
 			if row.CallbackStatus != tt.wantRow {
 				t.Errorf("ledger callback_status = %q, want %q", row.CallbackStatus, tt.wantRow)
 			}
-			if tt.wantRejected && !strings.Contains(row.CallbackDetail, http.StatusText(tt.status)) {
+			if !strings.Contains(row.CallbackDetail, http.StatusText(tt.status)) {
 				t.Errorf("ledger callback_detail = %q, want the billing system's answer", row.CallbackDetail)
 			}
 			if row.State != "suspended" {
 				t.Errorf("ledger state = %q, want suspended", row.State)
 			}
+			if ev := outboxEvent(t, store, in.IdempotencyKey); ev.Status != tt.wantRow || ev.Attempts != 1 {
+				t.Errorf("outbox event = %s after %d attempts, want %s after 1", ev.Status, ev.Attempts, tt.wantRow)
+			}
+
+			again, err := a.SetServiceState(ctxFor(t), in)
+			want := map[string]string{"failed": "failed", "pending": "queued"}[tt.wantRow]
+			if err != nil || again.Callback != want {
+				t.Errorf("repeated SetServiceState = %+v, %v; want %s and no error", again, err, want)
+			}
+			assertCount(t, store, "outbox", 1)
 		})
 	}
 }
@@ -156,30 +190,40 @@ func TestSetServiceStateCallbackFailures(t *testing.T) {
 func TestSetServiceStateRetryDelivers(t *testing.T) {
 	store := newLedger(t)
 	srv := newBillingServer(t, http.StatusServiceUnavailable)
-	a := &activities.ServiceActions{Ledger: store, Callback: signedCallback()}
+	a := &activities.ServiceActions{Ledger: store}
 	in := serviceInput("paused", srv.URL)
-
-	_, err := a.SetServiceState(ctxFor(t), in)
-	assertRetryable(t, err)
+	if _, err := a.SetServiceState(ctxFor(t), in); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	d := &outbox.Dispatcher{Ledger: store, Callback: signedCallback(), Logger: quietLogger, Now: func() time.Time { return now }}
+	if _, err := d.DispatchOnce(ctxFor(t)); err != nil {
+		t.Fatal(err)
+	}
 
 	srv.setStatus(http.StatusOK)
-	out, err := a.SetServiceState(ctxFor(t), in)
-	if err != nil || out.Callback != "delivered" {
-		t.Fatalf("retried SetServiceState = %+v, %v; want delivered", out, err)
+	now = now.Add(outbox.DefaultBackoffMin)
+	if _, err := d.DispatchOnce(ctxFor(t)); err != nil {
+		t.Fatal(err)
 	}
 	reqs := srv.requests()
 	if len(reqs) != 2 {
 		t.Fatalf("billing requests = %d, want 2", len(reqs))
 	}
-	if reqs[0].Key != in.IdempotencyKey || reqs[1].Key != in.IdempotencyKey {
-		t.Errorf("Idempotency-Keys = %q, %q; want %q on both", reqs[0].Key, reqs[1].Key, in.IdempotencyKey)
-	}
 	// A retry sends the same event, so the billing system can de-duplicate it.
-	if string(reqs[0].Body) != string(reqs[1].Body) {
-		t.Errorf("retried body differs:\n%s\n%s", reqs[0].Body, reqs[1].Body)
+	ev := outboxEvent(t, store, in.IdempotencyKey)
+	for _, req := range reqs {
+		assertSentAsStored(t, req, ev)
+	}
+	if ev.Status != "delivered" || ev.Attempts != 2 {
+		t.Errorf("outbox event = %s after %d attempts, want delivered after 2", ev.Status, ev.Attempts)
 	}
 	if row := serviceChange(t, store, in.IdempotencyKey); row.CallbackStatus != "delivered" {
 		t.Errorf("ledger callback_status = %q, want delivered", row.CallbackStatus)
+	}
+	out, err := a.SetServiceState(ctxFor(t), in)
+	if err != nil || out.Callback != "delivered" {
+		t.Errorf("repeated SetServiceState = %+v, %v; want delivered", out, err)
 	}
 	assertCount(t, store, "service_changes", 1)
 }
@@ -194,15 +238,15 @@ func TestSetServiceStateCallbackURL(t *testing.T) {
 		wantDefault  int
 	}{
 		{name: "no URL", wantCallback: "none"},
-		{name: "default URL", defaultURL: true, wantCallback: "delivered", wantDefault: 1},
-		{name: "run URL wins", inputURL: true, defaultURL: true, wantCallback: "delivered", wantInput: 1},
+		{name: "default URL", defaultURL: true, wantCallback: "queued", wantDefault: 1},
+		{name: "run URL wins", inputURL: true, defaultURL: true, wantCallback: "queued", wantInput: 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			store := newLedger(t)
 			runSrv := newBillingServer(t, http.StatusOK)
 			defSrv := newBillingServer(t, http.StatusOK)
-			a := &activities.ServiceActions{Ledger: store, Callback: signedCallback()}
+			a := &activities.ServiceActions{Ledger: store}
 			if tt.defaultURL {
 				a.DefaultCallbackURL = defSrv.URL
 			}
@@ -218,18 +262,24 @@ func TestSetServiceStateCallbackURL(t *testing.T) {
 			if out.Callback != tt.wantCallback {
 				t.Errorf("Callback = %q, want %q", out.Callback, tt.wantCallback)
 			}
+			row := serviceChange(t, store, in.IdempotencyKey)
+			if tt.wantCallback == "none" {
+				if row.CallbackStatus != "none" || row.CallbackDetail != "no billing callback configured" {
+					t.Errorf("ledger change = %+v, want callback none", row)
+				}
+				assertCount(t, store, "outbox", 0)
+			}
+
+			dispatch(t, store)
 			if got := len(runSrv.requests()); got != tt.wantInput {
 				t.Errorf("run URL requests = %d, want %d", got, tt.wantInput)
 			}
 			if got := len(defSrv.requests()); got != tt.wantDefault {
 				t.Errorf("default URL requests = %d, want %d", got, tt.wantDefault)
 			}
-			row := serviceChange(t, store, in.IdempotencyKey)
-			if row.CallbackStatus != tt.wantCallback {
-				t.Errorf("ledger callback_status = %q, want %q", row.CallbackStatus, tt.wantCallback)
-			}
-			if tt.wantCallback == "none" && row.CallbackDetail != "no billing callback configured" {
-				t.Errorf("ledger callback_detail = %q", row.CallbackDetail)
+			wantRow := map[string]string{"none": "none", "queued": "delivered"}[tt.wantCallback]
+			if row := serviceChange(t, store, in.IdempotencyKey); row.CallbackStatus != wantRow {
+				t.Errorf("ledger callback_status after dispatch = %q, want %q", row.CallbackStatus, wantRow)
 			}
 		})
 	}
@@ -240,14 +290,32 @@ func TestSetServiceStateUnknownState(t *testing.T) {
 		t.Run(state, func(t *testing.T) {
 			store := newLedger(t)
 			srv := newBillingServer(t, http.StatusOK)
-			a := &activities.ServiceActions{Ledger: store, Callback: signedCallback()}
+			a := &activities.ServiceActions{Ledger: store}
 
 			_, err := a.SetServiceState(ctxFor(t), serviceInput(state, srv.URL))
 			assertPermanent(t, err, activities.ErrTypeInvalidInput)
 			assertCount(t, store, "service_changes", 0)
-			if got := len(srv.requests()); got != 0 {
-				t.Errorf("billing requests = %d, want 0", got)
-			}
+			assertCount(t, store, "outbox", 0)
 		})
 	}
+}
+
+// A key that already holds another change is permanent; neither the change
+// nor an event is written.
+func TestSetServiceStateConflictingKey(t *testing.T) {
+	store := newLedger(t)
+	srv := newBillingServer(t, http.StatusOK)
+	a := &activities.ServiceActions{Ledger: store}
+	in := serviceInput("paused", srv.URL)
+	if _, err := a.SetServiceState(ctxFor(t), in); err != nil {
+		t.Fatal(err)
+	}
+	other := in
+	other.State = "cancelled"
+	_, err := a.SetServiceState(ctxFor(t), other)
+	assertPermanent(t, err, activities.ErrTypeInvalidInput)
+	if ev := outboxEvent(t, store, in.IdempotencyKey); !strings.Contains(string(ev.Body), `"paused"`) {
+		t.Errorf("outbox body = %s, want the first change's", ev.Body)
+	}
+	assertCount(t, store, "outbox", 1)
 }

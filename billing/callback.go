@@ -41,6 +41,13 @@ func (c Callback) Post(ctx context.Context, url, idempotencyKey string, event an
 	if err != nil {
 		return fmt.Errorf("billing: encode event: %w", err)
 	}
+	return c.PostJSON(ctx, url, idempotencyKey, body)
+}
+
+// PostJSON is Post for a body that is already JSON: it sends body as is, so
+// an event stored once (the outbox) goes out byte for byte the same on every
+// attempt, and the signature covers exactly those bytes.
+func (c Callback) PostJSON(ctx context.Context, url, idempotencyKey string, body []byte) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return fmt.Errorf("billing: %w: build request: %v", ErrRejected, err)

@@ -213,3 +213,35 @@ func TestSign(t *testing.T) {
 		})
 	}
 }
+
+// PostJSON sends a stored body byte for byte (no re-encoding, no HTML
+// escaping), so every attempt of an outbox event is identical and the
+// signature covers what was stored.
+func TestPostJSONSendsBodyAsIs(t *testing.T) {
+	rec := &recorder{status: http.StatusNoContent}
+	srv := httptest.NewServer(rec)
+	defer srv.Close()
+	body := []byte(`{"at": "2026-03-05T08:00:00Z", "type": "run.closed", "reason": "paid <in full> & on time"}`)
+	cb := billing.Callback{Secret: "whsec_test", Now: func() time.Time { return fixedNow }}
+
+	for range 2 {
+		if err := cb.PostJSON(ctxFor(t), srv.URL, "dunning/acme/inv-1/closed", body); err != nil {
+			t.Fatalf("PostJSON: %v", err)
+		}
+	}
+	reqs := rec.requests()
+	if len(reqs) != 2 {
+		t.Fatalf("requests = %d, want 2", len(reqs))
+	}
+	for _, got := range reqs {
+		if string(got.body) != string(body) {
+			t.Errorf("body = %s, want %s", got.body, body)
+		}
+		if got.key != "dunning/acme/inv-1/closed" || got.contentType != "application/json" {
+			t.Errorf("key %q, Content-Type %q", got.key, got.contentType)
+		}
+		if want := billing.Sign("whsec_test", fixedNow, body); got.signature != want {
+			t.Errorf("%s = %q, want %q", billing.SignatureHeader, got.signature, want)
+		}
+	}
+}

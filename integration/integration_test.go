@@ -28,6 +28,7 @@ import (
 	"github.com/dunningco/dunning/ledger"
 	"github.com/dunningco/dunning/ledger/ledgertest"
 	"github.com/dunningco/dunning/notify"
+	"github.com/dunningco/dunning/outbox"
 	"github.com/dunningco/dunning/policy"
 	"github.com/dunningco/dunning/starter"
 	"github.com/dunningco/dunning/starter/intake"
@@ -102,6 +103,19 @@ func start(t testing.TB) *platform {
 		t.Fatalf("start worker: %v", err)
 	}
 	t.Cleanup(w.Stop)
+
+	// The activities only enqueue billing events; the dispatcher delivers
+	// them, polling often so the tests see callbacks within moments.
+	dispatcher := &outbox.Dispatcher{Ledger: p.store, Logger: logger, Interval: 50 * time.Millisecond}
+	dispatchCtx, stopDispatch := context.WithCancel(context.Background())
+	dispatched := make(chan error, 1)
+	go func() { dispatched <- dispatcher.Run(dispatchCtx) }()
+	t.Cleanup(func() {
+		stopDispatch()
+		if err := <-dispatched; err != nil {
+			t.Errorf("outbox dispatcher: %v", err)
+		}
+	})
 
 	catalog, err := policy.NewCatalog(policy.Default(), fast())
 	if err != nil {
@@ -245,6 +259,23 @@ func (p *platform) testExhaustsPausesAndSuspends(t *testing.T) {
 	}
 	if len(changes) != 2 || changes[0].State != "paused" || changes[1].State != "suspended" {
 		t.Fatalf("service changes = %+v", changes)
+	}
+	// The outbox dispatcher delivers each change, and the run.closed event
+	// after them, within a poll or two.
+	waitFor(t, func() bool {
+		events, err := p.store.OutboxEvents(context.Background(), "dunning/acme/inv-exhaust")
+		if err != nil || len(events) != 3 {
+			return false
+		}
+		for _, e := range events {
+			if e.Status != ledger.OutboxDelivered {
+				return false
+			}
+		}
+		return true
+	})
+	if changes, err = p.store.ServiceChanges(context.Background(), "dunning/acme/inv-exhaust"); err != nil {
+		t.Fatal(err)
 	}
 	for _, c := range changes {
 		if c.CallbackStatus != "delivered" {

@@ -46,15 +46,28 @@ func scanCredit(row pgx.Row) (ServiceCredit, error) {
 // stored row either way; a key holding a different amount is ErrConflict,
 // an unknown run ErrNotFound.
 func (s *Store) RecordServiceCredit(ctx context.Context, c ServiceCredit) (ServiceCredit, error) {
+	if err := validateCredit(c); err != nil {
+		return ServiceCredit{}, err
+	}
+	return recordServiceCredit(ctx, s.pool, c)
+}
+
+func validateCredit(c ServiceCredit) error {
 	switch {
 	case c.IdempotencyKey == "" || c.WorkflowID == "":
-		return ServiceCredit{}, invalid("service credit: idempotency key and workflow ID are required")
+		return invalid("service credit: idempotency key and workflow ID are required")
 	case c.Amount.IsNegative() || !c.PeriodCharge.IsPositive():
-		return ServiceCredit{}, invalid("service credit %s: amount must be >= 0 and the period charge > 0", c.IdempotencyKey)
+		return invalid("service credit %s: amount must be >= 0 and the period charge > 0", c.IdempotencyKey)
 	case len(c.Currency) != 3 || c.PeriodDays < 1 || c.Days < 0 || c.Days > c.PeriodDays:
-		return ServiceCredit{}, invalid("service credit %s: currency, days (%d) or period days (%d) out of range", c.IdempotencyKey, c.Days, c.PeriodDays)
+		return invalid("service credit %s: currency, days (%d) or period days (%d) out of range", c.IdempotencyKey, c.Days, c.PeriodDays)
 	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO service_credits
+	return nil
+}
+
+// recordServiceCredit is RecordServiceCredit on q (the pool or a
+// transaction), after validation.
+func recordServiceCredit(ctx context.Context, q querier, c ServiceCredit) (ServiceCredit, error) {
+	_, err := q.Exec(ctx, `INSERT INTO service_credits
 		(idempotency_key, workflow_id, amount, currency, days, period_days, period_charge, reason, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 		ON CONFLICT (idempotency_key) DO NOTHING`,
@@ -65,7 +78,7 @@ func (s *Store) RecordServiceCredit(ctx context.Context, c ServiceCredit) (Servi
 	if err != nil {
 		return ServiceCredit{}, fmt.Errorf("ledger: record credit %s: %w", c.IdempotencyKey, err)
 	}
-	stored, err := scanCredit(s.pool.QueryRow(ctx, `SELECT `+creditColumns+` FROM service_credits WHERE idempotency_key = $1`, c.IdempotencyKey))
+	stored, err := scanCredit(q.QueryRow(ctx, `SELECT `+creditColumns+` FROM service_credits WHERE idempotency_key = $1`, c.IdempotencyKey))
 	if err != nil {
 		return ServiceCredit{}, fmt.Errorf("ledger: record credit %s: %w", c.IdempotencyKey, err)
 	}

@@ -119,13 +119,25 @@ func (s *Store) OpenRun(ctx context.Context, r Run) (Run, error) {
 // status is a no-op; with another status it is ErrRunClosed. An unknown run
 // is ErrNotFound. A zero at is recorded as now.
 func (s *Store) CloseRun(ctx context.Context, workflowID, status, reason string, at time.Time) error {
+	if err := validateClose(workflowID, status); err != nil {
+		return err
+	}
+	return closeRun(ctx, s.pool, workflowID, status, reason, at)
+}
+
+func validateClose(workflowID, status string) error {
 	if workflowID == "" {
 		return invalid("close run: workflow ID is required")
 	}
 	if !slices.Contains(closedRunStatuses, status) {
 		return invalid("close run %s: status %q is not one of %v", workflowID, status, closedRunStatuses)
 	}
-	tag, err := s.pool.Exec(ctx, `UPDATE runs SET status = $2, closed_at = $3, closing_reason = $4
+	return nil
+}
+
+// closeRun is CloseRun on q (the pool or a transaction), after validation.
+func closeRun(ctx context.Context, q querier, workflowID, status, reason string, at time.Time) error {
+	tag, err := q.Exec(ctx, `UPDATE runs SET status = $2, closed_at = $3, closing_reason = $4
 		WHERE workflow_id = $1 AND status = 'open'`, workflowID, status, orNow(at), reason)
 	if err != nil {
 		return fmt.Errorf("ledger: close run %s: %w", workflowID, err)
@@ -134,7 +146,7 @@ func (s *Store) CloseRun(ctx context.Context, workflowID, status, reason string,
 		return nil
 	}
 	var current string
-	err = s.pool.QueryRow(ctx, `SELECT status FROM runs WHERE workflow_id = $1`, workflowID).Scan(&current)
+	err = q.QueryRow(ctx, `SELECT status FROM runs WHERE workflow_id = $1`, workflowID).Scan(&current)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return fmt.Errorf("ledger: close run %s: %w", workflowID, ErrNotFound)

@@ -55,10 +55,16 @@ func (s *Store) RecordServiceChange(ctx context.Context, c ServiceChange) (Servi
 	if err := validateServiceChange(c); err != nil {
 		return ServiceChange{}, err
 	}
+	return recordServiceChange(ctx, s.pool, c)
+}
+
+// recordServiceChange is RecordServiceChange on q (the pool or a
+// transaction), after validation.
+func recordServiceChange(ctx context.Context, q querier, c ServiceChange) (ServiceChange, error) {
 	if c.CallbackStatus == "" {
 		c.CallbackStatus = "none"
 	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO service_changes
+	_, err := q.Exec(ctx, `INSERT INTO service_changes
 		(idempotency_key, workflow_id, state, reason, callback_status, callback_detail, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7)
 		ON CONFLICT (idempotency_key) DO NOTHING`,
@@ -69,7 +75,7 @@ func (s *Store) RecordServiceChange(ctx context.Context, c ServiceChange) (Servi
 	if err != nil {
 		return ServiceChange{}, fmt.Errorf("ledger: record service change %s: %w", c.IdempotencyKey, err)
 	}
-	stored, err := scanServiceChange(s.pool.QueryRow(ctx, `SELECT `+serviceChangeColumns+` FROM service_changes WHERE idempotency_key = $1`, c.IdempotencyKey))
+	stored, err := scanServiceChange(q.QueryRow(ctx, `SELECT `+serviceChangeColumns+` FROM service_changes WHERE idempotency_key = $1`, c.IdempotencyKey))
 	if err != nil {
 		return ServiceChange{}, fmt.Errorf("ledger: record service change %s: %w", c.IdempotencyKey, err)
 	}

@@ -39,6 +39,14 @@ const (
 	codeForeignKeyViolation = "23503"
 )
 
+// querier is what a write needs: the pool for a single statement, or a
+// transaction when the write must commit together with another one (a
+// ledger row and its outbox event).
+type querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
 // Store is the ledger on one PostgreSQL database. It is safe for concurrent use.
 type Store struct {
 	pool *pgxpool.Pool
@@ -107,19 +115,20 @@ func (s *Store) Close() { s.pool.Close() }
 // Pool is the underlying connection pool, for health checks and reports.
 func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 
-// Counts returns the number of rows in runs, attempts, messages and
-// service_changes, keyed by table name.
+// Counts returns the number of rows in runs, attempts, messages,
+// service_changes and outbox, keyed by table name.
 func (s *Store) Counts(ctx context.Context) (map[string]int64, error) {
-	var runs, attempts, messages, changes int64
+	var runs, attempts, messages, changes, outbox int64
 	err := s.pool.QueryRow(ctx, `SELECT
 		(SELECT count(*) FROM runs),
 		(SELECT count(*) FROM attempts),
 		(SELECT count(*) FROM messages),
-		(SELECT count(*) FROM service_changes)`).Scan(&runs, &attempts, &messages, &changes)
+		(SELECT count(*) FROM service_changes),
+		(SELECT count(*) FROM outbox)`).Scan(&runs, &attempts, &messages, &changes, &outbox)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: count rows: %w", err)
 	}
-	return map[string]int64{"runs": runs, "attempts": attempts, "messages": messages, "service_changes": changes}, nil
+	return map[string]int64{"runs": runs, "attempts": attempts, "messages": messages, "service_changes": changes, "outbox": outbox}, nil
 }
 
 func pgCode(err error) string {

@@ -617,7 +617,7 @@ func TestCounts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	zero := map[string]int64{"runs": 0, "attempts": 0, "messages": 0, "service_changes": 0}
+	zero := map[string]int64{"runs": 0, "attempts": 0, "messages": 0, "service_changes": 0, "outbox": 0}
 	if !mapsEqual(got, zero) {
 		t.Errorf("Counts on an empty ledger = %v", got)
 	}
@@ -647,7 +647,7 @@ func TestCounts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]int64{"runs": 2, "attempts": 3, "messages": 1, "service_changes": 1}
+	want := map[string]int64{"runs": 2, "attempts": 3, "messages": 1, "service_changes": 1, "outbox": 0}
 	if !mapsEqual(got, want) {
 		t.Errorf("Counts = %v, want %v", got, want)
 	}

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/dunningco/dunning/activities"
-	"github.com/dunningco/dunning/billing"
 	"github.com/dunningco/dunning/cardlink"
 	"github.com/dunningco/dunning/gateway"
 	"github.com/dunningco/dunning/gateway/httpgw"
@@ -117,7 +116,6 @@ func Build(ledger activities.Ledger, cfg Config, p Providers, logger *slog.Logge
 	d := Deps{
 		Ledger:             ledger,
 		Gateways:           []gateway.Gateway{gateway.NewSimulator()},
-		Callback:           billing.Callback{Secret: cfg.BillingCallbackSecret},
 		DefaultCallbackURL: cfg.BillingCallbackURL,
 		Limits:             p.Limits,
 		Logger:             logger,

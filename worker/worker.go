@@ -22,6 +22,7 @@ import (
 	"github.com/dunningco/dunning/gateway"
 	"github.com/dunningco/dunning/ledger"
 	"github.com/dunningco/dunning/notify"
+	"github.com/dunningco/dunning/outbox"
 	"github.com/dunningco/dunning/workflows"
 )
 
@@ -54,10 +55,12 @@ func envOr(key, def string) string {
 
 // Deps are the activities' dependencies.
 type Deps struct {
-	Ledger             activities.Ledger
-	Gateways           []gateway.Gateway
-	Email, SMS         notify.Notifier
-	Callback           billing.Callback
+	Ledger     activities.Ledger
+	Gateways   []gateway.Gateway
+	Email, SMS notify.Notifier
+	// DefaultCallbackURL is where billing events go when a run names no
+	// callback URL. The activities only enqueue them; the outbox dispatcher
+	// (NewDispatcher) delivers them.
 	DefaultCallbackURL string
 	// Limits are the card-network retry limits; zero means the defaults.
 	Limits ledger.Limits
@@ -76,9 +79,23 @@ func Register(r sdkworker.Registry, d Deps) {
 	}
 	r.RegisterActivity(&activities.Charges{Gateways: gws, Ledger: d.Ledger, Logger: d.Logger, Limits: d.Limits})
 	r.RegisterActivity(&activities.Notifications{Email: d.Email, SMS: d.SMS, Ledger: d.Ledger, CardLinks: d.CardLinks, Logger: d.Logger})
-	r.RegisterActivity(&activities.ServiceActions{Ledger: d.Ledger, Callback: d.Callback, DefaultCallbackURL: d.DefaultCallbackURL})
+	r.RegisterActivity(&activities.ServiceActions{Ledger: d.Ledger, DefaultCallbackURL: d.DefaultCallbackURL})
 	r.RegisterActivity(&activities.NetworkLimits{Ledger: d.Ledger, Limits: d.Limits})
-	r.RegisterActivity(&activities.Runs{Ledger: d.Ledger, Callback: d.Callback, DefaultCallbackURL: d.DefaultCallbackURL})
+	r.RegisterActivity(&activities.Runs{Ledger: d.Ledger, DefaultCallbackURL: d.DefaultCallbackURL})
+}
+
+// NewDispatcher builds the outbox dispatcher that delivers the billing
+// events the activities enqueue, signed with BILLING_CALLBACK_SECRET when it
+// is set. Run it next to every worker (Run(ctx) in a goroutine): replicas
+// share the work through the ledger, so each event goes to one of them at a
+// time.
+func NewDispatcher(store outbox.Ledger, cfg Config, logger *slog.Logger) *outbox.Dispatcher {
+	return &outbox.Dispatcher{
+		Ledger:   store,
+		Callback: billing.Callback{Secret: cfg.BillingCallbackSecret},
+		Logger:   logger.With("component", "outbox"),
+		Interval: outbox.DefaultInterval,
+	}
 }
 
 // StickyCacheSize is how many runs a worker keeps in memory between

@@ -102,6 +102,18 @@ func run(ctx context.Context, logger *slog.Logger, args []string, ready chan<- s
 	}
 	defer w.Stop()
 
+	// The activities only enqueue billing events; the dispatcher delivers
+	// them. Deferred after w.Stop, so it stops first, after its POSTs in flight.
+	dispatchCtx, stopDispatch := context.WithCancel(ctx)
+	dispatched := make(chan error, 1)
+	go func() { dispatched <- worker.NewDispatcher(store, cfg, logger).Run(dispatchCtx) }()
+	defer func() {
+		stopDispatch()
+		if err := <-dispatched; err != nil {
+			logger.Warn("outbox dispatcher", "error", err)
+		}
+	}()
+
 	extra, err := intake.OptionsFromEnv(os.Getenv, store)
 	if err != nil {
 		return err

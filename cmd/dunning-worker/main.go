@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -56,9 +57,17 @@ func run(logger *slog.Logger) error {
 		return err
 	}
 	w := worker.New(c, cfg.TaskQueue, deps)
+
+	// The activities only enqueue billing events; this delivers them. It
+	// stops with ctx, after its POSTs in flight.
+	dispatched := make(chan error, 1)
+	go func() { dispatched <- worker.NewDispatcher(store, cfg, logger).Run(ctx) }()
+
 	logger.Info("worker polling", "task_queue", cfg.TaskQueue, "namespace", opts.Namespace, "temporal", opts.HostPort)
 	// Run returns after ctx ends and in-flight activities finish (graceful stop).
-	return w.Run(interruptOn(ctx))
+	err = w.Run(interruptOn(ctx))
+	stop() // a worker that stopped on its own takes the dispatcher with it
+	return errors.Join(err, <-dispatched)
 }
 
 // interruptOn adapts a context to the worker's interrupt channel.
