@@ -59,9 +59,13 @@ func (a *Charges) Attempt(ctx context.Context, in AttemptInput) (AttemptOutput, 
 	if err != nil {
 		return AttemptOutput{}, permanent(ErrTypeInvalidInput, fmt.Errorf("attempt %s: %w", in.IdempotencyKey, err))
 	}
+	amountMinor, err := amount.MinorUnits()
+	if err != nil {
+		return AttemptOutput{}, permanent(ErrTypeInvalidInput, fmt.Errorf("attempt %s: %w", in.IdempotencyKey, err))
+	}
 	v, err := a.Ledger.ReserveCardAttempt(ctx, ledger.Reservation{
 		IdempotencyKey: in.IdempotencyKey, CardKey: in.Card.Key, Network: in.Card.Network, Merchant: in.Tenant,
-		AmountMinor: amount.MinorUnits(), Currency: amount.Currency.Code, WorkflowID: in.WorkflowID, At: in.At,
+		AmountMinor: amountMinor, Currency: amount.Currency.Code, WorkflowID: in.WorkflowID, At: in.At,
 	}, limitsOrDefault(a.Limits))
 	if err != nil {
 		return AttemptOutput{}, ledgerErr(err, "attempt %s: reserve the card budget", in.IdempotencyKey)

@@ -67,6 +67,10 @@ func (a *Charges) Charge(ctx context.Context, in ChargeInput) (ChargeOutput, err
 	if err != nil {
 		return ChargeOutput{}, permanent(ErrTypeInvalidInput, fmt.Errorf("charge %s: %w", in.IdempotencyKey, err))
 	}
+	amountMinor, err := amount.MinorUnits()
+	if err != nil {
+		return ChargeOutput{}, permanent(ErrTypeInvalidInput, fmt.Errorf("charge %s: %w", in.IdempotencyKey, err))
+	}
 	if in.IdempotencyKey == "" || in.Attempt < 1 {
 		return ChargeOutput{}, permanent(ErrTypeInvalidInput, fmt.Errorf("charge for %s: idempotency key and attempt number are required", in.WorkflowID))
 	}
@@ -104,7 +108,7 @@ func (a *Charges) Charge(ctx context.Context, in ChargeInput) (ChargeOutput, err
 		InvoiceID:      in.InvoiceID,
 		CustomerID:     in.CustomerID,
 		PaymentMethod:  in.PaymentMethod,
-		AmountMinor:    amount.MinorUnits(),
+		AmountMinor:    amountMinor,
 		Currency:       amount.Currency.Code,
 	})
 	if err != nil {

@@ -78,12 +78,16 @@ func (a *NetworkLimits) Reserve(ctx context.Context, in ReserveInput) (ReserveOu
 	if err != nil {
 		return ReserveOutput{}, permanent(ErrTypeInvalidInput, fmt.Errorf("reserve %s: %w", in.IdempotencyKey, err))
 	}
+	amountMinor, err := amount.MinorUnits()
+	if err != nil {
+		return ReserveOutput{}, permanent(ErrTypeInvalidInput, fmt.Errorf("reserve %s: %w", in.IdempotencyKey, err))
+	}
 	v, err := a.Ledger.ReserveCardAttempt(ctx, ledger.Reservation{
 		IdempotencyKey: in.IdempotencyKey,
 		CardKey:        in.CardKey,
 		Network:        in.Network,
 		Merchant:       in.Merchant,
-		AmountMinor:    amount.MinorUnits(),
+		AmountMinor:    amountMinor,
 		Currency:       amount.Currency.Code,
 		WorkflowID:     in.WorkflowID,
 		At:             in.At,

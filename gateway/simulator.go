@@ -37,7 +37,7 @@ func NewSimulator() *Simulator {
 }
 
 // Name implements Gateway.
-func (s *Simulator) Name() string { return "simulator" }
+func (s *Simulator) Name() string { return NameSimulator }
 
 // Charge implements Gateway.
 func (s *Simulator) Charge(ctx context.Context, req ChargeRequest) (ChargeResult, error) {
@@ -111,6 +111,19 @@ func (sc script) outcome(req ChargeRequest) ChargeResult {
 	return ChargeResult{Outcome: Succeeded, Message: "simulated charge"}
 }
 
+// ValidateScript checks a simulator payment method with the parser Charge
+// uses, so a script the intake accepts is one the simulator can run.
+func ValidateScript(pm string) error {
+	if len(pm) > MaxPaymentMethodLen {
+		return fmt.Errorf("a simulator script is at most %d characters, this one is %d", MaxPaymentMethodLen, len(pm))
+	}
+	_, err := parseScript(pm)
+	return err
+}
+
+// parseScript reads a script strictly: unknown or repeated directives,
+// values on the verb, keyed directives without a value and negative counts
+// are refused, so a typo fails at intake rather than quietly charging.
 func parseScript(pm string) (script, error) {
 	sc := script{code: "insufficient_funds"}
 	if pm == "" || pm == "sim:succeed" {
@@ -120,12 +133,17 @@ func parseScript(pm string) (script, error) {
 	if !ok {
 		return sc, fmt.Errorf("payment method %q is not a simulator script (sim:...)", pm)
 	}
+	seen := map[string]bool{}
 	for i, part := range strings.Split(rest, ";") {
-		k, v, _ := strings.Cut(part, "=")
+		k, v, hasValue := strings.Cut(part, "=")
+		if seen[k] {
+			return sc, fmt.Errorf("simulator directive %q is given twice in %q", k, pm)
+		}
+		seen[k] = true
 		var err error
 		switch {
-		case i == 0 && k == "succeed":
-		case i == 0 && k == "decline":
+		case i == 0 && k == "succeed" && !hasValue:
+		case i == 0 && k == "decline" && !hasValue:
 			sc.decline = true
 		case k == "succeed-on":
 			sc.succeedOn, err = strconv.Atoi(v)
@@ -134,14 +152,17 @@ func parseScript(pm string) (script, error) {
 			}
 		case k == "code" && v != "":
 			sc.code = v
-		case k == "advice":
+		case k == "advice" && v != "":
 			sc.advice = v
-		case k == "network_code":
+		case k == "network_code" && v != "":
 			sc.netCode = v
-		case k == "network_advice":
+		case k == "network_advice" && v != "":
 			sc.netAdvice = v
 		case k == "flaky":
 			sc.flaky, err = strconv.Atoi(v)
+			if err == nil && sc.flaky < 0 {
+				err = fmt.Errorf("must not be negative")
+			}
 		default:
 			return sc, fmt.Errorf("unknown simulator directive %q in %q", part, pm)
 		}

@@ -51,6 +51,15 @@ func TestParseScript(t *testing.T) {
 		{name: "succeed-on zero", pm: "sim:succeed-on=0", wantErr: "must be at least 1"},
 		{name: "succeed-on not a number", pm: "sim:succeed-on=three", wantErr: `directive "succeed-on=three"`},
 		{name: "flaky not a number", pm: "sim:succeed;flaky=x", wantErr: `directive "flaky=x"`},
+		{name: "value on the verb", pm: "sim:succeed=1", wantErr: "unknown simulator directive"},
+		{name: "value on decline", pm: "sim:decline=yes", wantErr: "unknown simulator directive"},
+		{name: "empty advice", pm: "sim:decline;advice=", wantErr: "unknown simulator directive"},
+		{name: "advice without value", pm: "sim:decline;advice", wantErr: "unknown simulator directive"},
+		{name: "empty network code", pm: "sim:decline;network_code=", wantErr: "unknown simulator directive"},
+		{name: "repeated code", pm: "sim:decline;code=a;code=b", wantErr: "given twice"},
+		{name: "negative flaky", pm: "sim:succeed;flaky=-1", wantErr: "must not be negative"},
+		{name: "network codes", pm: "sim:decline;network_code=14;network_advice=03",
+			want: script{decline: true, code: "insufficient_funds", netCode: "14", netAdvice: "03"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -131,6 +131,7 @@ func start(t testing.TB) *platform {
 func TestPlatform(t *testing.T) {
 	p := start(t)
 	t.Run("bad input starts nothing", p.testBadInputStartsNothing)
+	t.Run("bad request table", p.testBadRequestTable)
 	t.Run("runs", func(t *testing.T) {
 		for _, tc := range []struct {
 			name string

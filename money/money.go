@@ -5,6 +5,7 @@ package money
 import (
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 
 	"github.com/shopspring/decimal"
@@ -21,6 +22,10 @@ type Currency struct {
 var (
 	ErrUnknownCurrency = errors.New("unknown currency")
 	ErrInvalidAmount   = errors.New("invalid amount")
+	// ErrTooLarge marks an amount above a limit: the configured maximum
+	// (Amount.Within) or what fits in int64 minor units (Amount.MinorUnits).
+	// It is also an ErrInvalidAmount.
+	ErrTooLarge = fmt.Errorf("%w: too large", ErrInvalidAmount)
 )
 
 // LookupCurrency finds an active ISO 4217 currency by its alphabetic code.
@@ -41,7 +46,9 @@ type Amount struct {
 
 // Parse reads a positive decimal amount such as "12.50" in the given currency.
 // It rejects zero, negative values, exponents and more decimals than the
-// currency allows (JPY 0, EUR 2, BHD 3).
+// currency allows (JPY 0, EUR 2, BHD 3). It sets no upper bound: how much is
+// too much is the deployment's choice (Within), and MinorUnits refuses what
+// no gateway could be sent.
 func Parse(value, currency string) (Amount, error) {
 	cur, err := LookupCurrency(currency)
 	if err != nil {
@@ -76,10 +83,32 @@ func MustParse(value, currency string) Amount {
 	return a
 }
 
+var (
+	maxInt64 = decimal.NewFromInt(math.MaxInt64)
+	minInt64 = decimal.NewFromInt(math.MinInt64)
+)
+
 // MinorUnits is the amount in the currency's smallest unit (cents, yen,
-// fils), as payment gateways expect it.
-func (a Amount) MinorUnits() int64 {
-	return a.Value.Shift(a.Currency.MinorUnits).IntPart()
+// fils), as payment gateways expect it. An amount outside int64 is an
+// ErrTooLarge rather than a wrapped number: a wrapped amount once reached a
+// gateway as 1 cent. An amount with more decimals than the currency has
+// (only possible for an Amount not made by Parse) is an ErrInvalidAmount
+// rather than silently truncated.
+func (a Amount) MinorUnits() (int64, error) {
+	minor := a.Value.Shift(a.Currency.MinorUnits)
+	if !minor.IsInteger() {
+		return 0, fmt.Errorf("%w: %s has more decimals than %s allows (%d)", ErrInvalidAmount, a.Value, a.Currency.Code, a.Currency.MinorUnits)
+	}
+	if minor.GreaterThan(maxInt64) || minor.LessThan(minInt64) {
+		return 0, fmt.Errorf("%w: %s %s is beyond what a payment gateway can be sent (%s minor units at most)",
+			ErrTooLarge, a.Value, a.Currency.Code, maxInt64)
+	}
+	return minor.IntPart(), nil
+}
+
+// FromMinorUnits is the amount of minor units (cents, yen, fils) in cur.
+func FromMinorUnits(minor int64, cur Currency) Amount {
+	return Amount{Value: decimal.New(minor, -cur.MinorUnits), Currency: cur}
 }
 
 // String renders the amount with exactly the currency's decimals, e.g. "12.50 EUR".

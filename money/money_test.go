@@ -41,8 +41,8 @@ func TestParse(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Parse(%q, %q): %v", tt.value, tt.currency, err)
 			}
-			if got := a.MinorUnits(); got != tt.wantMinor {
-				t.Errorf("MinorUnits() = %d, want %d", got, tt.wantMinor)
+			if got, err := a.MinorUnits(); err != nil || got != tt.wantMinor {
+				t.Errorf("MinorUnits() = %d, %v, want %d", got, err, tt.wantMinor)
 			}
 			if got := a.String(); got != tt.wantString {
 				t.Errorf("String() = %q, want %q", got, tt.wantString)
@@ -52,7 +52,7 @@ func TestParse(t *testing.T) {
 }
 
 func FuzzParse(f *testing.F) {
-	for _, s := range []string{"12.50", "0", "-1", "1e9", "0.001", "  7 "} {
+	for _, s := range []string{"12.50", "0", "-1", "1e9", "0.001", "  7 ", "184467440737095516.17", "92233720368547758.08"} {
 		f.Add(s, "EUR")
 	}
 	f.Fuzz(func(t *testing.T, value, currency string) {
@@ -65,6 +65,10 @@ func FuzzParse(f *testing.F) {
 		}
 		if a.Value.Exponent() < -a.Currency.MinorUnits && !a.Value.Equal(a.Value.Round(a.Currency.MinorUnits)) {
 			t.Fatalf("accepted %q with more decimals than %s allows", value, a.Currency.Code)
+		}
+		// Minor units either round-trip exactly or are refused; they never wrap.
+		if minor, err := a.MinorUnits(); err == nil && !FromMinorUnits(minor, a.Currency).Value.Equal(a.Value) {
+			t.Fatalf("%q: %d minor units do not round-trip", value, minor)
 		}
 	})
 }

@@ -10,6 +10,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/dunningco/dunning/policy"
+	"github.com/dunningco/dunning/validation"
 	"github.com/dunningco/dunning/workflows"
 )
 
@@ -18,12 +19,16 @@ import (
 // reminder run is open returns that run rather than starting a second one.
 // The policy is pinned in the run's input like Start does.
 func (c *Client) StartReminders(ctx context.Context, in workflows.ReminderInput) (StartResult, error) {
-	if err := in.Validate(); err != nil {
+	in, err := c.opts.Rules.Reminder(in)
+	if err != nil {
 		return StartResult{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	in, err := c.pinReminderPolicy(in)
+	in, err = c.pinReminderPolicy(in)
 	if err != nil {
 		return StartResult{}, err
+	}
+	if err := in.Validate(); err != nil { // the run's own check
+		return StartResult{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	attrs := []temporal.SearchAttributeUpdate{
 		workflows.SATenant.ValueSet(in.Tenant),
@@ -84,6 +89,9 @@ func (c *Client) ReminderStatus(ctx context.Context, workflowID string) (workflo
 func (c *Client) CancelReminders(ctx context.Context, workflowID string, req workflows.CancelRequest) error {
 	if err := checkReminderID(workflowID); err != nil {
 		return err
+	}
+	if err := validation.Cancel(req); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	if err := c.tc.SignalWorkflow(ctx, workflowID, "", workflows.SignalCancel, req); err != nil {
 		return workflowError(err, "cancel", workflowID, workflowID)

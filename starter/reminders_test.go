@@ -18,6 +18,9 @@ import (
 func (f *fakeTemporal) ExecuteWorkflow(_ context.Context, opts client.StartWorkflowOptions, wf any, args ...any) (client.WorkflowRun, error) {
 	f.calls = append(f.calls, "ExecuteWorkflow")
 	f.swsID, f.swsOpts, f.swsType, f.swsArgs = opts.ID, opts, wf, args
+	if f.started != nil {
+		return nil, f.started
+	}
 	if f.err != nil {
 		return nil, f.err
 	}

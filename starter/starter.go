@@ -22,6 +22,7 @@ import (
 
 	"github.com/dunningco/dunning/money"
 	"github.com/dunningco/dunning/policy"
+	"github.com/dunningco/dunning/validation"
 	"github.com/dunningco/dunning/workflows"
 )
 
@@ -39,6 +40,11 @@ var (
 	// ErrRejected means the run refused the request (for example an
 	// expedite when no attempt is left); the error carries the run's reason.
 	ErrRejected = errors.New("rejected by the dunning run")
+	// ErrConflict means a decline for an invoice whose run is open reports
+	// another amount or currency than the run dunns; the error names both.
+	// Nothing is delivered: one of the two reports is wrong, and guessing
+	// which would charge the customer the wrong amount.
+	ErrConflict = errors.New("decline conflicts with the open dunning run")
 )
 
 // DefaultPolicy is the policy a run follows when it names none and the
@@ -55,6 +61,11 @@ type Options struct {
 	// AllowInlinePolicy lets Start accept Input.Policy. Off by default so
 	// production runs only follow reviewed catalog policies.
 	AllowInlinePolicy bool
+	// Rules are the intake rules of the deployment (configured gateways,
+	// amount limits); the zero value accepts every gateway the platform
+	// ships and the default amount limits. The HTTP intake and the CLI
+	// check requests with the same rules.
+	Rules validation.Rules
 }
 
 // Client starts dunning runs and sends them requests. It is safe for
@@ -88,15 +99,28 @@ type StartResult struct {
 // the one that loses the race becomes a signal. A plain start costs one
 // billed action fewer than signal-with-start, which would also deliver the
 // first decline a second time.
+//
+// The input is checked with Options.Rules and normalized (e.g. the phone
+// number to E.164) before anything is sent; an invalid one wraps ErrInvalid
+// and a *validation.Error naming each bad field. A decline whose amount or
+// currency differs from the open run's wraps ErrConflict.
 func (c *Client) Start(ctx context.Context, in workflows.Input) (StartResult, error) {
-	if err := in.Validate(); err != nil {
+	in, err := c.opts.Rules.Decline(in)
+	if err != nil {
 		return StartResult{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	in, err := c.pinPolicy(in)
+	in, err = c.pinPolicy(in)
 	if err != nil {
 		return StartResult{}, err
 	}
+	if err := in.Validate(); err != nil { // the run's own check, inline policy included
+		return StartResult{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
 	amount, err := money.Parse(in.Amount, in.Currency)
+	if err != nil {
+		return StartResult{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	amountMinor, err := amount.MinorUnits()
 	if err != nil {
 		return StartResult{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
@@ -114,7 +138,10 @@ func (c *Client) Start(ctx context.Context, in workflows.Input) (StartResult, er
 		// reported to, not started twice.
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
-		TypedSearchAttributes:    workflows.InitialSearchAttributes(saInput, amount.MinorUnits()),
+		// Without it the SDK answers an existing run as if it had just
+		// started this one, and the decline would be dropped unseen.
+		WorkflowExecutionErrorWhenAlreadyStarted: true,
+		TypedSearchAttributes:                    workflows.InitialSearchAttributes(saInput, amountMinor),
 	}, workflows.WorkflowName, in)
 	if err == nil {
 		return StartResult{WorkflowID: run.GetID(), RunID: run.GetRunID()}, nil
@@ -123,16 +150,68 @@ func (c *Client) Start(ctx context.Context, in workflows.Input) (StartResult, er
 	if !ok {
 		return StartResult{}, fmt.Errorf("start dunning run %s: %w", id, err)
 	}
-	// The invoice has a run: an open one takes the decline; a closed one
-	// answers not found, and a closed invoice is never dunned twice.
+	// The invoice has a run: an open one takes the decline if it is about
+	// the same debt; a closed one answers not found, and a closed invoice
+	// is never dunned twice.
+	if err := c.checkSameDebt(ctx, in, started.RunId, amount); err != nil {
+		return StartResult{}, err
+	}
 	if err := c.tc.SignalWorkflow(ctx, id, started.RunId, workflows.SignalDecline, in.Decline); err != nil {
 		if _, ok := errors.AsType[*serviceerror.NotFound](err); ok {
-			return StartResult{}, fmt.Errorf("%w: invoice %q of tenant %q; a closed invoice is never dunned twice",
-				ErrRunClosed, in.InvoiceID, in.Tenant)
+			return StartResult{}, closedInvoice(in)
 		}
 		return StartResult{}, fmt.Errorf("report decline to dunning run %s: %w", id, err)
 	}
 	return StartResult{WorkflowID: id, RunID: started.RunId}, nil
+}
+
+func closedInvoice(in workflows.Input) error {
+	return fmt.Errorf("%w: invoice %q of tenant %q; a closed invoice is never dunned twice", ErrRunClosed, in.InvoiceID, in.Tenant)
+}
+
+// checkSameDebt refuses a decline for an open run whose amount or currency
+// differs from the run's: the run would otherwise take the decline and go
+// on charging its own amount, and the difference would be lost. The run's
+// amount comes from the search attributes it started with, which the
+// server answers without a worker; a run without them is asked its status.
+func (c *Client) checkSameDebt(ctx context.Context, in workflows.Input, runID string, reported money.Amount) error {
+	id := workflows.WorkflowID(in.Tenant, in.InvoiceID)
+	desc, err := c.tc.DescribeWorkflow(ctx, id, runID)
+	if err != nil {
+		return runError(err, "describe", in.Tenant, in.InvoiceID)
+	}
+	if desc.Status != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+		return closedInvoice(in)
+	}
+	open, err := c.openAmount(ctx, in, desc)
+	if err != nil {
+		return err
+	}
+	if open.Currency.Code != reported.Currency.Code || !open.Value.Equal(reported.Value) {
+		return fmt.Errorf("%w: the run for invoice %q of tenant %q dunns %s; this decline reports %s",
+			ErrConflict, in.InvoiceID, in.Tenant, open, reported)
+	}
+	return nil
+}
+
+// openAmount is the amount the open run dunns.
+func (c *Client) openAmount(ctx context.Context, in workflows.Input, desc *client.WorkflowExecutionDescription) (money.Amount, error) {
+	minor, okMinor := desc.TypedSearchAttributes.GetInt64(workflows.SAAmountMinor)
+	code, okCode := desc.TypedSearchAttributes.GetKeyword(workflows.SACurrency)
+	if okMinor && okCode {
+		if cur, err := money.LookupCurrency(code); err == nil {
+			return money.FromMinorUnits(minor, cur), nil
+		}
+	}
+	st, err := c.Status(ctx, in.Tenant, in.InvoiceID)
+	if err != nil {
+		return money.Amount{}, err
+	}
+	a, err := money.Parse(st.Amount, st.Currency)
+	if err != nil {
+		return money.Amount{}, fmt.Errorf("read the amount of dunning run %s: %w", st.WorkflowID, err)
+	}
+	return a, nil
 }
 
 // pinPolicy pins the policy's content in the run's input: the run follows
@@ -213,10 +292,10 @@ func (c *Client) Status(ctx context.Context, tenant, invoiceID string) (workflow
 	return st, nil
 }
 
-// Cancel stops the run; the reason is recorded in its history.
+// Cancel stops the run; the reason (required) is recorded in its history.
 func (c *Client) Cancel(ctx context.Context, tenant, invoiceID string, req workflows.CancelRequest) error {
-	if strings.TrimSpace(req.Reason) == "" {
-		return fmt.Errorf("%w: reason is required to cancel a dunning run", ErrInvalid)
+	if err := validation.Cancel(req); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	return c.signal(ctx, tenant, invoiceID, workflows.SignalCancel, req)
 }
@@ -224,12 +303,18 @@ func (c *Client) Cancel(ctx context.Context, tenant, invoiceID string, req workf
 // PaymentMethodUpdated tells the run the customer has a new payment method,
 // which it retries soon.
 func (c *Client) PaymentMethodUpdated(ctx context.Context, tenant, invoiceID string, req workflows.PaymentMethodUpdate) error {
+	if err := c.opts.Rules.PaymentMethodUpdate(req); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
 	return c.signal(ctx, tenant, invoiceID, workflows.SignalPaymentMethodUpdated, req)
 }
 
 // Paid tells the run the invoice was paid outside dunning (bank transfer,
 // another card), so it ends as recovered without charging.
 func (c *Client) Paid(ctx context.Context, tenant, invoiceID string, req workflows.PaidOutOfBand) error {
+	if err := validation.Paid(req); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
 	return c.signal(ctx, tenant, invoiceID, workflows.SignalPaidOutOfBand, req)
 }
 
@@ -250,6 +335,9 @@ func (c *Client) signal(ctx context.Context, tenant, invoiceID, name string, arg
 func (c *Client) Expedite(ctx context.Context, tenant, invoiceID string, req workflows.ExpediteRequest) (workflows.AttemptRecord, error) {
 	if err := ValidateRunKey(tenant, invoiceID); err != nil {
 		return workflows.AttemptRecord{}, err
+	}
+	if err := validation.Expedite(req); err != nil {
+		return workflows.AttemptRecord{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	id := workflows.WorkflowID(tenant, invoiceID)
 	h, err := c.tc.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
@@ -288,18 +376,23 @@ func (c *Client) Result(ctx context.Context, tenant, invoiceID string) (workflow
 // runKeyPattern is the tenant and invoice ID rule of workflows.Input.Validate.
 var runKeyPattern = regexp.MustCompile(`^[A-Za-z0-9._:@-]{1,128}$`)
 
-// ValidateRunKey checks a tenant and invoice ID with the rule runs are
-// started with, so a malformed key is refused before any server call.
+// ValidateRunKey checks a tenant and invoice ID with the rule every run was
+// ever started with, so a malformed key is refused before any server call.
+// It is the run's own rule (workflows.Input.Validate), not the stricter
+// intake rule (package validation): runs started before the intake
+// tightened must stay reachable.
 func ValidateRunKey(tenant, invoiceID string) error {
-	var problems []string
+	var problems []validation.FieldError
 	if !runKeyPattern.MatchString(tenant) {
-		problems = append(problems, fmt.Sprintf("tenant %q must be 1-128 characters of letters, digits and . _ : @ -", tenant))
+		problems = append(problems, validation.FieldError{Pointer: "/tenant",
+			Detail: fmt.Sprintf("%.64q must be 1-128 characters of letters, digits and . _ : @ -", tenant)})
 	}
 	if !runKeyPattern.MatchString(invoiceID) {
-		problems = append(problems, fmt.Sprintf("invoice %q must be 1-128 characters of letters, digits and . _ : @ -", invoiceID))
+		problems = append(problems, validation.FieldError{Pointer: "/invoice",
+			Detail: fmt.Sprintf("%.64q must be 1-128 characters of letters, digits and . _ : @ -", invoiceID)})
 	}
 	if len(problems) > 0 {
-		return fmt.Errorf("%w: %s", ErrInvalid, strings.Join(problems, "; "))
+		return fmt.Errorf("%w: %w", ErrInvalid, &validation.Error{Problems: problems})
 	}
 	return nil
 }

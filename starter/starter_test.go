@@ -16,7 +16,9 @@ import (
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/dunningco/dunning/money"
 	"github.com/dunningco/dunning/policy"
+	"github.com/dunningco/dunning/validation"
 	"github.com/dunningco/dunning/workflows"
 )
 
@@ -42,6 +44,26 @@ type fakeTemporal struct {
 		arg             any
 	}
 	updateOpts client.UpdateWorkflowOptions
+	// started, when set, is what ExecuteWorkflow returns instead of err.
+	started error
+	// described is what DescribeWorkflow answers; nil is an open run for
+	// 49.90 EUR, validInput's amount.
+	described *client.WorkflowExecutionDescription
+}
+
+func (f *fakeTemporal) DescribeWorkflow(_ context.Context, id, runID string) (*client.WorkflowExecutionDescription, error) {
+	f.calls = append(f.calls, "DescribeWorkflow "+id+" "+runID)
+	if f.described != nil {
+		return f.described, nil
+	}
+	return described(enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING,
+		workflows.SAAmountMinor.ValueSet(4990), workflows.SACurrency.ValueSet("EUR")), nil
+}
+
+func described(status enumspb.WorkflowExecutionStatus, attrs ...temporal.SearchAttributeUpdate) *client.WorkflowExecutionDescription {
+	return &client.WorkflowExecutionDescription{WorkflowExecutionMetadata: client.WorkflowExecutionMetadata{
+		Status: status, TypedSearchAttributes: temporal.NewSearchAttributes(attrs...),
+	}}
 }
 
 func (f *fakeTemporal) SignalWithStartWorkflow(_ context.Context, id, signal string, arg any, opts client.StartWorkflowOptions, wf any, args ...any) (client.WorkflowRun, error) {
@@ -160,6 +182,12 @@ func TestStartStartsWithTheDeclineInTheInput(t *testing.T) {
 	if tc.swsOpts.WorkflowIDConflictPolicy != enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL {
 		t.Errorf("conflict policy = %v, want FAIL (a second decline becomes a signal)", tc.swsOpts.WorkflowIDConflictPolicy)
 	}
+	if !tc.swsOpts.WorkflowExecutionErrorWhenAlreadyStarted {
+		t.Error("a start for an invoice with a run must fail, not return the existing run")
+	}
+	if !tc.swsOpts.WorkflowExecutionErrorWhenAlreadyStarted {
+		t.Error("WorkflowExecutionErrorWhenAlreadyStarted is off: the SDK would answer an open run as started and the decline would be dropped")
+	}
 	if tc.swsType != workflows.WorkflowName || len(tc.swsArgs) != 1 || !reflect.DeepEqual(tc.swsArgs[0], pinned(in)) {
 		t.Errorf("workflow = %v %+v, want %s with the input", tc.swsType, tc.swsArgs, workflows.WorkflowName)
 	}
@@ -190,7 +218,15 @@ func TestStartRefusesBeforeCallingTemporal(t *testing.T) {
 		wantIs  []error
 		wantMsg string
 	}{
-		{"invalid input", Options{}, func(in *workflows.Input) { in.Tenant = "" }, []error{ErrInvalid, workflows.ErrInvalidInput}, "tenant must be"},
+		{"invalid input", Options{}, func(in *workflows.Input) { in.Tenant = "" }, []error{ErrInvalid, workflows.ErrInvalidInput}, "tenant: is required"},
+		{"unknown gateway", Options{}, func(in *workflows.Input) { in.Decline.Gateway = "paypal" }, []error{ErrInvalid}, `decline.gateway: "paypal" is not a gateway configured here (http, simulator, stripe)`},
+		{"gateway not configured", Options{Rules: simulatorOnly(t)}, func(*workflows.Input) {}, []error{ErrInvalid}, `"stripe" is not a gateway configured here (simulator)`},
+		{"malformed simulator script", Options{}, func(in *workflows.Input) {
+			in.Decline.Gateway, in.PaymentMethod = "simulator", "sim:decline;colour=red"
+		}, []error{ErrInvalid}, "payment_method: unknown simulator directive"},
+		{"amount wraps int64", Options{}, func(in *workflows.Input) { in.Amount = "184467440737095516.17" }, []error{ErrInvalid}, "largest amount accepted in EUR, 999999999.99 EUR"},
+		{"email with CR/LF", Options{}, func(in *workflows.Input) { in.Customer.Email = "ada@example.com\r\nBcc: eve@example.com" }, []error{ErrInvalid}, "customer.email: contains a line break"},
+		{"customer ID of 300 kB", Options{}, func(in *workflows.Input) { in.Customer.ID = strings.Repeat("c", 300_000) }, []error{ErrInvalid}, "customer.id: is 300000 bytes long; at most 128"},
 		{"bad amount", Options{}, func(in *workflows.Input) { in.Amount = "12.345" }, []error{ErrInvalid}, "3 decimal places"},
 		{"unknown policy", Options{}, func(in *workflows.Input) { in.PolicyName = "gold" }, []error{ErrUnknownPolicy, ErrInvalid}, `unknown policy "gold"; known policies: default, demo`},
 		{"policy missing from a custom catalog", Options{Policies: mustCatalog(t, policy.Demo())}, func(*workflows.Input) {}, []error{ErrUnknownPolicy}, `"default"; known policies: demo`},
@@ -253,6 +289,15 @@ func TestStartOptions(t *testing.T) {
 	}
 }
 
+func simulatorOnly(t *testing.T) validation.Rules {
+	t.Helper()
+	r, err := validation.NewRules([]string{"simulator"}, money.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
 // A second decline for an open invoice reaches its run as a signal.
 func TestStartSignalsAnOpenRun(t *testing.T) {
 	tc := &fakeTemporal{err: serviceerror.NewWorkflowExecutionAlreadyStarted("Workflow execution is already running", "", "run-0"), signalErr: errNone}
@@ -266,6 +311,117 @@ func TestStartSignalsAnOpenRun(t *testing.T) {
 	}
 	if tc.signalled.runID != "run-0" || tc.signalled.name != workflows.SignalDecline || !reflect.DeepEqual(tc.signalled.arg, in.Decline) {
 		t.Errorf("signalled %+v, want the decline to run-0", tc.signalled)
+	}
+	want := []string{"ExecuteWorkflow", "DescribeWorkflow dunning/acme/inv-1001 run-0", "SignalWorkflow"}
+	if !reflect.DeepEqual(tc.calls, want) {
+		t.Errorf("calls = %v, want %v", tc.calls, want)
+	}
+}
+
+// A decline for an open run about another amount or currency is refused
+// with both values, and the run hears nothing of it.
+func TestStartRefusesAConflictingDecline(t *testing.T) {
+	running := enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING
+	tests := []struct {
+		name      string
+		described *client.WorkflowExecutionDescription
+		value     any // the status query's answer, when asked
+		edit      func(*workflows.Input)
+		wantIs    error
+		wantMsg   string
+		wantCalls []string
+	}{
+		{
+			name: "other amount", edit: func(in *workflows.Input) { in.Amount = "50.00" },
+			wantIs: ErrConflict, wantMsg: `the run for invoice "inv-1001" of tenant "acme" dunns 49.90 EUR; this decline reports 50.00 EUR`,
+			wantCalls: []string{"ExecuteWorkflow", "DescribeWorkflow dunning/acme/inv-1001 run-0"},
+		},
+		{
+			name: "other currency", edit: func(in *workflows.Input) { in.Currency = "USD" },
+			wantIs: ErrConflict, wantMsg: "dunns 49.90 EUR; this decline reports 49.90 USD",
+			wantCalls: []string{"ExecuteWorkflow", "DescribeWorkflow dunning/acme/inv-1001 run-0"},
+		},
+		{
+			name: "same amount written differently", edit: func(in *workflows.Input) { in.Amount = "49.9" },
+			wantCalls: []string{"ExecuteWorkflow", "DescribeWorkflow dunning/acme/inv-1001 run-0", "SignalWorkflow"},
+		},
+		{
+			name: "JPY run", described: described(running, workflows.SAAmountMinor.ValueSet(1200), workflows.SACurrency.ValueSet("JPY")),
+			edit:      func(in *workflows.Input) { in.Amount, in.Currency = "1200", "JPY" },
+			wantCalls: []string{"ExecuteWorkflow", "DescribeWorkflow dunning/acme/inv-1001 run-0", "SignalWorkflow"},
+		},
+		{
+			name: "closed run", described: described(enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED),
+			wantIs: ErrRunClosed, wantMsg: "a closed invoice is never dunned twice",
+			wantCalls: []string{"ExecuteWorkflow", "DescribeWorkflow dunning/acme/inv-1001 run-0"},
+		},
+		{
+			name: "run without the attributes asks the status", described: described(running),
+			value:  workflows.Status{WorkflowID: "dunning/acme/inv-1001", Amount: "10.00", Currency: "EUR"},
+			wantIs: ErrConflict, wantMsg: "dunns 10.00 EUR; this decline reports 49.90 EUR",
+			wantCalls: []string{"ExecuteWorkflow", "DescribeWorkflow dunning/acme/inv-1001 run-0", "QueryWorkflow dunning/acme/inv-1001 status"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tc := &fakeTemporal{
+				err:       serviceerror.NewWorkflowExecutionAlreadyStarted("Workflow execution is already running", "", "run-0"),
+				signalErr: errNone, described: tt.described, value: tt.value,
+			}
+			in := validInput()
+			if tt.edit != nil {
+				tt.edit(&in)
+			}
+			// The status query shares the fake's err; answer it.
+			if tt.value != nil {
+				tc.err = nil
+				tc.started = serviceerror.NewWorkflowExecutionAlreadyStarted("Workflow execution is already running", "", "run-0")
+			}
+			_, err := NewClient(tc, Options{}).Start(context.Background(), in)
+			if tt.wantIs == nil && err != nil {
+				t.Fatal(err)
+			}
+			if tt.wantIs != nil && (!errors.Is(err, tt.wantIs) || !strings.Contains(err.Error(), tt.wantMsg)) {
+				t.Fatalf("err = %v, want %v containing %q", err, tt.wantIs, tt.wantMsg)
+			}
+			if !reflect.DeepEqual(tc.calls, tt.wantCalls) {
+				t.Errorf("calls = %v, want %v", tc.calls, tt.wantCalls)
+			}
+		})
+	}
+}
+
+// The run's input holds the normalized customer: phone in E.164, country
+// and time zone from the number when the report had none.
+func TestStartNormalizesTheCustomer(t *testing.T) {
+	tc := &fakeTemporal{}
+	in := validInput()
+	in.Customer.Phone = "+48 601 234 567"
+	in.Customer.Email = " ada@example.com "
+	if _, err := NewClient(tc, Options{}).Start(context.Background(), in); err != nil {
+		t.Fatal(err)
+	}
+	got := tc.swsArgs[0].(workflows.Input).Customer
+	want := workflows.Customer{ID: "cus_42", Email: "ada@example.com", Phone: "+48601234567", Country: "PL", TimeZone: "Europe/Warsaw"}
+	if got != want {
+		t.Errorf("customer = %+v, want %+v", got, want)
+	}
+}
+
+func TestStartNamesEveryBadField(t *testing.T) {
+	in := validInput()
+	in.Tenant, in.Customer.Phone, in.Decline.Gateway = "", "0123", "paypal"
+	_, err := NewClient(&fakeTemporal{}, Options{}).Start(context.Background(), in)
+	verr, ok := errors.AsType[*validation.Error](err)
+	if !ok {
+		t.Fatalf("err = %v, want a *validation.Error", err)
+	}
+	var pointers []string
+	for _, p := range verr.Problems {
+		pointers = append(pointers, p.Pointer)
+	}
+	if want := []string{"/tenant", "/customer/phone", "/decline/gateway"}; !reflect.DeepEqual(pointers, want) {
+		t.Errorf("pointers = %v, want %v", pointers, want)
 	}
 }
 

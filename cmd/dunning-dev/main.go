@@ -122,10 +122,16 @@ func run(ctx context.Context, logger *slog.Logger, args []string, ready chan<- s
 	if err != nil {
 		return err
 	}
-	extra = append(extra, intake.WithPolicies(policies))
+	// The gateways Build configured and DUNNING_MAX_AMOUNTS: one set of
+	// rules for the API and the client behind it.
+	intakeCfg, err := worker.IntakeFromEnv(os.Getenv)
+	if err != nil {
+		return err
+	}
+	extra = append(extra, intake.WithPolicies(policies), intake.WithRules(intakeCfg.Rules))
 	api := &http.Server{
 		Addr:              *httpAddr,
-		Handler:           intake.NewHandler(starter.NewClient(c, starter.Options{TaskQueue: cfg.TaskQueue, Policies: policies}), logger, extra...),
+		Handler:           intake.NewHandler(starter.NewClient(c, starter.Options{TaskQueue: cfg.TaskQueue, Policies: policies, Rules: intakeCfg.Rules}), logger, extra...),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	ln, err := net.Listen("tcp", *httpAddr)

@@ -15,9 +15,9 @@ import (
 
 	"go.temporal.io/sdk/client"
 
-	"github.com/dunningco/dunning/policy"
 	"github.com/dunningco/dunning/starter"
 	"github.com/dunningco/dunning/starter/intake"
+	"github.com/dunningco/dunning/worker"
 	"github.com/dunningco/dunning/workflows"
 )
 
@@ -53,6 +53,15 @@ Environment:
   TEMPORAL_TLS_CERT    client certificate file for mTLS
   TEMPORAL_TLS_KEY     the certificate's private key file
   HTTP_ADDR            serve's listen address (default ":8080")
+  DUNNING_TASK_QUEUE   task queue runs are started on (default "dunning"; the
+                       workers' own)
+  DUNNING_MAX_AMOUNTS  largest amount accepted per currency, e.g.
+                       "EUR=1000000.00,JPY=100000000" (default 99999999999
+                       minor units in every currency)
+  DUNNING_POLICY_DIR   directory of policy files over the built-in ones
+  STRIPE_API_KEY, HTTP_GATEWAY_URL
+                       as set for the workers: a decline may name only the
+                       gateways they configure (the simulator always)
 `
 
 // Run runs the command line args (without the program name) and returns the
@@ -117,7 +126,8 @@ func (a *app) run(ctx context.Context, args []string) int {
 	switch {
 	case err == nil, errors.Is(err, errHelpShown):
 		return ExitOK
-	case errors.As(err, &usageErr):
+	case errors.As(err, &usageErr), errors.Is(err, starter.ErrInvalid):
+		// Invalid input is the caller's to fix, whichever check found it.
 		fmt.Fprintf(a.stderr, "dunning %s: %v (see \"dunning %s -h\")\n", name, err, name)
 		return ExitUsage
 	default:
@@ -196,18 +206,37 @@ func (r runFlags) check() error {
 	return nil
 }
 
+// clientOptions are the starter options the environment configures: the
+// workers' task queue and gateways, amount limits and policies, the same
+// for the CLI as for `dunning serve`.
+func (a *app) clientOptions() (starter.Options, error) {
+	cfg, err := worker.IntakeFromEnv(a.getenv)
+	if err != nil {
+		return starter.Options{}, err
+	}
+	policies, err := starter.PoliciesFromEnv(a.getenv)
+	if err != nil {
+		return starter.Options{}, err
+	}
+	return starter.Options{TaskQueue: cfg.TaskQueue, Policies: policies, Rules: cfg.Rules}, nil
+}
+
 // withClient connects to Temporal and runs fn with a starter client.
 func (a *app) withClient(ctx context.Context, fn func(*starter.Client) error) error {
+	opts, err := a.clientOptions()
+	if err != nil {
+		return err
+	}
+	return a.withClientOptions(ctx, opts, fn)
+}
+
+func (a *app) withClientOptions(ctx context.Context, opts starter.Options, fn func(*starter.Client) error) error {
 	tc, err := a.dial(ctx)
 	if err != nil {
 		return err
 	}
 	defer tc.Close()
-	policies, err := starter.PoliciesFromEnv(a.getenv)
-	if err != nil {
-		return err
-	}
-	return fn(starter.NewClient(tc, starter.Options{Policies: policies}))
+	return fn(starter.NewClient(tc, opts))
 }
 
 func (a *app) printJSON(v any) error {
@@ -238,7 +267,9 @@ func (a *app) start(ctx context.Context, args []string) error {
 	fs.StringVar(&r.Decline.AdviceCode, "advice", "", "gateway advice code, e.g. try_again_later")
 	fs.StringVar(&r.Decline.ID, "decline-id", "", "gateway reference of the failed charge (repeats are recorded once)")
 	fs.StringVar(&r.Decline.Message, "message", "", "gateway decline message")
-	fs.StringVar(&r.Policy, "policy", "", "dunning policy name (default \"default\")")
+	fs.StringVar(&r.Policy, "policy", "", "dunning policy name (default: chosen by the policy selection, else \"default\")")
+	fs.StringVar(&r.Plan, "plan", "", "customer's plan, for policy selection when -policy is not given")
+	fs.StringVar(&r.Segment, "segment", "", "customer's segment, for policy selection when -policy is not given")
 	fs.StringVar(&r.BillingCallbackURL, "callback-url", "", "billing callback URL for this run")
 
 	if err := parse(fs, args); err != nil {
@@ -261,14 +292,21 @@ func (a *app) start(ctx context.Context, args []string) error {
 	} else if err := requireFlags(fs, "tenant", "invoice", "customer", "amount", "currency", "gateway", "code"); err != nil {
 		return err
 	}
-	if err := r.Validate(); err != nil {
+	opts, err := a.clientOptions()
+	if err != nil {
+		return err
+	}
+	// The intake's rules, checked before connecting: bad input never
+	// needs a cluster to be refused.
+	in, err := opts.Rules.Decline(r.Input())
+	if err != nil {
 		return &usageError{msg: err.Error()}
 	}
-	if err := starter.CheckPolicyName(policy.Builtin(), r.Policy); err != nil {
+	if err := starter.CheckPolicyName(opts.Policies, r.Policy); err != nil {
 		return &usageError{msg: err.Error()}
 	}
-	return a.withClient(ctx, func(c *starter.Client) error {
-		res, err := c.Start(ctx, r.Input())
+	return a.withClientOptions(ctx, opts, func(c *starter.Client) error {
+		res, err := c.Start(ctx, in)
 		if err != nil {
 			return err
 		}

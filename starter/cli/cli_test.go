@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
@@ -33,15 +34,35 @@ type fakeTemporal struct {
 	calls  []string
 	closed bool
 	input  workflows.Input
+	mu     sync.Mutex // guards queue, which serve's handler writes
+	queue  string     // the task queue of the last start
+}
+
+func (f *fakeTemporal) startedOn() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.queue
 }
 
 func (f *fakeTemporal) ExecuteWorkflow(_ context.Context, opts client.StartWorkflowOptions, _ any, args ...any) (client.WorkflowRun, error) {
 	f.calls = append(f.calls, "Start "+opts.ID)
+	f.mu.Lock()
+	f.queue = opts.TaskQueue
+	f.mu.Unlock()
 	if f.err != nil {
 		return nil, f.err
 	}
 	f.input = args[0].(workflows.Input)
 	return fakeRun{id: opts.ID}, nil
+}
+
+// DescribeWorkflow answers that the invoice's run has ended: the fake starts
+// every run, so an "already started" one is one that closed.
+func (f *fakeTemporal) DescribeWorkflow(_ context.Context, id, _ string) (*client.WorkflowExecutionDescription, error) {
+	f.calls = append(f.calls, "Describe "+id)
+	return &client.WorkflowExecutionDescription{WorkflowExecutionMetadata: client.WorkflowExecutionMetadata{
+		Status: enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED,
+	}}, nil
 }
 
 func (f *fakeTemporal) QueryWorkflow(_ context.Context, id, _, query string, _ ...any) (converter.EncodedValue, error) {
@@ -105,7 +126,16 @@ type result struct {
 	dialed         bool
 }
 
+// testEnv is the environment commands see: the workers charge through the
+// simulator and Stripe.
+var testEnv = map[string]string{"DUNNING_GATEWAYS": "simulator,stripe"}
+
 func runWith(t *testing.T, tc *fakeTemporal, dialErr error, args ...string) result {
+	t.Helper()
+	return runWithEnv(t, tc, dialErr, testEnv, args...)
+}
+
+func runWithEnv(t *testing.T, tc *fakeTemporal, dialErr error, env map[string]string, args ...string) result {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
 	var dialed bool
@@ -118,7 +148,7 @@ func runWith(t *testing.T, tc *fakeTemporal, dialErr error, args ...string) resu
 			}
 			return tc, nil
 		},
-		getenv: func(string) string { return "" },
+		getenv: func(k string) string { return env[k] },
 	}
 	code := a.run(context.Background(), args)
 	return result{code: code, stdout: stdout.String(), stderr: stderr.String(), dialed: dialed}
@@ -139,16 +169,24 @@ func TestUsageErrors(t *testing.T) {
 		{"missing invoice", []string{"status", "-tenant", "acme"}, ExitUsage, "dunning status: -invoice is required"},
 		{"missing both", []string{"status"}, ExitUsage, "-tenant, -invoice are required"},
 		{"positional argument", []string{"status", "-tenant", "acme", "-invoice", "inv-1", "extra"}, ExitUsage, `unexpected argument "extra"`},
-		{"bad invoice", []string{"status", "-tenant", "acme", "-invoice", "inv 1"}, ExitUsage, `invoice "inv 1" must be 1-128 characters`},
+		{"bad invoice", []string{"status", "-tenant", "acme", "-invoice", "inv 1"}, ExitUsage, `invoice: "inv 1" must be 1-128 characters`},
 		{"cancel without reason", []string{"cancel", "-tenant", "acme", "-invoice", "inv-1"}, ExitUsage, "-reason is required"},
 		{"expedite without tenant", []string{"expedite", "-invoice", "inv-1"}, ExitUsage, "-tenant is required"},
-		{"card-updated bad tenant", []string{"card-updated", "-tenant", "a/b", "-invoice", "inv-1"}, ExitUsage, `tenant "a/b"`},
+		{"card-updated bad tenant", []string{"card-updated", "-tenant", "a/b", "-invoice", "inv-1"}, ExitUsage, `tenant: "a/b"`},
 		{"paid without invoice", []string{"paid", "-tenant", "acme"}, ExitUsage, "-invoice is required"},
 		{"start without flags", []string{"start"}, ExitUsage, "-tenant, -invoice, -customer, -amount, -currency, -gateway, -code are required"},
 		{"start with a bad amount", startArgs("-amount", "12.345"), ExitUsage, "has 3 decimal places but EUR allows 2"},
 		{"start with a zero amount", startArgs("-amount", "0"), ExitUsage, "must be greater than zero"},
 		{"start with an unknown currency", startArgs("-currency", "XYZ"), ExitUsage, `"XYZ" is not an ISO 4217 code`},
 		{"start with a bad phone", startArgs("-phone", "123"), ExitUsage, "E.164"},
+		{"start with CR/LF in the email", startArgs("-email", "ada@example.com\r\nBcc: eve@example.com"), ExitUsage, "customer.email: contains a line break"},
+		{"start with an overflowing amount", startArgs("-amount", "184467440737095516.17"), ExitUsage, "largest amount accepted in EUR"},
+		{"start with an unknown gateway", startArgs("-gateway", "paypal"), ExitUsage, `decline.gateway: "paypal" is not a gateway configured here (simulator, stripe)`},
+		{"start with a malformed simulator script", startArgs("-gateway", "simulator", "-payment-method", "sim:decline;colour=red"), ExitUsage, "unknown simulator directive"},
+		{"start with a malformed Stripe method", startArgs("-payment-method", "4242424242424242"), ExitUsage, "is not a Stripe payment method ID"},
+		{"start with a bad plan", startArgs("-plan", "pro plan"), ExitUsage, `plan: "pro plan" has characters other than`},
+		{"start with a customer ID too long", startArgs("-customer", strings.Repeat("c", 300)), ExitUsage, "customer.id: is 300 bytes long; at most 128"},
+		{"card-updated with a method no gateway takes", []string{"card-updated", "-tenant", "acme", "-invoice", "inv-1", "-payment-method", "tok visa"}, ExitUsage, "payment_method: is not a payment method any configured gateway takes"},
 		{"start with a bad time zone", startArgs("-tz", "Mars/Olympus"), ExitUsage, "IANA time zone"},
 		{"start with an unknown policy", startArgs("-policy", "gold"), ExitUsage, `unknown policy "gold"`},
 		{"start -f with flags", []string{"start", "-f", "x.json", "-tenant", "acme"}, ExitUsage, "-f cannot be combined with -tenant"},
@@ -172,10 +210,99 @@ func TestUsageErrors(t *testing.T) {
 			if len(tt.args) > 0 && strings.Count(r.stderr, "\n") != 1 {
 				t.Errorf("stderr is not one line: %q", r.stderr)
 			}
-			if r.dialed {
+			if r.dialed && !strings.HasPrefix(tt.name, "card-updated") {
 				t.Error("connected to Temporal on a bad command line")
 			}
 		})
+	}
+}
+
+// -plan and -segment reach the policy selection, which picks the run's
+// policy when -policy is not given.
+func TestStartPlanAndSegmentSelectThePolicy(t *testing.T) {
+	dir := t.TempDir()
+	selection := "rules:\n  - {match: {plan: pro, segment: smb}, policy: demo}\n  - {policy: default}\n"
+	if err := os.WriteFile(filepath.Join(dir, "selection.yaml"), []byte(selection), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"DUNNING_GATEWAYS": "simulator,stripe", "DUNNING_POLICY_DIR": dir}
+	tests := []struct {
+		name       string
+		args       []string
+		wantPolicy string
+	}{
+		{"plan and segment match", startArgs("-plan", "pro", "-segment", "smb"), "demo"},
+		{"segment does not match", startArgs("-plan", "pro", "-segment", "enterprise"), "default"},
+		{"neither given", startArgs(), "default"},
+		{"an explicit policy wins", startArgs("-plan", "pro", "-segment", "smb", "-policy", "default"), "default"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tc := &fakeTemporal{}
+			r := runWithEnv(t, tc, nil, env, tt.args...)
+			if r.code != ExitOK {
+				t.Fatalf("exit code = %d, stderr %q", r.code, r.stderr)
+			}
+			if tc.input.Policy == nil || tc.input.Policy.Name != tt.wantPolicy {
+				t.Fatalf("pinned policy = %+v, want %s", tc.input.Policy, tt.wantPolicy)
+			}
+		})
+	}
+	tc := &fakeTemporal{}
+	if r := runWithEnv(t, tc, nil, env, startArgs("-plan", "pro", "-segment", "smb")...); r.code != ExitOK {
+		t.Fatalf("exit code = %d, stderr %q", r.code, r.stderr)
+	}
+	if tc.input.Plan != "pro" || tc.input.Segment != "smb" {
+		t.Errorf("input plan/segment = %q/%q, want pro/smb", tc.input.Plan, tc.input.Segment)
+	}
+}
+
+// Runs start on the workers' task queue, DUNNING_TASK_QUEUE, as the worker
+// reads it.
+func TestStartHonoursTaskQueue(t *testing.T) {
+	tests := []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{"DUNNING_GATEWAYS": "stripe"}, "dunning"},
+		{map[string]string{"DUNNING_GATEWAYS": "stripe", "DUNNING_TASK_QUEUE": "dunning-eu"}, "dunning-eu"},
+		{map[string]string{"DUNNING_GATEWAYS": "stripe", "DUNNING_TASK_QUEUE": "  dunning-eu "}, "dunning-eu"},
+	}
+	for _, tt := range tests {
+		tc := &fakeTemporal{}
+		if r := runWithEnv(t, tc, nil, tt.env, startArgs()...); r.code != ExitOK {
+			t.Fatalf("exit code = %d, stderr %q", r.code, r.stderr)
+		}
+		if got := tc.startedOn(); got != tt.want {
+			t.Errorf("DUNNING_TASK_QUEUE=%q: started on %q, want %q", tt.env["DUNNING_TASK_QUEUE"], got, tt.want)
+		}
+	}
+}
+
+// DUNNING_MAX_AMOUNTS caps amounts for the CLI as for the API.
+func TestStartHonoursMaxAmounts(t *testing.T) {
+	env := map[string]string{"DUNNING_GATEWAYS": "stripe", "DUNNING_MAX_AMOUNTS": "EUR=40.00"}
+	r := runWithEnv(t, &fakeTemporal{}, nil, env, startArgs()...)
+	if r.code != ExitUsage || !strings.Contains(r.stderr, "above the largest amount accepted in EUR, 40.00 EUR") {
+		t.Fatalf("exit code = %d, stderr %q", r.code, r.stderr)
+	}
+	if r.dialed {
+		t.Error("connected to Temporal for an amount over the limit")
+	}
+	env["DUNNING_MAX_AMOUNTS"] = "EUR=lots"
+	if r := runWithEnv(t, &fakeTemporal{}, nil, env, startArgs()...); r.code != ExitFailure || !strings.Contains(r.stderr, "DUNNING_MAX_AMOUNTS") {
+		t.Fatalf("bad DUNNING_MAX_AMOUNTS: exit code = %d, stderr %q", r.code, r.stderr)
+	}
+}
+
+// The normalized input is what the run gets.
+func TestStartNormalizesThePhone(t *testing.T) {
+	tc := &fakeTemporal{}
+	if r := runWith(t, tc, nil, startArgs("-phone", "+48 601 234 567")...); r.code != ExitOK {
+		t.Fatalf("exit code = %d, stderr %q", r.code, r.stderr)
+	}
+	if c := tc.input.Customer; c.Phone != "+48601234567" || c.Country != "PL" || c.TimeZone != "Europe/Warsaw" {
+		t.Errorf("customer = %+v, want the phone in E.164 and country and zone from it", c)
 	}
 }
 
@@ -284,7 +411,7 @@ func TestFailures(t *testing.T) {
 		{"cannot connect", []string{"status", "-tenant", "acme", "-invoice", "inv-1"}, nil, errors.New("connect to Temporal at 127.0.0.1:7233: connection refused"), "dunning status: connect to Temporal at 127.0.0.1:7233"},
 		{"unknown run", []string{"status", "-tenant", "acme", "-invoice", "inv-1"}, serviceerror.NewNotFound("workflow not found"), nil, `dunning status: dunning run not found: tenant "acme" invoice "inv-1"`},
 		{"closed run", []string{"paid", "-tenant", "acme", "-invoice", "inv-1"}, serviceerror.NewNotFound("workflow execution already completed"), nil, `dunning paid: dunning run already ended: tenant "acme" invoice "inv-1"`},
-		{"closed invoice", startArgs(), serviceerror.NewWorkflowExecutionAlreadyStarted("already finished", "", ""), nil, "a closed invoice is never dunned twice"},
+		{"closed invoice", startArgs(), serviceerror.NewWorkflowExecutionAlreadyStarted("already finished", "", "run-0"), nil, "a closed invoice is never dunned twice"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -308,7 +435,7 @@ func TestServeShutsDownGracefully(t *testing.T) {
 	a := &app{
 		stdout: &bytes.Buffer{}, stderr: stderr,
 		dial:   func(context.Context) (client.Client, error) { return tc, nil },
-		getenv: func(string) string { return "" },
+		getenv: func(k string) string { return testEnv[k] },
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
@@ -338,6 +465,48 @@ func TestServeShutsDownGracefully(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "intake API stopped") {
 		t.Errorf("no shutdown log: %s", stderr)
+	}
+}
+
+// dunning serve starts runs on DUNNING_TASK_QUEUE and takes only the
+// gateways the workers configure.
+func TestServeHonoursTheWorkersConfiguration(t *testing.T) {
+	prev := slog.Default()
+	t.Cleanup(func() { slog.SetDefault(prev) })
+	env := map[string]string{"DUNNING_TASK_QUEUE": "dunning-eu", "DUNNING_GATEWAYS": "simulator"}
+	stderr := &syncBuffer{}
+	tc := &fakeTemporal{}
+	a := &app{
+		stdout: &bytes.Buffer{}, stderr: stderr,
+		dial:   func(context.Context) (client.Client, error) { return tc, nil },
+		getenv: func(k string) string { return env[k] },
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() { done <- a.run(ctx, []string{"serve", "-addr", "127.0.0.1:0"}) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	addr := waitForAddr(t, stderr)
+	post := func(gw, pm string) (int, string) {
+		body := fmt.Sprintf(`{"tenant":"acme","invoice_id":"inv-1","customer":{"id":"c1"},"amount":"49.90","currency":"EUR",
+			"payment_method":%q,"decline":{"gateway":%q,"code":"insufficient_funds"}}`, pm, gw)
+		resp, err := http.Post("http://"+addr+"/v1/declines", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		return resp.StatusCode, resp.Header.Get("Content-Type")
+	}
+	if code, _ := post("simulator", "sim:succeed"); code != http.StatusAccepted {
+		t.Fatalf("simulator decline = %d, want 202", code)
+	}
+	if got := tc.startedOn(); got != "dunning-eu" {
+		t.Errorf("run started on %q, want DUNNING_TASK_QUEUE's dunning-eu", got)
+	}
+	if code, ct := post("stripe", "pm_card_visa"); code != http.StatusUnprocessableEntity || ct != "application/problem+json" {
+		t.Errorf("decline for an unconfigured gateway = %d %s, want 422 application/problem+json", code, ct)
 	}
 }
 

@@ -63,18 +63,19 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	policies, err := starter.PoliciesFromEnv(a.getenv)
+	opts, err := a.clientOptions()
 	if err != nil {
 		return err
 	}
-	extra = append(extra, intake.WithPolicies(policies))
+	// One set of rules for the API and the client behind it.
+	extra = append(extra, intake.WithPolicies(opts.Policies), intake.WithRules(opts.Rules))
 
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", *addr, err)
 	}
 	srv := &http.Server{
-		Handler:           intake.NewHandler(starter.NewClient(tc, starter.Options{Policies: policies}), logger, extra...),
+		Handler:           intake.NewHandler(starter.NewClient(tc, opts), logger, extra...),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		// Long enough for a request that waits the handler's full timeout.
@@ -84,7 +85,7 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
-	logger.Info("intake API listening", "addr", ln.Addr().String())
+	logger.Info("intake API listening", "addr", ln.Addr().String(), "task_queue", opts.TaskQueue, "gateways", opts.Rules.GatewayNames())
 
 	select {
 	case err := <-serveErr:

@@ -13,12 +13,12 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/dunningco/dunning/cardlink"
 	"github.com/dunningco/dunning/policy"
 	"github.com/dunningco/dunning/starter"
+	"github.com/dunningco/dunning/validation"
 	"github.com/dunningco/dunning/workflows"
 )
 
@@ -47,6 +47,15 @@ func WithPolicies(c *policy.Catalog) Option {
 	return func(h *handler) { h.policies = c }
 }
 
+// WithRules sets the intake rules: the gateways the deployment charges
+// through and its amount limits. They should be the Runs' own
+// (starter.Options.Rules), so a request the API accepts is one the client
+// accepts. Defaults to validation.Rules{}: every gateway the platform ships,
+// default amount limits.
+func WithRules(r validation.Rules) Option {
+	return func(h *handler) { h.rules = r }
+}
+
 // WithTimeout sets how long one request waits for a run; default
 // DefaultTimeout.
 func WithTimeout(d time.Duration) Option {
@@ -57,6 +66,7 @@ type handler struct {
 	runs     Runs
 	logger   *slog.Logger
 	policies *policy.Catalog
+	rules    validation.Rules
 	timeout  time.Duration
 	webhooks webhooks
 	// cardLinks, when set, resolves card-update link tokens.
@@ -142,21 +152,24 @@ func (h *handler) startRun(w http.ResponseWriter, r *http.Request) {
 	}
 	report, err := DecodeDeclineReport(data)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		writeBodyError(w, err)
 		return
 	}
-	if err := report.Validate(); err != nil {
-		writeError(w, http.StatusUnprocessableEntity, err.Error())
+	// Checked and normalized here, before any run is touched; the client
+	// checks again with the same rules, which changes nothing.
+	in, err := h.rules.Decline(report.Input())
+	if err != nil {
+		writeInvalid(w, err)
 		return
 	}
 	if err := starter.CheckPolicyName(h.policies, report.Policy); err != nil {
-		writeError(w, http.StatusUnprocessableEntity, err.Error())
+		writeError(w, http.StatusUnprocessableEntity, err.Error(), bodyField("/policy", err.Error()))
 		return
 	}
 
 	ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
 	defer cancel()
-	res, err := h.runs.Start(ctx, report.Input())
+	res, err := h.runs.Start(ctx, in)
 	if err != nil {
 		if errors.Is(err, starter.ErrRunClosed) {
 			writeError(w, http.StatusConflict, fmt.Sprintf("the dunning run for invoice %q already ended; a closed invoice is never dunned twice", report.InvoiceID))
@@ -166,9 +179,9 @@ func (h *handler) startRun(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.logger.InfoContext(r.Context(), "decline accepted",
-		"tenant", report.Tenant, "invoice_id", report.InvoiceID,
-		"workflow_id", res.WorkflowID, "run_id", res.RunID, "decline_code", report.Decline.Code)
-	statusURL := statusPath(report.Tenant, report.InvoiceID)
+		"tenant", in.Tenant, "invoice_id", in.InvoiceID,
+		"workflow_id", res.WorkflowID, "run_id", res.RunID, "decline_code", in.Decline.Code)
+	statusURL := statusPath(in.Tenant, in.InvoiceID)
 	w.Header().Set("Location", statusURL)
 	writeJSON(w, http.StatusAccepted, startResponse{WorkflowID: res.WorkflowID, RunID: res.RunID, StatusURL: statusURL})
 }
@@ -194,8 +207,8 @@ func (h *handler) cancel(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if strings.TrimSpace(req.Reason) == "" {
-		writeError(w, http.StatusUnprocessableEntity, "reason is required to cancel a dunning run")
+	if err := validation.Cancel(req); err != nil {
+		writeInvalid(w, err)
 		return
 	}
 	h.signal(w, r, tenant, invoice, func(ctx context.Context) error {
@@ -207,6 +220,10 @@ func (h *handler) expedite(w http.ResponseWriter, r *http.Request) {
 	var req workflows.ExpediteRequest
 	tenant, invoice, ok := h.runRequest(w, r, &req, true)
 	if !ok {
+		return
+	}
+	if err := validation.Expedite(req); err != nil {
+		writeInvalid(w, err)
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
@@ -225,6 +242,10 @@ func (h *handler) paymentMethodUpdated(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if err := h.rules.PaymentMethodUpdate(req); err != nil {
+		writeInvalid(w, err)
+		return
+	}
 	h.signal(w, r, tenant, invoice, func(ctx context.Context) error {
 		return h.runs.PaymentMethodUpdated(ctx, tenant, invoice, req)
 	})
@@ -234,6 +255,10 @@ func (h *handler) paid(w http.ResponseWriter, r *http.Request) {
 	var req workflows.PaidOutOfBand
 	tenant, invoice, ok := h.runRequest(w, r, &req, true)
 	if !ok {
+		return
+	}
+	if err := validation.Paid(req); err != nil {
+		writeInvalid(w, err)
 		return
 	}
 	h.signal(w, r, tenant, invoice, func(ctx context.Context) error {
@@ -266,19 +291,46 @@ func (h *handler) runRequest(w http.ResponseWriter, r *http.Request, v any, allo
 		return "", "", false
 	}
 	if err := decodeStrict(data, v, allowEmpty); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		writeBodyError(w, err)
 		return "", "", false
 	}
 	return tenant, invoice, true
 }
 
+// runKey reads the run's tenant and invoice from the path; a malformed one
+// is a 400 naming the parameter.
 func runKey(w http.ResponseWriter, r *http.Request) (tenant, invoice string, ok bool) {
 	tenant, invoice = r.PathValue("tenant"), r.PathValue("invoice")
 	if err := starter.ValidateRunKey(tenant, invoice); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		writeParamError(w, http.StatusBadRequest, err)
 		return "", "", false
 	}
 	return tenant, invoice, true
+}
+
+// writeBodyError answers 400 for a body that is not the JSON the endpoint
+// takes, naming the member when the decoder could tell.
+func writeBodyError(w http.ResponseWriter, err error) {
+	if berr, ok := errors.AsType[*BodyError](err); ok {
+		writeError(w, http.StatusBadRequest, berr.Detail, bodyField(berr.Pointer, berr.Detail))
+		return
+	}
+	writeError(w, http.StatusBadRequest, err.Error(), bodyField("", err.Error()))
+}
+
+// writeParamError answers status for bad path or query parameters, naming
+// each one.
+func writeParamError(w http.ResponseWriter, status int, err error) {
+	verr, ok := errors.AsType[*validation.Error](err)
+	if !ok {
+		writeError(w, status, err.Error())
+		return
+	}
+	fields := make([]FieldProblem, len(verr.Problems))
+	for i, p := range verr.Problems {
+		fields[i] = paramField(p.Field(), p.Detail)
+	}
+	writeError(w, status, invalidDetail(verr), fields...)
 }
 
 // readBody checks the content type and reads at most MaxBodyBytes.
@@ -293,7 +345,8 @@ func (h *handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool
 	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
 	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the request body exceeds %d bytes", MaxBodyBytes))
+			detail := fmt.Sprintf("the request body exceeds %d bytes", MaxBodyBytes)
+			writeError(w, http.StatusRequestEntityTooLarge, detail, bodyField("", detail))
 			return nil, false
 		}
 		writeError(w, http.StatusBadRequest, "could not read the request body")
@@ -305,14 +358,20 @@ func (h *handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool
 // fail answers an error from Runs.
 func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error, tenant, invoice string) {
 	switch {
-	case errors.Is(err, starter.ErrInvalid): // ErrUnknownPolicy included
-		writeError(w, http.StatusUnprocessableEntity, err.Error())
+	case errors.Is(err, starter.ErrUnknownPolicy):
+		writeError(w, http.StatusUnprocessableEntity, err.Error(), bodyField("/policy", err.Error()))
+	case errors.Is(err, starter.ErrInvalid):
+		writeInvalid(w, err)
+	case errors.Is(err, starter.ErrConflict):
+		// The message names the run's amount and the reported one.
+		writeError(w, http.StatusConflict, err.Error(),
+			bodyField("/amount", err.Error()), bodyField("/currency", err.Error()))
 	case errors.Is(err, starter.ErrRunNotFound):
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no dunning run for tenant %q invoice %q", tenant, invoice))
 	case errors.Is(err, starter.ErrRunClosed):
 		writeError(w, http.StatusConflict, fmt.Sprintf("the dunning run for tenant %q invoice %q has already ended", tenant, invoice))
 	case errors.Is(err, starter.ErrRejected):
-		writeError(w, http.StatusConflict, err.Error())
+		writeProblem(w, ProblemRejected, http.StatusConflict, err.Error())
 	case r.Context().Err() != nil:
 		// The caller went away; nobody reads the answer.
 		h.logger.InfoContext(r.Context(), "request abandoned by the client", "path", r.URL.Path, "error", err)
@@ -342,14 +401,6 @@ func (h *handler) recoverPanics(next http.Handler) http.Handler {
 
 func statusPath(tenant, invoice string) string {
 	return "/v1/runs/" + url.PathEscape(tenant) + "/" + url.PathEscape(invoice)
-}
-
-type errorBody struct {
-	Error string `json:"error"`
-}
-
-func writeError(w http.ResponseWriter, status int, msg string) {
-	writeJSON(w, status, errorBody{Error: msg})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

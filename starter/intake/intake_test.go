@@ -137,14 +137,35 @@ func do(t *testing.T, h http.Handler, method, path, contentType, body string) (*
 	}
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
-	if got := rec.Header().Get("Content-Type"); got != "application/json" {
-		t.Errorf("%s %s: Content-Type = %q, want application/json", method, path, got)
+	out := checkAnswer(t, rec)
+	return rec, out
+}
+
+// checkAnswer decodes an answer: JSON for success, an RFC 9457 problem
+// (application/problem+json with type, title, status and detail) for every
+// error.
+func checkAnswer(t *testing.T, rec *httptest.ResponseRecorder) map[string]any {
+	t.Helper()
+	want := "application/json"
+	if rec.Code >= 400 {
+		want = ProblemContentType
+	}
+	if got := rec.Header().Get("Content-Type"); got != want {
+		t.Errorf("status %d: Content-Type = %q, want %s", rec.Code, got, want)
 	}
 	var out map[string]any
 	if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil {
-		t.Fatalf("%s %s: response is not a JSON object: %v\n%s", method, path, err, rec.Body)
+		t.Fatalf("response is not a JSON object: %v\n%s", err, rec.Body)
 	}
-	return rec, out
+	if rec.Code >= 400 {
+		typ, _ := out["type"].(string)
+		title, _ := out["title"].(string)
+		detail, _ := out["detail"].(string)
+		if typ == "" || title == "" || detail == "" || out["status"] != float64(rec.Code) {
+			t.Errorf("status %d: not a problem details object: %v", rec.Code, out)
+		}
+	}
+	return out
 }
 
 func TestStartRejectsBadInput(t *testing.T) {
@@ -169,23 +190,23 @@ func TestStartRejectsBadInput(t *testing.T) {
 		{"amount as JSON number", "", reportWith(t, func(m map[string]any) { m["amount"] = 49.90 }), 400, "amount must be a JSON string such as \"49.90\""},
 		{"amount as JSON number explains why", "", `{"amount": 12}`, 400, "floating-point numbers cannot hold money"},
 		{"bad occurred_at", "", reportWith(t, func(m map[string]any) { sub(m, "decline")["occurred_at"] = "yesterday" }), 400, `times must be RFC 3339 such as "2026-03-01T10:00:00Z": "yesterday" is not`},
-		{"missing tenant", "", reportWith(t, func(m map[string]any) { delete(m, "tenant") }), 422, "tenant must be 1-128 characters"},
-		{"bad tenant", "", reportWith(t, func(m map[string]any) { m["tenant"] = "ac me" }), 422, "tenant must be 1-128 characters"},
-		{"missing invoice_id", "", reportWith(t, func(m map[string]any) { delete(m, "invoice_id") }), 422, "invoice_id must be 1-128 characters"},
-		{"missing customer.id", "", reportWith(t, func(m map[string]any) { delete(sub(m, "customer"), "id") }), 422, "customer.id is required"},
-		{"missing amount", "", reportWith(t, func(m map[string]any) { delete(m, "amount") }), 422, "amount is required"},
-		{"missing currency", "", reportWith(t, func(m map[string]any) { delete(m, "currency") }), 422, "currency is required"},
-		{"missing decline.code", "", reportWith(t, func(m map[string]any) { delete(sub(m, "decline"), "code") }), 422, "decline.code is required"},
-		{"missing decline.gateway", "", reportWith(t, func(m map[string]any) { delete(sub(m, "decline"), "gateway") }), 422, "decline.gateway is required"},
+		{"missing tenant", "", reportWith(t, func(m map[string]any) { delete(m, "tenant") }), 422, "tenant: is required"},
+		{"bad tenant", "", reportWith(t, func(m map[string]any) { m["tenant"] = "ac me" }), 422, `tenant: "ac me" has characters other than letters, digits`},
+		{"missing invoice_id", "", reportWith(t, func(m map[string]any) { delete(m, "invoice_id") }), 422, "invoice_id: is required"},
+		{"missing customer.id", "", reportWith(t, func(m map[string]any) { delete(sub(m, "customer"), "id") }), 422, "customer.id: is required"},
+		{"missing amount", "", reportWith(t, func(m map[string]any) { delete(m, "amount") }), 422, "amount: is required"},
+		{"missing currency", "", reportWith(t, func(m map[string]any) { delete(m, "currency") }), 422, "currency: is required"},
+		{"missing decline.code", "", reportWith(t, func(m map[string]any) { delete(sub(m, "decline"), "code") }), 422, "decline.code: is required"},
+		{"missing decline.gateway", "", reportWith(t, func(m map[string]any) { delete(sub(m, "decline"), "gateway") }), 422, "decline.gateway: is required"},
 		{"zero amount", "", reportWith(t, func(m map[string]any) { m["amount"] = "0.00" }), 422, "must be greater than zero"},
 		{"negative amount", "", reportWith(t, func(m map[string]any) { m["amount"] = "-5.00" }), 422, "must be greater than zero"},
 		{"unknown currency", "", reportWith(t, func(m map[string]any) { m["currency"] = "XYZ" }), 422, `"XYZ" is not an ISO 4217 code`},
 		{"too many decimals for EUR", "", reportWith(t, func(m map[string]any) { m["amount"] = "12.345" }), 422, "has 3 decimal places but EUR allows 2"},
 		{"decimals for JPY", "", reportWith(t, func(m map[string]any) { m["amount"] = "10.5"; m["currency"] = "JPY" }), 422, "has 1 decimal places but JPY allows 0"},
 		{"bad time zone", "", reportWith(t, func(m map[string]any) { sub(m, "customer")["time_zone"] = "Mars/Olympus" }), 422, `"Mars/Olympus" is not an IANA time zone`},
-		{"bad phone", "", reportWith(t, func(m map[string]any) { sub(m, "customer")["phone"] = "0123" }), 422, "is not an E.164 number"},
+		{"bad phone", "", reportWith(t, func(m map[string]any) { sub(m, "customer")["phone"] = "0123" }), 422, "is not a valid phone number; send it in E.164 form"},
 		{"bad callback URL", "", reportWith(t, func(m map[string]any) { m["billing_callback_url"] = "billing.example.com/x" }), 422, "billing_callback_url"},
-		{"several problems at once", "", reportWith(t, func(m map[string]any) { delete(m, "tenant"); delete(sub(m, "decline"), "code") }), 422, "tenant must be 1-128 characters of letters, digits and . _ : @ -; decline.code is required"},
+		{"several problems at once", "", reportWith(t, func(m map[string]any) { delete(m, "tenant"); delete(sub(m, "decline"), "code") }), 422, "tenant: is required (1-64 letters, digits and . _ : @ -); decline.code: is required"},
 		{"unknown policy", "", reportWith(t, func(m map[string]any) { m["policy"] = "gold" }), 422, `unknown policy "gold"; known policies: default, demo`},
 		{"wrong content type", "text/plain", validJSON(t), 415, `unsupported content type "text/plain"`},
 		{"form content type", "application/x-www-form-urlencoded", validJSON(t), 415, "send application/json"},
@@ -242,7 +263,7 @@ func TestStartAccepted(t *testing.T) {
 				InvoiceID: "inv-1001",
 				Customer: workflows.Customer{
 					ID: "cus_42", Email: "ada@example.com", Phone: "+48123456789",
-					Locale: "pl-PL", TimeZone: "Europe/Warsaw",
+					Locale: "pl-PL", TimeZone: "Europe/Warsaw", Country: "PL", // from the phone
 				},
 				Amount:        "49.90",
 				Currency:      "EUR",
@@ -341,11 +362,11 @@ func TestRunEndpoints(t *testing.T) {
 		},
 		{
 			name: "status with a bad invoice", method: "GET", path: "/v1/runs/acme/inv%201", wantStatus: 400,
-			wantError: `invoice "inv 1" must be 1-128 characters`,
+			wantError: `invoice: "inv 1" must be 1-128 characters`,
 		},
 		{
 			name: "status with a slash in the tenant", method: "GET", path: "/v1/runs/ac%2Fme/inv-1", wantStatus: 400,
-			wantError: `tenant "ac/me" must be 1-128 characters`,
+			wantError: `tenant: "ac/me" must be 1-128 characters`,
 		},
 		{
 			name: "status with a too long invoice", method: "GET", path: "/v1/runs/acme/" + strings.Repeat("i", 129), wantStatus: 400,
@@ -363,11 +384,11 @@ func TestRunEndpoints(t *testing.T) {
 		},
 		{
 			name: "cancel without a reason", method: "POST", path: "/v1/runs/acme/inv-1/cancel", body: `{"by":"ops@acme"}`,
-			wantStatus: 422, wantError: "reason is required",
+			wantStatus: 422, wantError: "reason: is required",
 		},
 		{
 			name: "cancel with a blank reason", method: "POST", path: "/v1/runs/acme/inv-1/cancel", body: `{"reason":"  "}`,
-			wantStatus: 422, wantError: "reason is required",
+			wantStatus: 422, wantError: "reason: is required",
 		},
 		{
 			name: "cancel with an empty body", method: "POST", path: "/v1/runs/acme/inv-1/cancel",
@@ -568,4 +589,37 @@ func jsonMap(t *testing.T, v any) map[string]any {
 		t.Fatal(err)
 	}
 	return m
+}
+
+// README tells billing systems to report plan and segment for policy
+// selection; the API takes them and hands them to the client, which
+// selects with them.
+func TestStartTakesPlanAndSegment(t *testing.T) {
+	runs := &fakeRuns{}
+	body := reportWith(t, func(m map[string]any) { m["plan"], m["segment"] = "pro", "smb"; delete(m, "policy") })
+	rec, _ := do(t, newTestHandler(runs), http.MethodPost, "/v1/declines", "", body)
+	if rec.Code != http.StatusAccepted {
+		t.Fatalf("status = %d, want 202 (body %s)", rec.Code, rec.Body)
+	}
+	in := runs.Calls()[0].Arg.(workflows.Input)
+	if in.Plan != "pro" || in.Segment != "smb" {
+		t.Errorf("input plan/segment = %q/%q, want pro/smb", in.Plan, in.Segment)
+	}
+}
+
+// The run's input holds the phone in E.164, and the country and time zone
+// the number gives when the report had none.
+func TestStartNormalizesBeforeTheRunStarts(t *testing.T) {
+	runs := &fakeRuns{}
+	body := reportWith(t, func(m map[string]any) {
+		sub(m, "customer")["phone"] = "+33 6 12 34 56 78"
+		delete(sub(m, "customer"), "time_zone")
+	})
+	if rec, _ := do(t, newTestHandler(runs), http.MethodPost, "/v1/declines", "", body); rec.Code != http.StatusAccepted {
+		t.Fatalf("status = %d (body %s)", rec.Code, rec.Body)
+	}
+	c := runs.Calls()[0].Arg.(workflows.Input).Customer
+	if c.Phone != "+33612345678" || c.Country != "FR" || c.TimeZone != "Europe/Paris" {
+		t.Errorf("customer = %+v, want +33612345678 in FR, Europe/Paris", c)
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/dunningco/dunning/starter"
+	"github.com/dunningco/dunning/validation"
 	"github.com/dunningco/dunning/workflows"
 )
 
@@ -47,19 +48,19 @@ func (h *handler) reminderRun(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	} else {
-		reason := r.URL.Query().Get("reason")
-		if reason == "" {
-			writeError(w, http.StatusUnprocessableEntity, "reason is required (?reason=...)")
+		req := workflows.CancelRequest{Reason: r.URL.Query().Get("reason"), By: r.URL.Query().Get("by")}
+		if err := validation.Cancel(req); err != nil {
+			writeParamError(w, http.StatusUnprocessableEntity, err) // ?reason=...
 			return
 		}
-		if err = steer.CancelReminders(ctx, id, workflows.CancelRequest{Reason: reason, By: r.URL.Query().Get("by")}); err == nil {
+		if err = steer.CancelReminders(ctx, id, req); err == nil {
 			writeJSON(w, http.StatusAccepted, map[string]string{"workflow_id": id})
 			return
 		}
 	}
 	switch {
 	case errors.Is(err, starter.ErrInvalid):
-		writeError(w, http.StatusBadRequest, err.Error())
+		writeError(w, http.StatusBadRequest, err.Error(), paramField("id", err.Error()))
 	case errors.Is(err, starter.ErrRunNotFound):
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no reminder run %q", id))
 	case errors.Is(err, starter.ErrRunClosed):
@@ -132,26 +133,22 @@ func (h *handler) startReminders(w http.ResponseWriter, r *http.Request) {
 	}
 	req, err := DecodeReminderRequest(data)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		writeBodyError(w, err)
 		return
 	}
-	in := req.Input()
-	if err := in.Validate(); err != nil {
-		writeError(w, http.StatusUnprocessableEntity, err.Error())
+	in, err := h.rules.Reminder(req.Input())
+	if err != nil {
+		writeInvalid(w, err)
 		return
 	}
 	if err := starter.CheckPolicyName(h.policies, req.Policy); err != nil {
-		writeError(w, http.StatusUnprocessableEntity, err.Error())
+		writeError(w, http.StatusUnprocessableEntity, err.Error(), bodyField("/policy", err.Error()))
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
 	defer cancel()
 	res, err := starterFor.StartReminders(ctx, in)
 	if err != nil {
-		if errors.Is(err, starter.ErrInvalid) {
-			writeError(w, http.StatusUnprocessableEntity, err.Error())
-			return
-		}
 		h.fail(w, r, err, req.Tenant, req.InvoiceID)
 		return
 	}

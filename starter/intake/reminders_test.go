@@ -69,9 +69,9 @@ func TestStartRemindersRejectsBadInput(t *testing.T) {
 		{"inline policy", `{"tenant": "acme", "policy_inline": {}}`, 400, `unknown field "policy_inline"`},
 		{"bad anchor", `{"tenant": "acme", "anchor": "tomorrow"}`, 400, "RFC 3339"},
 		{"trailing data", preDueBody + ` {}`, 400, "unexpected data after the JSON value"},
-		{"unknown kind", `{"tenant": "acme", "kind": "weekly", "customer": {"id": "c"}, "anchor": "2026-12-01T00:00:00Z"}`, 422, `kind "weekly"`},
+		{"unknown kind", `{"tenant": "acme", "kind": "weekly", "customer": {"id": "c"}, "anchor": "2026-12-01T00:00:00Z"}`, 422, `kind: "weekly" is not`},
 		{"pre-due without invoice", `{"tenant": "acme", "kind": "pre-due", "customer": {"id": "c"}, "amount": "1.00", "currency": "EUR", "anchor": "2026-12-01T00:00:00Z"}`, 422, "invoice_id"},
-		{"no anchor", `{"tenant": "acme", "kind": "card-expiry", "customer": {"id": "c"}, "card": {"fingerprint": "f"}}`, 422, "anchor is required"},
+		{"no anchor", `{"tenant": "acme", "kind": "card-expiry", "customer": {"id": "c"}, "card": {"fingerprint": "f"}}`, 422, "anchor: is required"},
 		{"unknown policy", `{"tenant": "acme", "kind": "card-expiry", "customer": {"id": "c"}, "card": {"fingerprint": "f"}, "anchor": "2026-12-01T00:00:00Z", "policy": "gold"}`, 422, `unknown policy "gold"`},
 	}
 	for _, tt := range tests {

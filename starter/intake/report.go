@@ -6,7 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
+	"reflect"
+	"strconv"
 	"strings"
 	"time"
 
@@ -23,14 +24,18 @@ type DeclineReport struct {
 	InvoiceID string             `json:"invoice_id"`
 	Customer  workflows.Customer `json:"customer"`
 	// Amount is a decimal string such as "49.90"; JSON numbers are refused.
-	Amount             string         `json:"amount"`
-	Currency           string         `json:"currency"`
-	PaymentMethod      string         `json:"payment_method,omitempty"`
-	Card               workflows.Card `json:"card,omitzero"`
-	PeriodDays         int            `json:"period_days,omitempty"`
-	Decline            ReportDecline  `json:"decline"`
-	Policy             string         `json:"policy,omitempty"`
-	BillingCallbackURL string         `json:"billing_callback_url,omitempty"`
+	Amount        string         `json:"amount"`
+	Currency      string         `json:"currency"`
+	PaymentMethod string         `json:"payment_method,omitempty"`
+	Card          workflows.Card `json:"card,omitzero"`
+	PeriodDays    int            `json:"period_days,omitempty"`
+	Decline       ReportDecline  `json:"decline"`
+	Policy        string         `json:"policy,omitempty"`
+	// Plan and Segment describe the customer for policy selection when
+	// Policy is empty (see policy.Selection).
+	Plan               string `json:"plan,omitempty"`
+	Segment            string `json:"segment,omitempty"`
+	BillingCallbackURL string `json:"billing_callback_url,omitempty"`
 }
 
 // ReportDecline is the failed charge inside a DeclineReport. It has no
@@ -49,7 +54,8 @@ type ReportDecline struct {
 }
 
 // Input is the run input the report asks for. Values are copied as sent, so
-// an amount of "49.90" stays "49.90".
+// an amount of "49.90" stays "49.90"; validation.Rules.Decline checks and
+// normalizes it.
 func (r DeclineReport) Input() workflows.Input {
 	return workflows.Input{
 		Tenant:        r.Tenant,
@@ -71,26 +77,10 @@ func (r DeclineReport) Input() workflows.Input {
 			OccurredAt:         r.Decline.OccurredAt,
 		},
 		PolicyName:         r.Policy,
+		Plan:               r.Plan,
+		Segment:            r.Segment,
 		BillingCallbackURL: r.BillingCallbackURL,
 	}
-}
-
-// Validate checks the report without I/O, with the run input's rules plus
-// those only a report can break. The error wraps workflows.ErrInvalidInput.
-func (r DeclineReport) Validate() error {
-	err := r.Input().Validate()
-	if r.BillingCallbackURL == "" {
-		return err
-	}
-	u, perr := url.Parse(r.BillingCallbackURL)
-	if perr == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "" {
-		return err
-	}
-	problem := fmt.Sprintf("billing_callback_url %q is not an absolute http(s) URL", r.BillingCallbackURL)
-	if err != nil {
-		return fmt.Errorf("%w; %s", err, problem)
-	}
-	return fmt.Errorf("%w: %s", workflows.ErrInvalidInput, problem)
 }
 
 // DecodeDeclineReport decodes a report strictly: one JSON object, no unknown
@@ -103,34 +93,50 @@ func DecodeDeclineReport(data []byte) (DeclineReport, error) {
 	return r, nil
 }
 
-// errEmptyBody is returned for a body without a JSON value where one is
-// required.
-var errEmptyBody = errors.New("the request body is empty; send a JSON object")
+// BodyError is a request body that is not the JSON the endpoint takes:
+// malformed, not an object, an unknown field or a value of the wrong type.
+// It names the offending member when it can.
+type BodyError struct {
+	// Pointer is the member's RFC 6901 JSON pointer; "" is the whole body.
+	Pointer string
+	Detail  string
+}
 
-// decodeStrict decodes exactly one JSON value from data into v. An empty
-// body leaves v untouched when allowEmpty is set. Errors are meant for the
-// sender: they say what is wrong and where.
+func (e *BodyError) Error() string { return e.Detail }
+
+func bodyErr(pointer, format string, args ...any) *BodyError {
+	return &BodyError{Pointer: pointer, Detail: fmt.Sprintf(format, args...)}
+}
+
+// decodeStrict decodes exactly one JSON object from data into v. An empty
+// body leaves v untouched when allowEmpty is set; null is never an object.
+// Errors are *BodyError, meant for the sender: they say what is wrong and
+// where.
 func decodeStrict(data []byte, v any, allowEmpty bool) error {
-	if len(bytes.TrimSpace(data)) == 0 {
-		if allowEmpty {
-			return nil
-		}
-		return errEmptyBody
+	trimmed := bytes.TrimSpace(data)
+	switch {
+	case len(trimmed) == 0 && allowEmpty:
+		return nil
+	case len(trimmed) == 0:
+		return bodyErr("", "the request body is empty; send a JSON object")
+	case bytes.Equal(trimmed, []byte("null")):
+		// json.Unmarshal would quietly leave v as it is.
+		return bodyErr("", "the body must be a JSON object, not null")
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return describeJSONError(data, err)
+		return describeJSONError(data, reflect.TypeOf(v), err)
 	}
 	end := dec.InputOffset()
 	if rest := bytes.TrimLeft(data[end:], " \t\r\n"); len(rest) > 0 {
 		line, col := position(data, int64(len(data)-len(rest)))
-		return fmt.Errorf("unexpected data after the JSON value at line %d, column %d; send exactly one JSON object", line, col)
+		return bodyErr("", "unexpected data after the JSON value at line %d, column %d; send exactly one JSON object", line, col)
 	}
 	return nil
 }
 
-func describeJSONError(data []byte, err error) error {
+func describeJSONError(data []byte, t reflect.Type, err error) *BodyError {
 	var syntaxErr *json.SyntaxError
 	var typeErr *json.UnmarshalTypeError
 	var timeErr *time.ParseError
@@ -138,27 +144,37 @@ func describeJSONError(data []byte, err error) error {
 	case errors.As(err, &syntaxErr):
 		// Offset counts the bytes read, the offending one included.
 		line, col := position(data, syntaxErr.Offset-1)
-		return fmt.Errorf("malformed JSON at line %d, column %d: %s", line, col, strings.TrimPrefix(syntaxErr.Error(), "json: "))
+		return bodyErr("", "malformed JSON at line %d, column %d: %s", line, col, strings.TrimPrefix(syntaxErr.Error(), "json: "))
 	case errors.Is(err, io.ErrUnexpectedEOF):
-		return errors.New("malformed JSON: the body ends before the JSON value is complete")
+		return bodyErr("", "malformed JSON: the body ends before the JSON value is complete")
 	case errors.As(err, &typeErr):
 		line, col := position(data, typeErr.Offset-1)
+		pointer := dottedToPointer(typeErr.Field)
 		switch {
 		case typeErr.Field == "":
-			return fmt.Errorf("the body must be a JSON object, not %s", typeErr.Value)
+			return bodyErr("", "the body must be a JSON object, not %s", typeErr.Value)
 		case typeErr.Field == "amount" || strings.HasSuffix(typeErr.Field, ".amount"):
-			return fmt.Errorf("%s must be a JSON string such as \"49.90\", not %s (line %d, column %d): amounts are decimal strings because floating-point numbers cannot hold money exactly",
+			return bodyErr(pointer, "%s must be a JSON string such as \"49.90\", not %s (line %d, column %d): amounts are decimal strings because floating-point numbers cannot hold money exactly",
 				typeErr.Field, typeErr.Value, line, col)
 		default:
-			return fmt.Errorf("%s must be a JSON %s, not %s (line %d, column %d)", typeErr.Field, jsonKind(typeErr.Type.Kind().String()), typeErr.Value, line, col)
+			return bodyErr(pointer, "%s must be a JSON %s, not %s (line %d, column %d)", typeErr.Field, jsonKind(typeErr.Type.Kind().String()), typeErr.Value, line, col)
 		}
 	case errors.As(err, &timeErr):
-		return fmt.Errorf("times must be RFC 3339 such as \"2026-03-01T10:00:00Z\": %q is not", timeErr.Value)
+		return bodyErr(locate(data, t, ""), "times must be RFC 3339 such as \"2026-03-01T10:00:00Z\": %q is not", timeErr.Value)
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		return errors.New(strings.TrimPrefix(err.Error(), "json: "))
+		name, _ := strconv.Unquote(strings.TrimPrefix(err.Error(), "json: unknown field "))
+		return bodyErr(locate(data, t, name), "%s", strings.TrimPrefix(err.Error(), "json: "))
 	default:
-		return fmt.Errorf("invalid JSON value: %s", strings.TrimPrefix(err.Error(), "json: "))
+		return bodyErr("", "invalid JSON value: %s", strings.TrimPrefix(err.Error(), "json: "))
 	}
+}
+
+// dottedToPointer turns encoding/json's "customer.id" into "/customer/id".
+func dottedToPointer(field string) string {
+	if field == "" {
+		return ""
+	}
+	return "/" + strings.ReplaceAll(field, ".", "/")
 }
 
 // jsonKind names a Go kind the way a JSON sender thinks of it.

@@ -420,14 +420,7 @@ func postEvents(t *testing.T, h http.Handler, body []byte, signature, timestamp 
 	}
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
-	if got := rec.Header().Get("Content-Type"); got != "application/json" {
-		t.Errorf("Content-Type = %q, want application/json", got)
-	}
-	var out map[string]any
-	if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil {
-		t.Fatalf("response is not a JSON object: %v\n%s", err, rec.Body)
-	}
-	return rec, out
+	return rec, checkAnswer(t, rec)
 }
 
 var eventTime = time.Date(2026, 3, 4, 12, 0, 0, 0, time.UTC)
