@@ -43,7 +43,10 @@ const (
 	ErrTypeInvalidInput     = "InvalidInput"
 	ErrTypeUnknownGateway   = "UnknownGateway"
 	ErrTypeGatewayPermanent = "GatewayPermanent"
-	ErrTypeMessageRejected  = "MessageRejected"
+	// ErrTypeGatewayAuth: the gateway refused our credentials; ops must
+	// fix the configuration, the customer's card is not at fault.
+	ErrTypeGatewayAuth     = "GatewayAuth"
+	ErrTypeMessageRejected = "MessageRejected"
 	// ErrTypeCallbackRejected is no longer returned: billing callbacks go
 	// through the outbox, which records a refusal in the ledger. It stays
 	// so that workflow code and histories that name it keep working.
@@ -53,7 +56,7 @@ const (
 
 // NonRetryable lists the error types no retry can fix.
 var NonRetryable = []string{
-	ErrTypeInvalidInput, ErrTypeUnknownGateway, ErrTypeGatewayPermanent,
+	ErrTypeInvalidInput, ErrTypeUnknownGateway, ErrTypeGatewayPermanent, ErrTypeGatewayAuth,
 	ErrTypeMessageRejected, ErrTypeCallbackRejected, ErrTypeRunClosed,
 }
 

@@ -116,7 +116,11 @@ func (a *Charges) Charge(ctx context.Context, in ChargeInput) (ChargeOutput, err
 			if ferr := a.Ledger.FinishAttempt(ctx, in.IdempotencyKey, ledger.AttemptOutcome{Status: string(gateway.Failed), Message: err.Error(), At: time.Now().UTC()}); ferr != nil {
 				return ChargeOutput{}, ledgerErr(ferr, "charge %s: record failure", in.IdempotencyKey)
 			}
-			return ChargeOutput{}, permanent(ErrTypeGatewayPermanent, fmt.Errorf("charge %s: %w", in.IdempotencyKey, err))
+			errType := ErrTypeGatewayPermanent
+			if errors.Is(err, gateway.ErrNotAuthorized) {
+				errType = ErrTypeGatewayAuth
+			}
+			return ChargeOutput{}, permanent(errType, fmt.Errorf("charge %s: %w", in.IdempotencyKey, err))
 		}
 		// The row stays pending: the retry repeats the call under the same key.
 		a.logger().WarnContext(ctx, "gateway call failed; will retry with the same idempotency key",

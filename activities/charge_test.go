@@ -289,6 +289,23 @@ func TestChargeLostAnswerRetriesWithSameKey(t *testing.T) {
 	}
 }
 
+// refusingGateway answers every charge as a gateway that refuses our key.
+type refusingGateway struct{ gateway.Gateway }
+
+func (refusingGateway) Charge(context.Context, gateway.ChargeRequest) (gateway.ChargeResult, error) {
+	return gateway.ChargeResult{}, fmt.Errorf("stripe: %w: HTTP 401 invalid_request_error: Invalid API Key provided", gateway.ErrNotAuthorized)
+}
+
+// A gateway refusing our credentials is a configuration error the workflow
+// holds on (ErrTypeGatewayAuth), not a failed attempt of the customer's.
+func TestChargeRefusedCredentials(t *testing.T) {
+	f := newChargeFixture(t)
+	f.charges.Gateways["simulator"] = refusingGateway{f.sim}
+	in := chargeInput(1, "sim:succeed")
+	_, err := f.charge(t, in)
+	assertPermanent(t, err, activities.ErrTypeGatewayAuth)
+}
+
 func TestChargePermanentGatewayError(t *testing.T) {
 	f := newChargeFixture(t)
 	in := chargeInput(1, "not-a-script")

@@ -13,6 +13,7 @@ import (
 	"github.com/dunningco/dunning/cardlink"
 	"github.com/dunningco/dunning/ledger"
 	"github.com/dunningco/dunning/notify"
+	"github.com/dunningco/dunning/policy"
 )
 
 // NotifyInput asks for one customer message on one channel.
@@ -26,14 +27,21 @@ type NotifyInput struct {
 	Recipient      string      `json:"recipient"`
 	Locale         string      `json:"locale"`
 	Data           notify.Data `json:"data"`
+	// SMSWindow, for a text, is the local time of day texts may go out in
+	// Zone (an IANA time zone); checked right before the provider call, so
+	// a send that was retried for hours never lands at night.
+	SMSWindow policy.Window `json:"sms_window,omitzero"`
+	Zone      string        `json:"zone,omitempty"`
 }
 
 // NotifyOutput says what happened to the message.
 type NotifyOutput struct {
-	Status      string `json:"status"` // sent or skipped
+	Status      string `json:"status"` // sent, skipped, or deferred (a text outside its window)
 	Provider    string `json:"provider,omitempty"`
 	ProviderRef string `json:"provider_ref,omitempty"`
 	Detail      string `json:"detail,omitempty"`
+	// NotBefore is when a deferred text may go out.
+	NotBefore time.Time `json:"not_before,omitzero"`
 }
 
 // Notifications sends customer messages, each at most once.
@@ -121,6 +129,20 @@ func (a *Notifications) Notify(ctx context.Context, in NotifyInput) (NotifyOutpu
 		a.logger().InfoContext(ctx, "message skipped by the recipient's preferences",
 			"key", in.IdempotencyKey, "channel", in.Channel, "detail", detail)
 		return NotifyOutput{Status: "skipped", Detail: detail}, nil
+	}
+	if in.Channel == "sms" && !in.SMSWindow.IsZero() {
+		// The run planned the text inside the window, but the send may
+		// have been retried since; a text is deferred, never sent late.
+		// The row stays pending, so the run's next try sends it once.
+		loc, err := time.LoadLocation(in.Zone)
+		if err != nil {
+			loc = time.UTC
+		}
+		now := time.Now()
+		if open := in.SMSWindow.NextOpen(now, loc); open.After(now) {
+			return NotifyOutput{Status: "deferred", NotBefore: open.UTC(),
+				Detail: "outside the SMS window in " + loc.String() + " until " + open.In(loc).Format("15:04")}, nil
+		}
 	}
 	receipt, err := sender.Send(ctx, notify.Message{
 		IdempotencyKey: in.IdempotencyKey, Kind: in.Kind, Channel: in.Channel, To: in.Recipient,

@@ -13,6 +13,7 @@ import (
 	"github.com/dunningco/dunning/activities"
 	"github.com/dunningco/dunning/ledger"
 	"github.com/dunningco/dunning/notify"
+	"github.com/dunningco/dunning/policy"
 )
 
 // fakeNotifier records every send and answers with err, or a receipt.
@@ -323,5 +324,41 @@ func TestNotifyAfterRunClosed(t *testing.T) {
 	}
 	if row := f.message(t, in.IdempotencyKey); row.Status != "sent" || row.Subject != "Otrzymaliśmy płatność za fakturę inv-1, dziękujemy" {
 		t.Errorf("ledger message = %q %q", row.Status, row.Subject)
+	}
+}
+
+// A text whose send was retried past its window is deferred, not sent at
+// night; the run's next try, inside the window, sends it once.
+func TestNotifyDefersTextsOutsideTheWindow(t *testing.T) {
+	f := newNotifyFixture(t)
+	now := time.Now().UTC()
+	// A fixed-offset zone where it is 12:xx now (Etc/GMT-3 is UTC+3).
+	zone := fmt.Sprintf("Etc/GMT%+d", now.Hour()-12)
+	if now.Hour() == 12 {
+		zone = "Etc/GMT"
+	}
+	in := notifyInput("sms", "+48600100200")
+	in.Zone = zone
+	// A window that opens at 14:00, about two hours from now.
+	in.SMSWindow = policy.Window{Start: "14:00", End: "15:00"}
+	out, err := f.notifications.Notify(ctxFor(t), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Status != "deferred" || out.NotBefore.Before(now.Add(time.Hour)) || len(f.sms.messages()) != 0 {
+		t.Fatalf("outside the window: %+v, %d texts sent; want deferred by about two hours, none sent", out, len(f.sms.messages()))
+	}
+	if m := f.message(t, in.IdempotencyKey); m.Status != "pending" {
+		t.Errorf("ledger row = %s, want pending until the text goes out", m.Status)
+	}
+	// A window that holds now.
+	in.SMSWindow = policy.Window{Start: "10:00", End: "14:00"}
+	for range 2 {
+		if out, err = f.notifications.Notify(ctxFor(t), in); err != nil || out.Status != "sent" {
+			t.Fatalf("inside the window: %+v, %v", out, err)
+		}
+	}
+	if n := len(f.sms.messages()); n != 1 {
+		t.Errorf("texts sent = %d, want 1", n)
 	}
 }

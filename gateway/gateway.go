@@ -5,6 +5,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -71,3 +72,9 @@ type Gateway interface {
 
 // ErrPermanent marks gateway errors that retrying cannot fix.
 var ErrPermanent = errors.New("permanent gateway error")
+
+// ErrNotAuthorized marks a gateway refusing our credentials (a wrong,
+// revoked or restricted API key): our configuration is at fault, not the
+// customer's card, so the run holds for ops instead of counting an attempt.
+// It is also an ErrPermanent.
+var ErrNotAuthorized = fmt.Errorf("%w: the gateway refused our credentials", ErrPermanent)

@@ -318,6 +318,12 @@ func (c *Client) Paid(ctx context.Context, tenant, invoiceID string, req workflo
 	return c.signal(ctx, tenant, invoiceID, workflows.SignalPaidOutOfBand, req)
 }
 
+// Resume puts a run that needs attention back on schedule once ops fixed the
+// cause; the run records a resume it did not need.
+func (c *Client) Resume(ctx context.Context, tenant, invoiceID string, req workflows.ResumeRequest) error {
+	return c.signal(ctx, tenant, invoiceID, workflows.SignalResume, req)
+}
+
 func (c *Client) signal(ctx context.Context, tenant, invoiceID, name string, arg any) error {
 	if err := ValidateRunKey(tenant, invoiceID); err != nil {
 		return err

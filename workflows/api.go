@@ -24,8 +24,11 @@ const (
 	SignalCancel               = "cancel"
 	SignalPaymentMethodUpdated = "payment-method-updated"
 	SignalPaidOutOfBand        = "paid-out-of-band"
-	UpdateExpedite             = "expedite"
-	QueryStatus                = "status"
+	// SignalResume puts a run that needs attention back on schedule once
+	// ops fixed the cause.
+	SignalResume   = "resume"
+	UpdateExpedite = "expedite"
+	QueryStatus    = "status"
 )
 
 // Customer is who owes the invoice and how to reach them.
@@ -209,6 +212,12 @@ type CancelRequest struct {
 	By     string `json:"by,omitempty"`
 }
 
+// ResumeRequest is the resume signal's payload: who fixed what.
+type ResumeRequest struct {
+	Reason string `json:"reason,omitempty"`
+	By     string `json:"by,omitempty"`
+}
+
 // PaymentMethodUpdate is the payment-method-updated signal's payload.
 type PaymentMethodUpdate struct {
 	// PaymentMethod replaces the one retried; empty keeps it (the gateway's
@@ -241,6 +250,12 @@ const (
 	PhaseActionRequired Phase = "action_required"
 	PhasePaused         Phase = "paused"
 	PhaseSuspended      Phase = "suspended"
+	// PhaseNeedsAttention: our side failed (an unknown gateway, credentials
+	// the gateway refused, the ledger or gateway unreachable past a short
+	// retry). The run holds: no attempt is burnt, no message sent, the
+	// service ladder does not move, until a resume signal (or, for an
+	// outage, its own hourly retry).
+	PhaseNeedsAttention Phase = "needs_attention"
 	PhaseRecovered      Phase = "recovered"
 	PhaseExhausted      Phase = "exhausted"
 	PhaseCancelled      Phase = "cancelled"
@@ -267,6 +282,9 @@ type AttemptRecord struct {
 	RequiresAction     bool   `json:"requires_action,omitempty"`
 	// Card is the card the attempt charged (fingerprint or payment method).
 	Card string `json:"card,omitempty"`
+	// Held marks a try our side failed (see Status.Attention): it is kept
+	// for the record but is not an attempt and counts toward no cap.
+	Held bool `json:"held,omitempty"`
 }
 
 // MessageRecord is one customer message in the status.
@@ -314,6 +332,11 @@ type Status struct {
 	// LateSignals lists signals recorded without effect: after the run
 	// decided to close, or repeating what it already knew.
 	LateSignals []LateSignal `json:"late_signals,omitempty"`
+	// Attention is why the run holds for ops, while it does.
+	Attention *Attention `json:"attention,omitempty"`
+	// Holds lists every hold and how it ended; the schedule was extended
+	// by their length.
+	Holds []Hold `json:"holds,omitempty"`
 }
 
 // Result is what the workflow returns when the run ends.

@@ -77,6 +77,16 @@ type run struct {
 	lean bool
 	// runs counts the continue-as-new hand-overs before this run.
 	runs int
+	// attention is set while the run holds for ops (hold.go); heldPhase is
+	// the phase to return to, resumeReq the resume that ends the hold, and
+	// repeat the try whose key the next attempt repeats.
+	attention   *Attention
+	heldPhase   Phase
+	resumeReq   *ResumeRequest
+	repeat      int
+	saAttention string
+	// smsNotBefore holds texts back after the send-time check deferred one.
+	smsNotBefore time.Time
 	// expedites wait for the loop to serve them, in arrival order.
 	expedites []*expediteRequest
 	// closing is set once the run decided to end; later signals are late.
@@ -362,14 +372,28 @@ func (r *run) engineState(now time.Time) policy.State {
 	if r.in.Customer.Phone != "" {
 		reachable = append(reachable, policy.SMS)
 	}
+	declinedAt, attempts, changes, cardUpdatedAt, blockedAt := r.status.Declines[0].ReceivedAt, r.attempts, r.changes, r.cardUpdatedAt, r.blockedAt
+	if len(r.status.Holds) > 0 {
+		// Time stands still while the run held: every moment the schedule
+		// counts from moves by the time held since it.
+		declinedAt, cardUpdatedAt, blockedAt = r.onHold(declinedAt), r.onHold(cardUpdatedAt), r.onHold(blockedAt)
+		attempts = slices.Clone(attempts)
+		for i := range attempts {
+			attempts[i].At = r.onHold(attempts[i].At)
+		}
+		changes = slices.Clone(changes)
+		for i := range changes {
+			changes[i].At = r.onHold(changes[i].At)
+		}
+	}
 	return policy.State{
-		DeclinedAt:     r.status.Declines[0].ReceivedAt,
+		DeclinedAt:     declinedAt,
 		Now:            now,
-		Attempts:       r.attempts,
-		CardUpdatedAt:  r.cardUpdatedAt,
+		Attempts:       attempts,
+		CardUpdatedAt:  cardUpdatedAt,
 		PaidOutOfBand:  r.paidOutOfBand != nil,
 		Sent:           r.sent,
-		ServiceChanges: r.changes,
+		ServiceChanges: changes,
 		Reachable:      reachable,
 		Location:       r.loc,
 		Country:        r.country,
@@ -380,7 +404,7 @@ func (r *run) engineState(now time.Time) policy.State {
 		Gated:          r.gated,
 		Card:           r.gatedCard(),
 		NoRetryUntil:   r.noRetryUntil,
-		BlockedAt:      r.blockedAt,
+		BlockedAt:      blockedAt,
 	}
 }
 
@@ -557,6 +581,14 @@ func (r *run) upsertSearchAttributes(ctx workflow.Context, next time.Time) {
 		r.saAttempts = len(r.attempts)
 		updates = append(updates, SAAttempts.ValueSet(int64(r.saAttempts)))
 	}
+	if cause := r.attentionCause(); cause != r.saAttention {
+		r.saAttention = cause
+		if cause == "" {
+			updates = append(updates, SAAttention.ValueUnset())
+		} else {
+			updates = append(updates, SAAttention.ValueSet(cause))
+		}
+	}
 	if !next.Equal(r.saNext) {
 		r.saNext = next
 		if next.IsZero() {
@@ -571,6 +603,13 @@ func (r *run) upsertSearchAttributes(ctx workflow.Context, next time.Time) {
 	if err := workflow.UpsertTypedSearchAttributes(ctx, updates...); err != nil {
 		workflow.GetLogger(ctx).Warn("search attributes not updated", "error", err)
 	}
+}
+
+func (r *run) attentionCause() string {
+	if r.attention == nil {
+		return ""
+	}
+	return r.attention.Cause
 }
 
 func (r *run) closed() bool {

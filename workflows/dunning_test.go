@@ -47,6 +47,8 @@ type harness struct {
 	credits   []activities.CreditInput
 	// notifyResult, when set, answers Notify instead of "sent".
 	notifyResult func(activities.NotifyInput) (activities.NotifyOutput, error)
+	// chargeErr, when set, fails a charge with the error it returns.
+	chargeErr func(activities.ChargeInput) error
 	// chargeResult, when set, answers charges instead of succeedOn.
 	chargeResult func(activities.ChargeInput) activities.ChargeOutput
 	// beforeCharge runs inside the charge activity, before the gateway.
@@ -54,6 +56,8 @@ type harness struct {
 	blocks       []activities.BlockInput
 	// chargeHook runs inside every charge activity (old and gated runs).
 	chargeHook func()
+	// closeErr, when set, fails CloseRun with the error it returns.
+	closeErr func() error
 	// closeHook runs inside the CloseRun activity.
 	closeHook func()
 	opened    *activities.OpenRunInput
@@ -67,6 +71,11 @@ func (h *harness) charge(in activities.ChargeInput) (activities.ChargeOutput, er
 	}
 	h.charges = append(h.charges, in)
 	h.chargeAt = append(h.chargeAt, h.env.Now())
+	if h.chargeErr != nil {
+		if err := h.chargeErr(in); err != nil {
+			return activities.ChargeOutput{}, err
+		}
+	}
 	if h.chargeResult != nil {
 		return h.chargeResult(in), nil
 	}
@@ -112,6 +121,11 @@ func newHarnessWithBudget(t *testing.T, succeedOn int, budget *activities.Networ
 	h.env.OnActivity(runs.CloseRun, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.CloseRunInput) error {
 		if h.closeHook != nil {
 			h.closeHook()
+		}
+		if h.closeErr != nil {
+			if err := h.closeErr(); err != nil {
+				return err
+			}
 		}
 		h.closed = &in
 		return nil

@@ -68,6 +68,8 @@ func (r *run) registerGatedHandlers(ctx workflow.Context) error {
 			switch {
 			case r.closing || r.closed():
 				return errClosing
+			case r.attention != nil:
+				return errHeld
 			case len(r.expedites) > 0:
 				return errors.New("an expedited attempt is already queued; query status and try again when it has finished")
 			}
@@ -83,7 +85,8 @@ func (r *run) registerGatedHandlers(ctx workflow.Context) error {
 		onSignal(SignalDecline, r.onDecline),
 		onSignal(SignalCancel, r.onCancel),
 		onSignal(SignalPaymentMethodUpdated, r.onCardUpdate),
-		onSignal(SignalPaidOutOfBand, r.onPaid))
+		onSignal(SignalPaidOutOfBand, r.onPaid),
+		onSignal(SignalResume, r.onResume))
 	return nil
 }
 
@@ -220,6 +223,16 @@ func (r *run) loopGated(ctx workflow.Context) (Result, error) {
 	logger := workflow.GetLogger(ctx)
 	for {
 		r.flushBlocks(ctx)
+		if r.attention != nil {
+			released, err := r.waitHeld(ctx)
+			if err != nil {
+				return Result{}, err
+			}
+			if released {
+				r.release(ctx)
+			}
+			continue
+		}
 		now := workflow.Now(ctx)
 		if r.cancel != nil && !r.engineState(now).Recovered() {
 			return r.exit(ctx, policy.Cancelled, "cancelled: "+r.cancel.Reason)
@@ -232,6 +245,9 @@ func (r *run) loopGated(ctx workflow.Context) (Result, error) {
 		}
 		state := r.engineState(now)
 		step := r.pol.Next(state)
+		if step.Action == policy.ActionNotify && step.Channel == policy.SMS && step.At.Before(r.smsNotBefore) {
+			step.At = r.smsNotBefore
+		}
 		r.status.NextStep = &step
 		switch {
 		case r.status.Phase == PhaseRecovering && state.CardBlocked():
@@ -246,6 +262,7 @@ func (r *run) loopGated(ctx workflow.Context) (Result, error) {
 			// Search attributes change only when the loop parks: every
 			// upsert is a billed action and a history event.
 			r.upsertSearchAttributes(ctx, step.At)
+			r.showDetails(ctx)
 			tctx, stop := workflow.WithCancel(ctx)
 			timer := workflow.NewTimerWithOptions(tctx, wait, workflow.TimerOptions{Summary: fmt.Sprintf("%s: %s", step.Action, step.Why)})
 			if err := workflow.Await(ctx, func() bool { return r.wake || timer.IsReady() }); err != nil {
@@ -328,24 +345,50 @@ func (r *run) chargeGated(ctx workflow.Context, reason policy.Reason) AttemptRec
 	defer func() { r.charging = false }()
 	snap := activities.CardSnapshot{Key: r.cardKey(), Network: r.card.Network, PaymentMethod: r.paymentMethod}
 	n := len(r.attempts) + 1
+	seq := n
+	if r.lean {
+		// Every try has a key of its own (a held try is not an attempt but
+		// its ledger row is kept), except the retry of a try an outage cut
+		// short, which must repeat its key.
+		seq = len(r.status.Attempts) + 1
+		if r.repeat > 0 {
+			seq, r.repeat = r.repeat, 0
+		}
+	}
 	rec := AttemptRecord{
-		Number:         n,
+		Number:         seq,
 		Reason:         reason,
-		IdempotencyKey: fmt.Sprintf("%s/attempt-%d", r.id, n),
+		IdempotencyKey: fmt.Sprintf("%s/attempt-%d", r.id, seq),
 		StartedAt:      workflow.Now(ctx),
 		Card:           snap.Key,
 	}
 	var out activities.AttemptOutput
-	err := workflow.ExecuteActivity(chargeCtx(ctx), charges.Attempt, activities.AttemptInput{
+	actx := chargeCtx(ctx)
+	if r.lean {
+		actx = leanChargeCtx(ctx)
+	}
+	err := workflow.ExecuteActivity(actx, charges.Attempt, activities.AttemptInput{
 		ChargeInput: activities.ChargeInput{
 			WorkflowID: r.id, Tenant: r.in.Tenant, InvoiceID: r.in.InvoiceID, CustomerID: r.in.Customer.ID,
-			Attempt: n, Reason: string(reason), IdempotencyKey: rec.IdempotencyKey,
+			Attempt: seq, Reason: string(reason), IdempotencyKey: rec.IdempotencyKey,
 			Amount: r.amount.Decimal(), Currency: r.amount.Currency.Code,
 			Gateway: r.in.Decline.Gateway, PaymentMethod: snap.PaymentMethod,
 		},
 		Card: snap, At: rec.StartedAt,
 	}).Get(ctx, &out)
 	switch {
+	case err != nil && r.lean && holdCause(err) != "":
+		// Our failure, not the customer's: no attempt is counted and the
+		// run holds for ops.
+		cause := holdCause(err)
+		rec.Outcome, rec.Message, rec.FinishedAt, rec.Held = gateway.Failed, rootMessage(err), workflow.Now(ctx), true
+		r.status.Attempts = append(r.status.Attempts, rec)
+		repeat := 0
+		if cause == CauseUnavailable {
+			repeat = seq
+		}
+		r.hold(ctx, cause, rec.Message, repeat)
+		return rec
 	case err != nil:
 		rec.Outcome, rec.Message = gateway.Failed, rootMessage(err)
 	case out.Denied:

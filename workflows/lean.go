@@ -33,14 +33,17 @@ func (r *run) ledger(ctx workflow.Context, activity any, arg any) workflow.Futur
 	return workflow.ExecuteActivity(ledgerCtx(ctx), activity, arg)
 }
 
-// localLedgerCtx retries a ledger write for as long as a regular ledger
-// activity would: an outage is waited out, never turned into a lost write.
-// Past the SDK's local retry threshold the backoff becomes a timer, so a
-// long outage does not hold the workflow task.
+// localLedgerCtx retries a ledger write until it lands: an outage is
+// waited out, never turned into a lost write or a failed run (money already
+// recovered must close as recovered, however long the ledger was away).
+// Only a write that can never succeed fails. Past the SDK's local retry
+// threshold the backoff becomes a timer, so a long outage does not hold the
+// workflow task.
 func localLedgerCtx(ctx workflow.Context) workflow.Context {
 	return workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
-		StartToCloseTimeout:    10 * time.Second,
-		ScheduleToCloseTimeout: 24 * time.Hour,
+		StartToCloseTimeout: 10 * time.Second,
+		// The SDK needs a bound; no outage lasts this long.
+		ScheduleToCloseTimeout: 90 * 24 * time.Hour,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval:        time.Second,
 			BackoffCoefficient:     2,
@@ -61,10 +64,23 @@ type outgoing struct {
 	data    notify.Data
 }
 
+// sentMessage is a message's record and, for a deferred text, when it may
+// go out.
+type sentMessage struct {
+	MessageRecord
+	notBefore time.Time
+}
+
+// smsWindow is when texts may go out, in the customer's time zone.
+type smsWindow struct {
+	window policy.Window
+	zone   string
+}
+
 // sendMessages sends one message step, all channels in one activity, and
 // returns a record per message. A message that cannot be sent is recorded
 // as failed; the run goes on.
-func sendMessages(ctx workflow.Context, workflowID string, c Customer, msgs []outgoing) []MessageRecord {
+func sendMessages(ctx workflow.Context, workflowID string, c Customer, sms smsWindow, msgs []outgoing) []sentMessage {
 	in := activities.NotifyStepInput{Messages: make([]activities.NotifyInput, len(msgs))}
 	for i, m := range msgs {
 		recipient := c.Email
@@ -75,18 +91,21 @@ func sendMessages(ctx workflow.Context, workflowID string, c Customer, msgs []ou
 			WorkflowID: workflowID, IdempotencyKey: workflowID + "/" + m.key, Kind: string(m.kind), Channel: string(m.channel),
 			Recipient: recipient, Locale: c.Locale, Data: m.data,
 		}
+		if m.channel == policy.SMS {
+			in.Messages[i].SMSWindow, in.Messages[i].Zone = sms.window, sms.zone
+		}
 	}
 	var out activities.NotifyStepOutput
 	err := workflow.ExecuteActivity(messageCtx(ctx), notifications.NotifyStep, in).Get(ctx, &out)
 	now := workflow.Now(ctx)
-	recs := make([]MessageRecord, len(msgs))
+	recs := make([]sentMessage, len(msgs))
 	for i, m := range msgs {
-		recs[i] = MessageRecord{Key: m.key, Kind: m.kind, Channel: m.channel, At: now}
+		recs[i].MessageRecord = MessageRecord{Key: m.key, Kind: m.kind, Channel: m.channel, At: now}
 		switch {
 		case err != nil:
 			recs[i].Status, recs[i].Detail = "failed", rootMessage(err)
 		case i < len(out.Results):
-			recs[i].Status, recs[i].Detail = out.Results[i].Status, out.Results[i].Detail
+			recs[i].Status, recs[i].Detail, recs[i].notBefore = out.Results[i].Status, out.Results[i].Detail, out.Results[i].NotBefore
 		default:
 			recs[i].Status, recs[i].Detail = "failed", "no result for this message"
 		}
@@ -128,9 +147,16 @@ func (r *run) notifyStep(ctx workflow.Context, step policy.Step) {
 	for i, s := range steps {
 		msgs[i] = outgoing{key: s.Key, kind: s.Message, channel: s.Channel, data: data}
 	}
-	r.status.Messages = append(r.status.Messages, sendMessages(ctx, r.id, r.in.Customer, msgs)...)
-	for _, s := range steps {
-		r.sent = append(r.sent, s.Key)
+	recs := sendMessages(ctx, r.id, r.in.Customer, smsWindow{r.pol.SMSWindow, r.loc.String()}, msgs)
+	for i, rec := range recs {
+		if rec.Status == "deferred" {
+			// Not sent: the text is planned again once the provider-side
+			// check says its window is open.
+			r.smsNotBefore = later(r.smsNotBefore, recs[i].notBefore)
+			continue
+		}
+		r.status.Messages = append(r.status.Messages, rec.MessageRecord)
+		r.sent = append(r.sent, steps[i].Key)
 	}
 }
 
@@ -198,6 +224,11 @@ type Carried struct {
 	SAAttempts      int                    `json:"sa_attempts"`
 	SANext          time.Time              `json:"sa_next,omitzero"`
 	Runs            int                    `json:"runs"`
+	Attention       *Attention             `json:"attention,omitempty"`
+	HeldPhase       Phase                  `json:"held_phase,omitempty"`
+	Repeat          int                    `json:"repeat_attempt,omitempty"`
+	SAAttention     string                 `json:"sa_attention,omitempty"`
+	SMSNotBefore    time.Time              `json:"sms_not_before,omitzero"`
 }
 
 // shouldContinueAsNew reports whether the run should hand over to a fresh
@@ -227,7 +258,8 @@ func (r *run) continueAsNew(ctx workflow.Context) error {
 		NotBefore: r.notBefore, NoRetryUntil: r.noRetryUntil, BlockedAt: r.blockedAt,
 		UnknownDeclines: r.unknownDeclines,
 		SAPhase:         r.saPhase, SAAttempts: r.saAttempts, SANext: r.saNext,
-		Runs: r.runs + 1,
+		Runs: r.runs + 1, Attention: r.attention, HeldPhase: r.heldPhase, Repeat: r.repeat, SAAttention: r.saAttention,
+		SMSNotBefore: r.smsNotBefore,
 	}
 	workflow.GetLogger(ctx).Info("continuing as new", "history_length", workflow.GetInfo(ctx).GetCurrentHistoryLength(), "runs", in.Resume.Runs)
 	return workflow.NewContinueAsNewError(ctx, WorkflowName, in)
@@ -247,6 +279,24 @@ func (r *run) resume(c *Carried) error {
 	r.unknownDeclines = c.UnknownDeclines
 	r.saPhase, r.saAttempts, r.saNext = c.SAPhase, c.SAAttempts, c.SANext
 	r.runs = c.Runs
+	r.attention, r.heldPhase, r.repeat, r.saAttention = c.Attention, c.HeldPhase, c.Repeat, c.SAAttention
+	r.smsNotBefore = c.SMSNotBefore
 	r.opened = true
 	return nil
+}
+
+// showDetails tells the Temporal Web UI where the run stands and what comes
+// next (the run's "current details"); it costs no history event.
+func (r *run) showDetails(ctx workflow.Context) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "**%s** · %s %s · %d attempt(s)", r.status.Phase, r.amount.Decimal(), r.amount.Currency.Code, len(r.attempts))
+	switch {
+	case r.attention != nil:
+		fmt.Fprintf(&b, "\n\nNeeds attention since %s: %s (%s). Send `resume` once fixed.",
+			r.attention.Since.UTC().Format(time.RFC3339), r.attention.Detail, r.attention.Cause)
+	case r.status.NextStep != nil:
+		s := r.status.NextStep
+		fmt.Fprintf(&b, "\n\nNext: %s at %s — %s", s.Action, s.At.UTC().Format(time.RFC3339), s.Why)
+	}
+	workflow.SetCurrentDetails(ctx, b.String())
 }

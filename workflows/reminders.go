@@ -289,7 +289,9 @@ func (r *reminderRun) send(ctx workflow.Context, step policy.ReminderStep) {
 	for i, ch := range step.Channels {
 		msgs[i] = outgoing{key: step.Key + "/" + string(ch), kind: kind, channel: ch, data: data}
 	}
-	r.status.Sent = append(r.status.Sent, sendMessages(ctx, r.id, r.in.Customer, msgs)...)
+	for _, m := range sendMessages(ctx, r.id, r.in.Customer, smsWindow{}, msgs) {
+		r.status.Sent = append(r.status.Sent, m.MessageRecord)
+	}
 }
 
 // message is the reminder's kind and the data its templates need.

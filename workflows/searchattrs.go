@@ -19,6 +19,9 @@ var (
 	SAAmountMinor  = temporal.NewSearchAttributeKeyInt64("DunningAmountMinor")
 	SAAttempts     = temporal.NewSearchAttributeKeyInt64("DunningAttempts")
 	SANextActionAt = temporal.NewSearchAttributeKeyTime("DunningNextActionAt")
+	// SAAttention is why a run needs attention (unknown_gateway,
+	// gateway_auth, unavailable); unset otherwise.
+	SAAttention = temporal.NewSearchAttributeKeyKeyword("DunningAttention")
 )
 
 // SearchAttributeTypes lists every custom search attribute and its type, for
@@ -35,6 +38,7 @@ func SearchAttributeTypes() map[string]enumspb.IndexedValueType {
 		SAAmountMinor.GetName():  enumspb.INDEXED_VALUE_TYPE_INT,
 		SAAttempts.GetName():     enumspb.INDEXED_VALUE_TYPE_INT,
 		SANextActionAt.GetName(): enumspb.INDEXED_VALUE_TYPE_DATETIME,
+		SAAttention.GetName():    enumspb.INDEXED_VALUE_TYPE_KEYWORD,
 	}
 }
 

@@ -202,6 +202,8 @@ func (g *Gateway) Charge(ctx context.Context, req gateway.ChargeRequest) (gatewa
 	case code >= 300 && code < 400:
 		return gateway.ChargeResult{}, fmt.Errorf("http gateway: %w: charge %s: HTTP %d redirect to %q is not followed",
 			gateway.ErrPermanent, req.IdempotencyKey, code, redactURL(resp.Header.Get("Location")))
+	case code == http.StatusUnauthorized || code == http.StatusForbidden:
+		return gateway.ChargeResult{}, fmt.Errorf("http gateway: %w: charge %s: HTTP %d: %s", gateway.ErrNotAuthorized, req.IdempotencyKey, code, explain(raw))
 	case code >= 400 && code < 500:
 		return gateway.ChargeResult{}, fmt.Errorf("http gateway: %w: charge %s: HTTP %d: %s", gateway.ErrPermanent, req.IdempotencyKey, code, explain(raw))
 	default:

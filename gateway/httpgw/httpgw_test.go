@@ -207,6 +207,10 @@ func TestChargeErrorStatuses(t *testing.T) {
 			if p := errors.Is(err, gateway.ErrPermanent); p != tc.wantPermanent {
 				t.Errorf("errors.Is(err, ErrPermanent) = %v, want %v (err: %v)", p, tc.wantPermanent, err)
 			}
+			// Refused credentials are ours to fix: the run holds for ops.
+			if auth, want := errors.Is(err, gateway.ErrNotAuthorized), tc.status == 401 || tc.status == 403; auth != want {
+				t.Errorf("errors.Is(err, ErrNotAuthorized) = %v, want %v (err: %v)", auth, want, err)
+			}
 			if !strings.Contains(err.Error(), tc.wantInErr) {
 				t.Errorf("error %q does not say %q", err, tc.wantInErr)
 			}

@@ -72,9 +72,13 @@ func (e *APIError) Error() string {
 	return b.String()
 }
 
-// Unwrap returns gateway.ErrPermanent for permanent errors.
+// Unwrap returns gateway.ErrNotAuthorized for a refused API key (401,
+// 403) and gateway.ErrPermanent for other permanent errors.
 func (e *APIError) Unwrap() error {
-	if e.Permanent {
+	switch {
+	case e.Permanent && (e.HTTPStatus == http.StatusUnauthorized || e.HTTPStatus == http.StatusForbidden):
+		return gateway.ErrNotAuthorized
+	case e.Permanent:
 		return gateway.ErrPermanent
 	}
 	return nil

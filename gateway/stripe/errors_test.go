@@ -386,6 +386,10 @@ func TestMapErrorErrors(t *testing.T) {
 			if p := errors.Is(err, gateway.ErrPermanent); p != tc.wantPermanent {
 				t.Errorf("errors.Is(err, ErrPermanent) = %v, want %v (err: %v)", p, tc.wantPermanent, err)
 			}
+			// A refused key is ours to fix, not a failed attempt.
+			if auth, want := errors.Is(err, gateway.ErrNotAuthorized), tc.status == 401 || tc.status == 403; auth != want {
+				t.Errorf("errors.Is(err, ErrNotAuthorized) = %v, want %v (err: %v)", auth, want, err)
+			}
 			if !strings.Contains(err.Error(), tc.wantInErr) {
 				t.Errorf("error %q does not mention %q", err, tc.wantInErr)
 			}

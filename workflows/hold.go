@@ -1,0 +1,177 @@
+package workflows
+
+import (
+	"errors"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/dunningco/dunning/activities"
+)
+
+// This file is the operations hold of lean runs: when a charge fails for a
+// reason that is ours, not the customer's, the run stops where it is and
+// waits for ops instead of burning an attempt, messaging the customer or
+// moving their service.
+
+// Causes of a hold, as the status and the DunningAttention search attribute
+// name them.
+const (
+	CauseUnknownGateway = "unknown_gateway"
+	CauseGatewayAuth    = "gateway_auth"
+	CauseUnavailable    = "unavailable"
+)
+
+// Attention is why a run holds for ops.
+type Attention struct {
+	Cause  string    `json:"cause"`
+	Detail string    `json:"detail"`
+	Since  time.Time `json:"since"`
+	// Repeat is the try an outage cut short: the retry after the hold uses
+	// its idempotency key again, so a charge the gateway may have taken is
+	// never made twice.
+	Repeat int `json:"repeat_attempt,omitempty"`
+}
+
+// Hold is one past hold.
+type Hold struct {
+	Cause string    `json:"cause"`
+	From  time.Time `json:"from"`
+	To    time.Time `json:"to"`
+	// How it ended: "resumed by <who>", "retried after the outage",
+	// "paid out of band", "cancelled".
+	Ended string `json:"ended"`
+}
+
+// outageRetry is how often a run held by an outage tries again by itself.
+const outageRetry = time.Hour
+
+// errHeld answers expedites while the run holds.
+var errHeld = errors.New("the run needs attention from ops; resume it once the cause is fixed")
+
+// holdCause reads a failed attempt: the cause of a hold, or "" when the
+// error is the customer's (the gateway refused this charge for good).
+func holdCause(err error) string {
+	var appErr *temporal.ApplicationError
+	switch {
+	case activities.IsType(err, activities.ErrTypeUnknownGateway):
+		return CauseUnknownGateway
+	case activities.IsType(err, activities.ErrTypeGatewayAuth):
+		return CauseGatewayAuth
+	case errors.As(err, &appErr) && appErr.NonRetryable():
+		return ""
+	}
+	// Anything else was still worth retrying when the attempt's retry
+	// budget ran out (the server reports a schedule-to-close timeout): the
+	// ledger or the gateway did not answer.
+	return CauseUnavailable
+}
+
+// hold stops the run for ops.
+func (r *run) hold(ctx workflow.Context, cause, detail string, repeat int) {
+	workflow.GetLogger(ctx).Warn("run needs attention", "cause", cause, "detail", detail)
+	r.attention = &Attention{Cause: cause, Detail: detail, Since: workflow.Now(ctx), Repeat: repeat}
+	r.status.Attention = r.attention
+	if r.status.Phase != PhaseNeedsAttention {
+		r.heldPhase = r.status.Phase
+	}
+	r.status.Phase = PhaseNeedsAttention
+}
+
+// waitHeld parks a held run until ops resume it, the customer pays out of
+// band, the run is cancelled or, after an outage, the hourly retry is due.
+// It reports false when the run should stay held and plan again.
+func (r *run) waitHeld(ctx workflow.Context) (bool, error) {
+	for _, q := range r.expedites {
+		q.err, q.done = errHeld, true
+	}
+	r.expedites = nil
+	if r.resumeReq != nil || r.paidOutOfBand != nil || r.cancel != nil {
+		return true, nil
+	}
+	r.upsertSearchAttributes(ctx, time.Time{})
+	r.showDetails(ctx)
+	ready := func() bool { return r.wake }
+	var timer workflow.Future
+	tctx, stop := workflow.WithCancel(ctx)
+	defer stop()
+	if r.attention.Cause == CauseUnavailable {
+		timer = workflow.NewTimerWithOptions(tctx, outageRetry, workflow.TimerOptions{Summary: "retry after an outage"})
+		ready = func() bool { return r.wake || timer.IsReady() }
+	}
+	if err := workflow.Await(ctx, ready); err != nil {
+		return false, err
+	}
+	r.wake = false
+	return r.resumeReq != nil || r.paidOutOfBand != nil || r.cancel != nil || (timer != nil && timer.IsReady()), nil
+}
+
+// release ends the hold; the schedule's clock is extended by its length.
+func (r *run) release(ctx workflow.Context) {
+	now := workflow.Now(ctx)
+	ended := "retried after the outage"
+	switch {
+	case r.cancel != nil:
+		ended = "cancelled"
+	case r.paidOutOfBand != nil:
+		ended = "paid out of band"
+	case r.resumeReq != nil:
+		ended = "resumed"
+		if r.resumeReq.By != "" {
+			ended += " by " + r.resumeReq.By
+		}
+		if r.resumeReq.Reason != "" {
+			ended += ": " + r.resumeReq.Reason
+		}
+	}
+	r.status.Holds = append(r.status.Holds, Hold{Cause: r.attention.Cause, From: r.attention.Since, To: now, Ended: ended})
+	r.repeat = r.attention.Repeat
+	r.attention, r.status.Attention, r.resumeReq = nil, nil, nil
+	r.status.Phase = r.heldPhase
+}
+
+// onResume takes ops' word that the cause of a hold is fixed.
+func (r *run) onResume(ctx workflow.Context, req ResumeRequest) {
+	switch {
+	case r.closing || r.closed():
+		r.late(ctx, SignalResume, "the run had already decided to close ("+string(r.status.Phase)+")")
+	case r.attention == nil:
+		r.late(ctx, SignalResume, "the run was not holding; nothing to resume")
+	default:
+		r.resumeReq = &req
+		r.wake = true
+	}
+}
+
+// onHold shifts a moment of the schedule by the time held since it, so
+// holds extend the schedule rather than compress it into a burst.
+func (r *run) onHold(t time.Time) time.Time {
+	if t.IsZero() {
+		return t
+	}
+	var d time.Duration
+	for _, h := range r.status.Holds {
+		if !h.From.Before(t) {
+			d += h.To.Sub(h.From)
+		}
+	}
+	return t.Add(d)
+}
+
+// leanChargeCtx gives an attempt a bounded retry budget: past it the run
+// holds for ops (an outage of the ledger or the gateway) instead of
+// retrying unseen for ever. The hold keeps the attempt's key, so the retry
+// after it can never charge twice.
+func leanChargeCtx(ctx workflow.Context) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout:    2 * time.Minute,
+		ScheduleToCloseTimeout: 30 * time.Minute,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        5 * time.Second,
+			BackoffCoefficient:     2,
+			MaximumInterval:        5 * time.Minute,
+			NonRetryableErrorTypes: activities.NonRetryable,
+		},
+	})
+}
