@@ -20,6 +20,9 @@ import (
 //	sim:...;network_advice=03            network advice (Mastercard MAC) on declines
 //	sim:...;flaky=1                      the first call per key charges but
 //	                                     the answer is lost (a transient error)
+//	sim:...;refuse_key=1                 dunning attempts up to 1 are refused
+//	                                     as if our API key were revoked
+//	                                     (ErrNotAuthorized; nothing charged)
 //
 // Like a real gateway it honours idempotency keys: a repeated key returns
 // the first result and never charges again.
@@ -51,6 +54,9 @@ func (s *Simulator) Charge(ctx context.Context, req ChargeRequest) (ChargeResult
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.calls[req.IdempotencyKey]++
+	if req.Attempt <= script.refuseKey {
+		return ChargeResult{}, fmt.Errorf("simulator: %w: HTTP 401: invalid API key for attempt %d", ErrNotAuthorized, req.Attempt)
+	}
 	res, seen := s.results[req.IdempotencyKey]
 	if !seen {
 		res = script.outcome(req)
@@ -101,6 +107,7 @@ type script struct {
 	netCode   string
 	netAdvice string
 	flaky     int
+	refuseKey int
 }
 
 func (sc script) outcome(req ChargeRequest) ChargeResult {
@@ -158,6 +165,11 @@ func parseScript(pm string) (script, error) {
 			sc.netCode = v
 		case k == "network_advice" && v != "":
 			sc.netAdvice = v
+		case k == "refuse_key":
+			sc.refuseKey, err = strconv.Atoi(v)
+			if err == nil && sc.refuseKey < 0 {
+				err = fmt.Errorf("must not be negative")
+			}
 		case k == "flaky":
 			sc.flaky, err = strconv.Atoi(v)
 			if err == nil && sc.flaky < 0 {

@@ -40,6 +40,7 @@ func TestParseScript(t *testing.T) {
 		{name: "succeed-on first", pm: "sim:succeed-on=3;code=do_not_honor", want: script{succeedOn: 3, code: "do_not_honor"}},
 		{name: "succeed with flaky", pm: "sim:succeed;flaky=2", want: script{code: "insufficient_funds", flaky: 2}},
 		{name: "decline with flaky", pm: "sim:decline;flaky=1", want: script{decline: true, code: "insufficient_funds", flaky: 1}},
+		{name: "refused key", pm: "sim:succeed;refuse_key=1", want: script{code: "insufficient_funds", refuseKey: 1}},
 		{name: "no sim prefix", pm: "not-a-script", wantErr: "is not a simulator script"},
 		{name: "card number", pm: "4242424242424242", wantErr: "is not a simulator script"},
 		{name: "empty script", pm: "sim:", wantErr: "unknown simulator directive"},
@@ -58,6 +59,7 @@ func TestParseScript(t *testing.T) {
 		{name: "empty network code", pm: "sim:decline;network_code=", wantErr: "unknown simulator directive"},
 		{name: "repeated code", pm: "sim:decline;code=a;code=b", wantErr: "given twice"},
 		{name: "negative flaky", pm: "sim:succeed;flaky=-1", wantErr: "must not be negative"},
+		{name: "negative refuse_key", pm: "sim:succeed;refuse_key=-1", wantErr: "must not be negative"},
 		{name: "network codes", pm: "sim:decline;network_code=14;network_advice=03",
 			want: script{decline: true, code: "insufficient_funds", netCode: "14", netAdvice: "03"}},
 	}
@@ -284,5 +286,21 @@ func TestSimulatorName(t *testing.T) {
 	var g Gateway = NewSimulator()
 	if got := g.Name(); got != "simulator" {
 		t.Errorf("Name() = %q, want %q", got, "simulator")
+	}
+}
+
+// A refused key charges nothing and reads as our configuration error.
+func TestSimulatorRefusedKey(t *testing.T) {
+	sim := NewSimulator()
+	req := ChargeRequest{IdempotencyKey: "k-1", Attempt: 1, InvoiceID: "inv-1", PaymentMethod: "sim:succeed;refuse_key=1", AmountMinor: 100, Currency: "EUR"}
+	if _, err := sim.Charge(context.Background(), req); !errors.Is(err, ErrNotAuthorized) || !errors.Is(err, ErrPermanent) {
+		t.Fatalf("attempt 1: err = %v, want ErrNotAuthorized", err)
+	}
+	req.IdempotencyKey, req.Attempt = "k-2", 2
+	if res, err := sim.Charge(context.Background(), req); err != nil || res.Outcome != Succeeded {
+		t.Fatalf("attempt 2 = %+v, %v; want charged", res, err)
+	}
+	if sim.Charges() != 1 {
+		t.Errorf("charges = %d, want 1", sim.Charges())
 	}
 }
