@@ -20,6 +20,9 @@ type Ledger interface {
 	// CloseRunWithEvent closes the run and enqueues its run.closed event
 	// (when ev is not nil) in one transaction.
 	CloseRunWithEvent(ctx context.Context, workflowID, status, reason string, at time.Time, ev *ledger.OutboxEvent) error
+	// ReportStatus records where an open run stands in the read model; an
+	// older report than the stored one changes nothing.
+	ReportStatus(ctx context.Context, st ledger.RunStatus) error
 	BeginAttempt(ctx context.Context, a ledger.Attempt) (ledger.Attempt, error)
 	FinishAttempt(ctx context.Context, key string, o ledger.AttemptOutcome) error
 	Attempts(ctx context.Context, workflowID string) ([]ledger.Attempt, error)
@@ -45,7 +48,10 @@ const (
 	ErrTypeGatewayPermanent = "GatewayPermanent"
 	// ErrTypeGatewayAuth: the gateway refused our credentials; ops must
 	// fix the configuration, the customer's card is not at fault.
-	ErrTypeGatewayAuth     = "GatewayAuth"
+	ErrTypeGatewayAuth = "GatewayAuth"
+	// ErrTypeGatewayBusy: the outcome is unknown and the gateway asked us to
+	// wait (in progress, rate limited); retried with the same key.
+	ErrTypeGatewayBusy     = "GatewayBusy"
 	ErrTypeMessageRejected = "MessageRejected"
 	// ErrTypeCallbackRejected is no longer returned: billing callbacks go
 	// through the outbox, which records a refusal in the ledger. It stays

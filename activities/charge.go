@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/dunningco/dunning/gateway"
 	"github.com/dunningco/dunning/ledger"
@@ -122,9 +123,14 @@ func (a *Charges) Charge(ctx context.Context, in ChargeInput) (ChargeOutput, err
 			}
 			return ChargeOutput{}, permanent(errType, fmt.Errorf("charge %s: %w", in.IdempotencyKey, err))
 		}
-		// The row stays pending: the retry repeats the call under the same key.
-		a.logger().WarnContext(ctx, "gateway call failed; will retry with the same idempotency key",
+		// The row stays pending: the retry repeats the call under the same
+		// key, after the gateway's own Retry-After when it named one.
+		a.logger().WarnContext(ctx, "gateway outcome unknown; will ask again with the same idempotency key",
 			"key", in.IdempotencyKey, "gateway", in.Gateway, "activity_attempt", activity.GetInfo(ctx).Attempt, "error", err)
+		if later, ok := errors.AsType[*gateway.RetryLater](err); ok {
+			return ChargeOutput{}, temporal.NewApplicationErrorWithOptions(fmt.Sprintf("charge %s: %v", in.IdempotencyKey, err), ErrTypeGatewayBusy,
+				temporal.ApplicationErrorOptions{NextRetryDelay: later.Wait, Cause: err})
+		}
 		return ChargeOutput{}, fmt.Errorf("charge %s: %w", in.IdempotencyKey, err)
 	}
 	if res.At.IsZero() {

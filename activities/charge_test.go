@@ -2,7 +2,9 @@ package activities_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"go.temporal.io/sdk/temporal"
 	"maps"
 	"slices"
 	"strings"
@@ -294,6 +296,31 @@ type refusingGateway struct{ gateway.Gateway }
 
 func (refusingGateway) Charge(context.Context, gateway.ChargeRequest) (gateway.ChargeResult, error) {
 	return gateway.ChargeResult{}, fmt.Errorf("stripe: %w: HTTP 401 invalid_request_error: Invalid API Key provided", gateway.ErrNotAuthorized)
+}
+
+// busyGateway answers like a gateway still processing the key's first
+// request, asking us to come back in 30 seconds.
+type busyGateway struct{ gateway.Gateway }
+
+func (busyGateway) Charge(context.Context, gateway.ChargeRequest) (gateway.ChargeResult, error) {
+	return gateway.ChargeResult{}, &gateway.RetryLater{Wait: 30 * time.Second, Err: fmt.Errorf("http gateway: HTTP 409: %w", gateway.ErrInProgress)}
+}
+
+// "Still processing" is an unknown outcome, never a failed attempt: the
+// ledger row stays pending and the retry, after the gateway's wait, repeats
+// the same key.
+func TestChargeInProgressIsRetriedAfterTheGatewaysWait(t *testing.T) {
+	f := newChargeFixture(t)
+	f.charges.Gateways["simulator"] = busyGateway{f.sim}
+	in := chargeInput(1, "sim:succeed")
+	_, err := f.charge(t, in)
+	appErr, ok := errors.AsType[*temporal.ApplicationError](err)
+	if !ok || appErr.NonRetryable() || appErr.Type() != activities.ErrTypeGatewayBusy || appErr.NextRetryDelay() != 30*time.Second {
+		t.Fatalf("err = %v, want a retryable GatewayBusy error asking for 30s", err)
+	}
+	if row := f.attempt(t, in.IdempotencyKey); row.Status != "pending" {
+		t.Errorf("ledger attempt = %s, want pending (outcome unknown)", row.Status)
+	}
 }
 
 // A gateway refusing our credentials is a configuration error the workflow

@@ -197,8 +197,14 @@ func (g *Gateway) Charge(ctx context.Context, req gateway.ChargeRequest) (gatewa
 	switch code := resp.StatusCode; {
 	case code >= 200 && code < 300:
 		return g.result(req, code, raw)
+	case code == http.StatusConflict:
+		// The first request with this key is still running: the outcome
+		// is unknown, so the same key is asked again, never a new one.
+		err := fmt.Errorf("http gateway: charge %s: HTTP 409: %w: %s", req.IdempotencyKey, gateway.ErrInProgress, explain(raw))
+		return gateway.ChargeResult{}, g.retryLater(resp, err)
 	case code == http.StatusRequestTimeout || code == http.StatusTooManyRequests || code >= 500:
-		return gateway.ChargeResult{}, fmt.Errorf("http gateway: charge %s: HTTP %d: %s", req.IdempotencyKey, code, explain(raw))
+		err := fmt.Errorf("http gateway: charge %s: HTTP %d: %s", req.IdempotencyKey, code, explain(raw))
+		return gateway.ChargeResult{}, g.retryLater(resp, err)
 	case code >= 300 && code < 400:
 		return gateway.ChargeResult{}, fmt.Errorf("http gateway: %w: charge %s: HTTP %d redirect to %q is not followed",
 			gateway.ErrPermanent, req.IdempotencyKey, code, redactURL(resp.Header.Get("Location")))
@@ -209,6 +215,14 @@ func (g *Gateway) Charge(ctx context.Context, req gateway.ChargeRequest) (gatewa
 	default:
 		return gateway.ChargeResult{}, fmt.Errorf("http gateway: charge %s: unexpected HTTP %d", req.IdempotencyKey, code)
 	}
+}
+
+// retryLater carries the answer's Retry-After, when it has one.
+func (g *Gateway) retryLater(resp *http.Response, err error) error {
+	if wait, ok := gateway.RetryAfter(resp.Header.Get("Retry-After"), g.now()); ok {
+		return &gateway.RetryLater{Wait: wait, Err: err}
+	}
+	return err
 }
 
 // result maps a 2xx answer.

@@ -189,7 +189,7 @@ func TestChargeErrorStatuses(t *testing.T) {
 		{"401", 401, `{"error":"unknown key"}`, true, "HTTP 401: unknown key"},
 		{"403", 403, `{"error":"tenant acme is not allowed"}`, true, "tenant acme is not allowed"},
 		{"404", 404, `{"error":"unknown invoice INV-2026-0042"}`, true, "unknown invoice INV-2026-0042"},
-		{"409", 409, `{"error":"invoice already collected by another run"}`, true, "HTTP 409"},
+		{"409 in progress", 409, `{"error":"a request with this key is in progress"}`, false, "HTTP 409"},
 		{"422", 422, `{"error":"currency USD not supported"}`, true, "currency USD not supported"},
 		{"408", 408, `{"error":"timeout"}`, false, "HTTP 408: timeout"},
 		{"429", 429, `{"error":"slow down"}`, false, "HTTP 429: slow down"},
@@ -421,6 +421,49 @@ func TestVerify(t *testing.T) {
 			}
 			if !errors.Is(err, ErrBadSignature) || !strings.Contains(err.Error(), tc.wantErr) {
 				t.Errorf("Verify error = %v, want ErrBadSignature saying %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+// A 409 on an in-flight key, and a 429 or 5xx with Retry-After, are
+// "outcome unknown": the same key is asked again after the gateway's wait.
+func TestChargeUnknownOutcomeHonoursRetryAfter(t *testing.T) {
+	tests := []struct {
+		name       string
+		status     int
+		retryAfter string
+		wantWait   time.Duration
+		inProgress bool
+	}{
+		{"409 in progress with seconds", 409, "7", 7 * time.Second, true},
+		{"409 in progress without a wait", 409, "", 0, true},
+		{"429 with an HTTP date", 429, testNow.Add(90 * time.Second).UTC().Format(http.TimeFormat), 90 * time.Second, false},
+		{"503 with a wait past the cap", 503, "86400", time.Hour, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if tc.retryAfter != "" {
+					w.Header().Set("Retry-After", tc.retryAfter)
+				}
+				w.WriteHeader(tc.status)
+			}))
+			t.Cleanup(srv.Close)
+			g, err := New(Config{URL: srv.URL, Secret: testSecret, Now: func() time.Time { return testNow }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = g.Charge(context.Background(), chargeRequest())
+			if err == nil || errors.Is(err, gateway.ErrPermanent) {
+				t.Fatalf("err = %v, want a retryable error", err)
+			}
+			if errors.Is(err, gateway.ErrInProgress) != tc.inProgress {
+				t.Errorf("errors.Is(err, ErrInProgress) = %v, want %v", !tc.inProgress, tc.inProgress)
+			}
+			var later *gateway.RetryLater
+			if got := errors.As(err, &later); got != (tc.wantWait > 0) || (got && later.Wait != tc.wantWait) {
+				t.Errorf("RetryLater = %v (%+v), want wait %s", got, later, tc.wantWait)
 			}
 		})
 	}

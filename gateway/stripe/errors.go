@@ -72,10 +72,14 @@ func (e *APIError) Error() string {
 	return b.String()
 }
 
-// Unwrap returns gateway.ErrNotAuthorized for a refused API key (401,
-// 403) and gateway.ErrPermanent for other permanent errors.
+// Unwrap returns gateway.ErrInProgress for a concurrent request with the
+// same key (409), gateway.ErrNotAuthorized for a refused API key (401, 403)
+// and gateway.ErrPermanent for other permanent errors.
 func (e *APIError) Unwrap() error {
 	switch {
+	case !e.Permanent && e.HTTPStatus == http.StatusConflict:
+		// A concurrent request with the same key: its outcome is unknown.
+		return gateway.ErrInProgress
 	case e.Permanent && (e.HTTPStatus == http.StatusUnauthorized || e.HTTPStatus == http.StatusForbidden):
 		return gateway.ErrNotAuthorized
 	case e.Permanent:

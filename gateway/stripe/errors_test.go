@@ -386,6 +386,9 @@ func TestMapErrorErrors(t *testing.T) {
 			if p := errors.Is(err, gateway.ErrPermanent); p != tc.wantPermanent {
 				t.Errorf("errors.Is(err, ErrPermanent) = %v, want %v (err: %v)", p, tc.wantPermanent, err)
 			}
+			if busy, want := errors.Is(err, gateway.ErrInProgress), tc.status == 409; busy != want {
+				t.Errorf("errors.Is(err, ErrInProgress) = %v, want %v (err: %v)", busy, want, err)
+			}
 			// A refused key is ours to fix, not a failed attempt.
 			if auth, want := errors.Is(err, gateway.ErrNotAuthorized), tc.status == 401 || tc.status == 403; auth != want {
 				t.Errorf("errors.Is(err, ErrNotAuthorized) = %v, want %v (err: %v)", auth, want, err)
