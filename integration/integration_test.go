@@ -144,6 +144,8 @@ func TestPlatform(t *testing.T) {
 			{"lost gateway response charges once", p.testLostGatewayResponseChargesOnce},
 			{"MAC 03 at intake blocks the card for other invoices", p.testIntakeBlockIsShared},
 			{"expedite on a Visa category 1 run is refused", p.testExpediteOnCategory1Refused},
+			{"reminders stop on cancel and payment", p.testRemindersStopOnCancelAndPayment},
+			{"a run held for our refused key resumes", p.testHeldRunResumes},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				t.Parallel()
@@ -238,7 +240,7 @@ func (p *platform) testRecoversThroughAPI(t *testing.T) {
 		t.Errorf("messages = %v", kinds)
 	}
 
-	p.recordHistory(t, "dunning/acme/inv-recover", "v3-gated-recovered")
+	p.recordHistory(t, "dunning/acme/inv-recover", "v4-lean-recovered")
 
 	code, status := p.do(t, http.MethodGet, "/v1/runs/acme/inv-recover", "")
 	if ref, _ := status["policy"].(string); code != http.StatusOK || status["phase"] != "recovered" || !strings.HasPrefix(ref, "it-fast@2#") {
@@ -287,7 +289,7 @@ func (p *platform) testExhaustsPausesAndSuspends(t *testing.T) {
 	if run.Status != "exhausted" {
 		t.Errorf("ledger run status = %s", run.Status)
 	}
-	p.recordHistory(t, "dunning/acme/inv-exhaust", "v3-gated-exhausted")
+	p.recordHistory(t, "dunning/acme/inv-exhaust", "v4-lean-exhausted")
 }
 
 func (p *platform) testExpediteAndCancelThroughAPI(t *testing.T) {
@@ -310,7 +312,7 @@ func (p *platform) testExpediteAndCancelThroughAPI(t *testing.T) {
 	if len(attempts) != 1 || attempts[0].Reason != "expedite" {
 		t.Fatalf("ledger attempts = %+v", attempts)
 	}
-	p.recordHistory(t, "dunning/acme/inv-steer", "v3-gated-steered")
+	p.recordHistory(t, "dunning/acme/inv-steer", "v4-lean-steered")
 	// A closed run refuses further steering and a second run for the invoice.
 	if code, _ := p.do(t, http.MethodPost, "/v1/runs/acme/inv-steer/cancel", `{"reason":"again"}`); code != http.StatusConflict && code != http.StatusNotFound {
 		t.Errorf("cancel after close: %d", code)
@@ -403,8 +405,8 @@ func (p *platform) testIntakeBlockIsShared(t *testing.T) {
 	if res := p.result(t, "inv-mac03-a"); res.Outcome != policy.Exhausted || res.Attempts != 0 {
 		t.Fatalf("A = %+v, want exhausted without a charge", res)
 	}
-	p.recordHistory(t, "dunning/acme/inv-mac03-a", "v3-gated-blocked-at-intake")
-	p.recordHistory(t, "dunning/acme/inv-mac03-b", "v3-gated-shared-block")
+	p.recordHistory(t, "dunning/acme/inv-mac03-a", "v4-lean-blocked-at-intake")
+	p.recordHistory(t, "dunning/acme/inv-mac03-b", "v4-lean-shared-block")
 	for _, inv := range []string{"inv-mac03-a", "inv-mac03-b"} {
 		if rows, _ := p.store.Attempts(context.Background(), "dunning/acme/"+inv); len(rows) != 0 {
 			t.Errorf("%s: ledger attempts %+v", inv, rows)
@@ -432,7 +434,7 @@ func (p *platform) testExpediteOnCategory1Refused(t *testing.T) {
 		t.Fatalf("cancel: %d", code)
 	}
 	p.result(t, "inv-visa14")
-	p.recordHistory(t, "dunning/acme/inv-visa14", "v3-gated-refused-expedite")
+	p.recordHistory(t, "dunning/acme/inv-visa14", "v4-lean-refused-expedite")
 }
 
 func (p *platform) testBadInputStartsNothing(t *testing.T) {

@@ -14,20 +14,21 @@ import (
 // TestReplayRecordedHistories replays histories recorded from real runs
 // (testdata/histories): recovered, exhausted, expedited then cancelled,
 // card updated, paid out of band, from before the SMS window and
-// decline-aware versions; and v2-* recorded with both (soft and hard
-// declines, Visa and Mastercard cards, the shared retry budget); and v3-*
-// recorded with the charge gate (integration tests with RECORD_HISTORIES
-// set: recovered, exhausted, steered, a refused expedite, a block reported
-// at intake and the same block shared by another run). A change to
-// DunningWorkflow that would break running workflows fails here: guard it
-// with workflow.GetVersion.
+// decline-aware versions; v2-* recorded with both (soft and hard declines,
+// Visa and Mastercard cards, the shared retry budget); v3-* recorded with
+// the charge gate; v4-* recorded with lean runs (charge-gate 2: local
+// activities, one NotifyStep per message step, the operations hold) and
+// reminder runs (reminder-lean 1). Integration tests record them with
+// RECORD_HISTORIES set. A change to DunningWorkflow or ReminderWorkflow that
+// would break running workflows fails here: guard it with
+// workflow.GetVersion.
 func TestReplayRecordedHistories(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join("testdata", "histories", "*.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(files) < 15 {
-		t.Fatalf("found %d recorded histories, want at least 15", len(files))
+	if len(files) < 21 {
+		t.Fatalf("found %d recorded histories, want at least 21", len(files))
 	}
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
