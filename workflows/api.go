@@ -332,6 +332,11 @@ type Status struct {
 	// LateSignals lists signals recorded without effect: after the run
 	// decided to close, or repeating what it already knew.
 	LateSignals []LateSignal `json:"late_signals,omitempty"`
+	// DeclinesNotListed, LateSignalsNotListed and RefusalsNotListed count
+	// what arrived past the 50 each list keeps.
+	DeclinesNotListed    int `json:"declines_not_listed,omitempty"`
+	LateSignalsNotListed int `json:"late_signals_not_listed,omitempty"`
+	RefusalsNotListed    int `json:"refusals_not_listed,omitempty"`
 	// Attention is why the run holds for ops, while it does.
 	Attention *Attention `json:"attention,omitempty"`
 	// Holds lists every hold and how it ended; the schedule was extended

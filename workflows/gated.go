@@ -45,6 +45,10 @@ type LateSignal struct {
 	Note   string    `json:"note"`
 }
 
+// maxListed bounds each list in the status that outsiders can grow
+// (declines reported, late signals, refusals); beyond it they are counted.
+const maxListed = 50
+
 // errClosing answers expedites once the run has decided to close.
 var errClosing = errors.New("the run has decided to close; nothing more will be charged")
 
@@ -91,6 +95,10 @@ func (r *run) registerGatedHandlers(ctx workflow.Context) error {
 }
 
 func (r *run) late(ctx workflow.Context, signal, note string) {
+	if len(r.status.LateSignals) >= maxListed {
+		r.status.LateSignalsNotListed++
+		return
+	}
 	r.status.LateSignals = append(r.status.LateSignals, LateSignal{Signal: signal, At: workflow.Now(ctx), Note: note})
 }
 
@@ -323,6 +331,10 @@ func (r *run) serveExpedite(ctx workflow.Context, q *expediteRequest) {
 }
 
 func (r *run) refuse(ctx workflow.Context, reason policy.Reason, v policy.Verdict, by string) {
+	if len(r.status.Refusals) >= maxListed {
+		r.status.RefusalsNotListed++
+		return
+	}
 	r.status.Refusals = append(r.status.Refusals, Refusal{At: workflow.Now(ctx), Reason: reason, Rule: v.Rule, Until: v.Until, By: by})
 }
 

@@ -127,6 +127,12 @@ func (r *run) recordDecline(ctx workflow.Context, d Decline) bool {
 	if d.OccurredAt.IsZero() {
 		d.OccurredAt = d.ReceivedAt
 	}
+	if len(r.status.Declines) >= maxListed {
+		// A flood of reports must not grow the status (and the history
+		// that carries it) without bound: it is counted, not listed.
+		r.status.DeclinesNotListed++
+		return true
+	}
 	r.status.Declines = append(r.status.Declines, d)
 	return true
 }

@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -207,5 +208,21 @@ func TestRecoveredRunWaitsOutALedgerOutageAtClose(t *testing.T) {
 	res := h.run(input())
 	if res.Outcome != policy.Recovered || h.closed == nil || failures != 8 {
 		t.Fatalf("result %+v, closed %v after %d failures; want recovered once the ledger is back", res, h.closed != nil, failures)
+	}
+}
+
+// A flood of distinct decline reports is absorbed: each is read, the list in
+// the status stays bounded and the rest is counted.
+func TestDeclineFloodKeepsTheStatusBounded(t *testing.T) {
+	h := newHarness(t, 0)
+	h.at(time.Hour, func() {
+		for i := range 200 {
+			h.env.SignalWorkflow(SignalDecline, Decline{ID: fmt.Sprintf("flood-%d", i), Gateway: "simulator", Code: "insufficient_funds"})
+		}
+	})
+	h.run(input())
+	st := h.query()
+	if len(st.Declines) != maxListed || st.DeclinesNotListed != 201-maxListed {
+		t.Errorf("declines listed %d, not listed %d; want %d and %d", len(st.Declines), st.DeclinesNotListed, maxListed, 201-maxListed)
 	}
 }
