@@ -36,7 +36,7 @@ type NotifyInput struct {
 
 // NotifyOutput says what happened to the message.
 type NotifyOutput struct {
-	Status      string `json:"status"` // sent, skipped, or deferred (a text outside its window)
+	Status      string `json:"status"` // sent, dry-run, skipped, or deferred (a text outside its window)
 	Provider    string `json:"provider,omitempty"`
 	ProviderRef string `json:"provider_ref,omitempty"`
 	Detail      string `json:"detail,omitempty"`
@@ -100,7 +100,7 @@ func (a *Notifications) Notify(ctx context.Context, in NotifyInput) (NotifyOutpu
 		return NotifyOutput{}, ledgerErr(err, "notify %s: record message", in.IdempotencyKey)
 	}
 	switch row.Status {
-	case "sent", "skipped":
+	case "sent", "dry-run", "skipped":
 		return NotifyOutput{Status: row.Status, Provider: row.Provider, ProviderRef: row.ProviderRef, Detail: row.Detail}, nil
 	case "failed":
 		return NotifyOutput{}, permanent(ErrTypeMessageRejected, fmt.Errorf("notify %s: provider rejected it earlier: %s", in.IdempotencyKey, row.Detail))
@@ -158,10 +158,16 @@ func (a *Notifications) Notify(ctx context.Context, in NotifyInput) (NotifyOutpu
 		}
 		return NotifyOutput{}, fmt.Errorf("notify %s: %w", in.IdempotencyKey, err)
 	}
-	if err := a.Ledger.FinishMessage(ctx, in.IdempotencyKey, "sent", receipt.Provider, receipt.Ref, "", time.Now().UTC()); err != nil {
+	// A dry-run notifier (no provider configured) only logged the message:
+	// the ledger and the run's status say so rather than "sent".
+	status := "sent"
+	if receipt.Provider == notify.DryRunProvider {
+		status = "dry-run"
+	}
+	if err := a.Ledger.FinishMessage(ctx, in.IdempotencyKey, status, receipt.Provider, receipt.Ref, "", time.Now().UTC()); err != nil {
 		return NotifyOutput{}, ledgerErr(err, "notify %s: record send", in.IdempotencyKey)
 	}
-	return NotifyOutput{Status: "sent", Provider: receipt.Provider, ProviderRef: receipt.Ref}, nil
+	return NotifyOutput{Status: status, Provider: receipt.Provider, ProviderRef: receipt.Ref}, nil
 }
 
 // blockedByPreference returns why the recipient must not get a message on

@@ -105,3 +105,39 @@ func (a *Runs) CloseRun(ctx context.Context, in CloseRunInput) error {
 	}
 	return nil
 }
+
+// StatusReport is where a run stands when it parks, for the read model that
+// answers status and lists without a worker.
+type StatusReport struct {
+	WorkflowID   string    `json:"workflow_id"`
+	Phase        string    `json:"phase"`
+	ServiceState string    `json:"service_state"`
+	Attempts     int       `json:"attempts"`
+	NextAction   string    `json:"next_action,omitempty"`
+	NextAt       time.Time `json:"next_at,omitzero"`
+	// The hold's cause, detail and start while the run needs attention.
+	AttentionCause  string    `json:"attention_cause,omitempty"`
+	AttentionDetail string    `json:"attention_detail,omitempty"`
+	AttentionSince  time.Time `json:"attention_since,omitzero"`
+	// At is the workflow's clock when it reported; a report older than the
+	// stored one is ignored, so a retried report that lands late cannot
+	// undo a newer one.
+	At time.Time `json:"at"`
+}
+
+// ReportStatus records the run's state in the ledger's read model. It only
+// writes the ledger, so it can run as a local activity; repeating it (or
+// delivering an older report late) changes nothing, and a run that has
+// closed keeps the final state CloseRun gave it.
+func (a *Runs) ReportStatus(ctx context.Context, in StatusReport) error {
+	err := a.Ledger.ReportStatus(ctx, ledger.RunStatus{
+		WorkflowID: in.WorkflowID, Phase: in.Phase, ServiceState: in.ServiceState, Attempts: in.Attempts,
+		NextAction: in.NextAction, NextAt: in.NextAt,
+		AttentionCause: in.AttentionCause, AttentionDetail: in.AttentionDetail, AttentionSince: in.AttentionSince,
+		UpdatedAt: in.At,
+	})
+	if err != nil {
+		return ledgerErr(err, "report status of %s", in.WorkflowID)
+	}
+	return nil
+}

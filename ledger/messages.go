@@ -12,15 +12,17 @@ import (
 const messagePending = "pending"
 
 var (
-	messageChannels      = []string{"email", "sms"}
-	finalMessageStatuses = []string{"sent", "skipped", "failed"}
+	messageChannels = []string{"email", "sms"}
+	// "dry-run": rendered and recorded while no provider was configured;
+	// nothing went out.
+	finalMessageStatuses = []string{"sent", "dry-run", "skipped", "failed"}
 )
 
 // Message is one notification to the customer.
 type Message struct {
 	IdempotencyKey, WorkflowID                      string
 	Kind, Channel, Recipient, Locale, Subject, Body string
-	Status                                          string // pending, sent, skipped, failed
+	Status                                          string // pending, sent, dry-run, skipped, failed
 	Provider, ProviderRef, Detail                   string
 	CreatedAt, FinishedAt                           time.Time
 }

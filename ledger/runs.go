@@ -74,55 +74,82 @@ func validateRun(r Run) error {
 
 // OpenRun inserts the run with status "open" if absent and returns the stored
 // row. An existing open run is returned as is, so a retried activity
-// succeeds. An existing closed run is returned with an error wrapping
-// ErrRunClosed: an invoice whose dunning ended is not dunned again. A run for
-// the same tenant and invoice under another workflow ID is ErrConflict.
-// A zero OpenedAt is recorded as now.
+// succeeds, and so does a new execution of the same workflow ID after the
+// previous one failed without closing the run. An existing closed run is
+// returned with an error wrapping ErrRunClosed: an invoice whose dunning
+// ended is not dunned again. A run for the same tenant and invoice under
+// another workflow ID is ErrConflict. A zero OpenedAt is recorded as now.
+//
+// The run's read-model row (run_status) is written in the same transaction:
+// phase "recovering" as of OpenedAt, unless it already describes a later
+// moment.
 func (s *Store) OpenRun(ctx context.Context, r Run) (Run, error) {
 	if err := validateRun(r); err != nil {
 		return Run{}, err
 	}
-	// DO NOTHING without a target covers both the workflow ID and the
-	// (tenant, invoice_id) key; the read below tells them apart.
-	_, err := s.pool.Exec(ctx, `INSERT INTO runs
-		(workflow_id, tenant, invoice_id, customer_id, amount, currency, policy, status, opened_at)
-		VALUES ($1, $2, $3, $4, $5::numeric, $6, $7, 'open', $8)
-		ON CONFLICT DO NOTHING`,
-		r.WorkflowID, r.Tenant, r.InvoiceID, r.CustomerID, numericText(r.Amount), r.Currency, r.Policy, orNow(r.OpenedAt))
-	if err != nil {
-		return Run{}, fmt.Errorf("ledger: open run %s: %w", r.WorkflowID, err)
-	}
-	stored, err := s.GetRun(ctx, r.WorkflowID)
-	if errors.Is(err, ErrNotFound) {
-		var other string
-		if err := s.pool.QueryRow(ctx, `SELECT workflow_id FROM runs WHERE tenant = $1 AND invoice_id = $2`,
-			r.Tenant, r.InvoiceID).Scan(&other); err != nil {
-			return Run{}, fmt.Errorf("ledger: open run %s: %w", r.WorkflowID, err)
+	r.OpenedAt = orNow(r.OpenedAt)
+	var stored Run
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// DO NOTHING without a target covers both the workflow ID and the
+		// (tenant, invoice_id) key; the read below tells them apart.
+		_, err := tx.Exec(ctx, `INSERT INTO runs
+			(workflow_id, tenant, invoice_id, customer_id, amount, currency, policy, status, opened_at)
+			VALUES ($1, $2, $3, $4, $5::numeric, $6, $7, 'open', $8)
+			ON CONFLICT DO NOTHING`,
+			r.WorkflowID, r.Tenant, r.InvoiceID, r.CustomerID, numericText(r.Amount), r.Currency, r.Policy, r.OpenedAt)
+		if err != nil {
+			return fmt.Errorf("ledger: open run %s: %w", r.WorkflowID, err)
 		}
-		return Run{}, fmt.Errorf("ledger: open run %s: invoice %s of tenant %s belongs to run %s: %w",
-			r.WorkflowID, r.InvoiceID, r.Tenant, other, ErrConflict)
-	}
+		stored, err = getRun(ctx, tx, r.WorkflowID)
+		if errors.Is(err, ErrNotFound) {
+			var other string
+			if err := tx.QueryRow(ctx, `SELECT workflow_id FROM runs WHERE tenant = $1 AND invoice_id = $2`,
+				r.Tenant, r.InvoiceID).Scan(&other); err != nil {
+				return fmt.Errorf("ledger: open run %s: %w", r.WorkflowID, err)
+			}
+			return fmt.Errorf("ledger: open run %s: invoice %s of tenant %s belongs to run %s: %w",
+				r.WorkflowID, r.InvoiceID, r.Tenant, other, ErrConflict)
+		}
+		if err != nil {
+			return fmt.Errorf("ledger: open run %s: %w", r.WorkflowID, err)
+		}
+		if stored.Tenant != r.Tenant || stored.InvoiceID != r.InvoiceID {
+			return fmt.Errorf("ledger: open run %s: it was opened for invoice %s of tenant %s: %w",
+				r.WorkflowID, stored.InvoiceID, stored.Tenant, ErrConflict)
+		}
+		if stored.Status != runOpen {
+			return fmt.Errorf("ledger: open run %s: %w (%s: %s)", r.WorkflowID, ErrRunClosed, stored.Status, stored.ClosingReason)
+		}
+		return openRunStatus(ctx, tx, stored.withOpenedAt(r.OpenedAt))
+	})
 	if err != nil {
-		return Run{}, fmt.Errorf("ledger: open run %s: %w", r.WorkflowID, err)
-	}
-	if stored.Tenant != r.Tenant || stored.InvoiceID != r.InvoiceID {
-		return stored, fmt.Errorf("ledger: open run %s: it was opened for invoice %s of tenant %s: %w",
-			r.WorkflowID, stored.InvoiceID, stored.Tenant, ErrConflict)
-	}
-	if stored.Status != runOpen {
-		return stored, fmt.Errorf("ledger: open run %s: %w (%s: %s)", r.WorkflowID, ErrRunClosed, stored.Status, stored.ClosingReason)
+		if errors.Is(err, ErrConflict) || errors.Is(err, ErrRunClosed) {
+			return stored, err
+		}
+		return Run{}, err
 	}
 	return stored, nil
 }
 
-// CloseRun records how an open run ended. Closing it again with the same
-// status is a no-op; with another status it is ErrRunClosed. An unknown run
-// is ErrNotFound. A zero at is recorded as now.
+// withOpenedAt is the run as opened at t: a workflow opening an existing run
+// again (a retry, or a new execution after a failed one) reports its own
+// start, which dates the read-model row.
+func (r Run) withOpenedAt(t time.Time) Run {
+	r.OpenedAt = t
+	return r
+}
+
+// CloseRun records how an open run ended and, in the same transaction, gives
+// its read-model row the final phase. Closing it again with the same status
+// is a no-op; with another status it is ErrRunClosed. An unknown run is
+// ErrNotFound. A zero at is recorded as now.
 func (s *Store) CloseRun(ctx context.Context, workflowID, status, reason string, at time.Time) error {
 	if err := validateClose(workflowID, status); err != nil {
 		return err
 	}
-	return closeRun(ctx, s.pool, workflowID, status, reason, at)
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		return closeRun(ctx, tx, workflowID, status, reason, at)
+	})
 }
 
 func validateClose(workflowID, status string) error {
@@ -135,7 +162,7 @@ func validateClose(workflowID, status string) error {
 	return nil
 }
 
-// closeRun is CloseRun on q (the pool or a transaction), after validation.
+// closeRun is CloseRun in the transaction q, after validation.
 func closeRun(ctx context.Context, q querier, workflowID, status, reason string, at time.Time) error {
 	tag, err := q.Exec(ctx, `UPDATE runs SET status = $2, closed_at = $3, closing_reason = $4
 		WHERE workflow_id = $1 AND status = 'open'`, workflowID, status, orNow(at), reason)
@@ -143,7 +170,7 @@ func closeRun(ctx context.Context, q querier, workflowID, status, reason string,
 		return fmt.Errorf("ledger: close run %s: %w", workflowID, err)
 	}
 	if tag.RowsAffected() == 1 {
-		return nil
+		return closeRunStatus(ctx, q, workflowID)
 	}
 	var current string
 	err = q.QueryRow(ctx, `SELECT status FROM runs WHERE workflow_id = $1`, workflowID).Scan(&current)
@@ -161,7 +188,11 @@ func closeRun(ctx context.Context, q querier, workflowID, status, reason string,
 
 // GetRun returns the run or ErrNotFound.
 func (s *Store) GetRun(ctx context.Context, workflowID string) (Run, error) {
-	r, err := scanRun(s.pool.QueryRow(ctx, `SELECT `+runColumns+` FROM runs WHERE workflow_id = $1`, workflowID))
+	return getRun(ctx, s.pool, workflowID)
+}
+
+func getRun(ctx context.Context, q querier, workflowID string) (Run, error) {
+	r, err := scanRun(q.QueryRow(ctx, `SELECT `+runColumns+` FROM runs WHERE workflow_id = $1`, workflowID))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Run{}, fmt.Errorf("ledger: run %s: %w", workflowID, ErrNotFound)
 	}

@@ -42,6 +42,10 @@ type Notifier interface {
 // ErrRejected marks a message the provider will never accept.
 var ErrRejected = errors.New("message rejected")
 
+// DryRunProvider is the provider name on a DryRun receipt; messages it
+// handled are recorded with status "dry-run", not "sent".
+const DryRunProvider = "dry-run"
+
 // DryRun logs messages instead of sending them; the ledger still records
 // what would have gone out. It is what runs when no provider key is set.
 type DryRun struct {
@@ -57,5 +61,5 @@ func (d DryRun) Send(ctx context.Context, m Message) (Receipt, error) {
 	// The recipient is personal data: log the channel and key, not the address.
 	logger.InfoContext(ctx, "dry-run message (no provider configured)",
 		"channel", m.Channel, "kind", m.Kind, "key", m.IdempotencyKey, "locale", m.Locale, "subject", m.Subject)
-	return Receipt{Provider: "dry-run", Ref: "dry-run:" + m.IdempotencyKey}, nil
+	return Receipt{Provider: DryRunProvider, Ref: DryRunProvider + ":" + m.IdempotencyKey}, nil
 }

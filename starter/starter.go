@@ -5,7 +5,8 @@
 // workflows.WorkflowID(tenant, invoiceID). Reporting a decline for an invoice
 // whose run is open adds the decline to that run; reporting one for an invoice
 // whose run already ended is refused, because a closed invoice is never
-// dunned twice.
+// dunned twice. A run whose workflow failed (rather than ended) can be
+// started again by the next decline.
 package starter
 
 import (
@@ -133,10 +134,13 @@ func (c *Client) Start(ctx context.Context, in workflows.Input) (StartResult, er
 	run, err := c.tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID:        id,
 		TaskQueue: c.opts.TaskQueue,
-		// A run that ended (recovered, exhausted or cancelled) must not be
-		// replaced by a new one for the same invoice; an open one is
-		// reported to, not started twice.
-		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		// A run that ended (recovered, exhausted or cancelled: the workflow
+		// completed) must not be replaced by a new one for the same
+		// invoice; an open one is reported to, not started twice. A run
+		// whose workflow failed, timed out or was terminated never
+		// decided anything, so a new decline may start it again under the
+		// same ID; the ledger still refuses an invoice whose run closed.
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 		// Without it the SDK answers an existing run as if it had just
 		// started this one, and the decline would be dropped unseen.
@@ -321,6 +325,9 @@ func (c *Client) Paid(ctx context.Context, tenant, invoiceID string, req workflo
 // Resume puts a run that needs attention back on schedule once ops fixed the
 // cause; the run records a resume it did not need.
 func (c *Client) Resume(ctx context.Context, tenant, invoiceID string, req workflows.ResumeRequest) error {
+	if err := validation.Resume(req); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
 	return c.signal(ctx, tenant, invoiceID, workflows.SignalResume, req)
 }
 

@@ -194,8 +194,9 @@ func TestStartStartsWithTheDeclineInTheInput(t *testing.T) {
 	if tc.swsOpts.TaskQueue != workflows.TaskQueue {
 		t.Errorf("task queue = %q", tc.swsOpts.TaskQueue)
 	}
-	if tc.swsOpts.WorkflowIDReusePolicy != enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE {
-		t.Errorf("reuse policy = %v", tc.swsOpts.WorkflowIDReusePolicy)
+	// A failed run may start again; an ended one (completed) may not.
+	if tc.swsOpts.WorkflowIDReusePolicy != enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY {
+		t.Errorf("reuse policy = %v, want ALLOW_DUPLICATE_FAILED_ONLY", tc.swsOpts.WorkflowIDReusePolicy)
 	}
 	sa := tc.swsOpts.TypedSearchAttributes
 	if got, _ := sa.GetInt64(workflows.SAAmountMinor); got != 4990 {
@@ -543,6 +544,13 @@ func TestSignals(t *testing.T) {
 			},
 			workflows.SignalPaidOutOfBand, workflows.PaidOutOfBand{Reference: "wire-1"},
 		},
+		{
+			"resume",
+			func(c *Client) error {
+				return c.Resume(context.Background(), "acme", "inv-1", workflows.ResumeRequest{Reason: "key rotated", By: "ops"})
+			},
+			workflows.SignalResume, workflows.ResumeRequest{Reason: "key rotated", By: "ops"},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -580,6 +588,10 @@ func TestRequestsCheckTheRunKeyFirst(t *testing.T) {
 			return c.PaymentMethodUpdated(ctx, strings.Repeat("t", 129), "inv-1", workflows.PaymentMethodUpdate{})
 		}},
 		{"paid", func(c *Client) error { return c.Paid(ctx, "acme", "inv/1", workflows.PaidOutOfBand{}) }},
+		{"resume", func(c *Client) error { return c.Resume(ctx, "acme", "inv/1", workflows.ResumeRequest{}) }},
+		{"resume by with a line break", func(c *Client) error {
+			return c.Resume(ctx, "acme", "inv-1", workflows.ResumeRequest{By: "ops\nX: y"})
+		}},
 		{"result", func(c *Client) error { _, err := c.Result(ctx, "", ""); return err }},
 	}
 	for _, tt := range tests {

@@ -241,6 +241,14 @@ func Expedite(req workflows.ExpediteRequest) error {
 	return p.err()
 }
 
+// Resume checks a resume request: reason and by are optional.
+func Resume(req workflows.ResumeRequest) error {
+	var p problems
+	p.checkText("/reason", req.Reason, MaxReasonLen, true)
+	p.checkText("/by", req.By, MaxActorLen, false)
+	return p.err()
+}
+
 // Paid checks a paid-out-of-band request.
 func Paid(req workflows.PaidOutOfBand) error {
 	var p problems

@@ -199,6 +199,8 @@ func TestRequestsToRuns(t *testing.T) {
 		{"cancel by with CR/LF", Cancel(workflows.CancelRequest{Reason: "r", By: "ops\r\nX: y"}), []string{"/by"}},
 		{"cancel fine", Cancel(workflows.CancelRequest{Reason: "invoice voided\nby the customer", By: "ops@example.com"}), nil},
 		{"expedite reason not UTF-8", Expedite(workflows.ExpediteRequest{Reason: "\xff"}), []string{"/reason"}},
+		{"resume by with CR/LF", Resume(workflows.ResumeRequest{By: "ops\r\nX: y"}), []string{"/by"}},
+		{"resume fine without anything", Resume(workflows.ResumeRequest{}), nil},
 		{"paid reference too long", Paid(workflows.PaidOutOfBand{Reference: strings.Repeat("r", 256)}), []string{"/reference"}},
 		{"new method in no configured format", stripeOnly.PaymentMethodUpdate(workflows.PaymentMethodUpdate{PaymentMethod: "sim:succeed"}), []string{"/payment_method"}},
 		{"new method fine", stripeOnly.PaymentMethodUpdate(workflows.PaymentMethodUpdate{PaymentMethod: "pm_123"}), nil},

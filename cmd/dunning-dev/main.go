@@ -21,6 +21,7 @@ import (
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
 
+	"github.com/dunningco/dunning/cardlink"
 	"github.com/dunningco/dunning/devserver"
 	"github.com/dunningco/dunning/ledger"
 	"github.com/dunningco/dunning/starter"
@@ -52,6 +53,14 @@ func run(ctx context.Context, logger *slog.Logger, args []string, ready chan<- s
 		return err
 	}
 	cfg := worker.ConfigFromEnv()
+
+	// Listening first: card-update links in dev messages point at this
+	// address, which "-http 127.0.0.1:0" only fixes here.
+	ln, err := net.Listen("tcp", *httpAddr)
+	if err != nil {
+		return fmt.Errorf("intake API: %w", err)
+	}
+	defer ln.Close() // api.Serve closes it too; this covers an early return
 
 	store, err := ledger.Open(ctx, cfg.DatabaseURL)
 	if err != nil {
@@ -92,6 +101,24 @@ func run(ctx context.Context, logger *slog.Logger, args []string, ready chan<- s
 	if err != nil {
 		return err
 	}
+	// Without card-link settings, links lead to dev mode's own card page.
+	cardURL, cardSecret, err := devCardLinks(os.Getenv, ln.Addr(), filepath.Dir(*dbFile))
+	if err != nil {
+		return err
+	}
+	if cardURL != "" {
+		providers.CardUpdateURL, providers.CardLinkSecret = cardURL, cardSecret
+	}
+	getenv := func(k string) string {
+		switch {
+		case cardURL == "":
+		case k == "CARD_UPDATE_URL":
+			return cardURL
+		case k == "CARD_LINK_SECRET":
+			return cardSecret
+		}
+		return os.Getenv(k)
+	}
 	deps, err := worker.Build(store, cfg, providers, logger)
 	if err != nil {
 		return err
@@ -114,7 +141,7 @@ func run(ctx context.Context, logger *slog.Logger, args []string, ready chan<- s
 		}
 	}()
 
-	extra, err := intake.OptionsFromEnv(os.Getenv, store)
+	extra, err := intake.OptionsFromEnv(getenv, store)
 	if err != nil {
 		return err
 	}
@@ -128,15 +155,22 @@ func run(ctx context.Context, logger *slog.Logger, args []string, ready chan<- s
 	if err != nil {
 		return err
 	}
-	extra = append(extra, intake.WithPolicies(policies), intake.WithRules(intakeCfg.Rules))
-	api := &http.Server{
-		Addr:              *httpAddr,
-		Handler:           intake.NewHandler(starter.NewClient(c, starter.Options{TaskQueue: cfg.TaskQueue, Policies: policies, Rules: intakeCfg.Rules}), logger, extra...),
-		ReadHeaderTimeout: 10 * time.Second,
+	// The read model answers status while the worker is down (e.g. in a
+	// debugger) and lists runs.
+	extra = append(extra, intake.WithPolicies(policies), intake.WithRules(intakeCfg.Rules), intake.WithReadModel(store))
+	runs := starter.NewClient(c, starter.Options{TaskQueue: cfg.TaskQueue, Policies: policies, Rules: intakeCfg.Rules})
+	mux := http.NewServeMux()
+	mux.Handle("/", intake.NewHandler(runs, logger, extra...))
+	cardPageLine := ""
+	if providers.CardUpdateURL != "" {
+		links := &cardlink.Signer{Secret: []byte(providers.CardLinkSecret), BaseURL: providers.CardUpdateURL, TTL: providers.CardLinkTTL}
+		(&cardPage{links: links, runs: runs, logger: logger.With("component", "card-page"), now: time.Now}).register(mux)
+		cardPageLine = fmt.Sprintf("    Card-update page %s?token=... (the links in messages)\n", providers.CardUpdateURL)
 	}
-	ln, err := net.Listen("tcp", *httpAddr)
-	if err != nil {
-		return fmt.Errorf("intake API: %w", err)
+	api := &http.Server{
+		Addr:              ln.Addr().String(),
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
 	}
 	apiErr := make(chan error, 1)
 	go func() { apiErr <- api.Serve(ln) }()
@@ -149,20 +183,20 @@ func run(ctx context.Context, logger *slog.Logger, args []string, ready chan<- s
     Temporal Web UI  %s/namespaces/%s/workflows
     Temporal gRPC    %s
     Intake API       http://%s
-    Ledger           %s
+%s    Ledger           %s
 
   Start a run (policy "demo" runs in seconds instead of days):
     curl -s -X POST http://%s/v1/declines -H 'Content-Type: application/json' -d '{"tenant":"acme","invoice_id":"inv-1001","customer":{"id":"cus-42","email":"ada@example.com"},"amount":"49.90","currency":"EUR","payment_method":"sim:succeed-on=2","decline":{"gateway":"simulator","code":"insufficient_funds"},"policy":"demo"}'
 
   Ctrl-C stops everything.
 
-`, srv.UIAddress(), srv.Namespace(), srv.HostPort(), *httpAddr, redact(cfg.DatabaseURL), *httpAddr)
+`, srv.UIAddress(), srv.Namespace(), srv.HostPort(), ln.Addr(), cardPageLine, redact(cfg.DatabaseURL), ln.Addr())
 
 	select {
 	case <-ctx.Done():
 	case err := <-apiErr:
 		if !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("intake API on %s: %w", *httpAddr, err)
+			return fmt.Errorf("intake API on %s: %w", ln.Addr(), err)
 		}
 	}
 	logger.Info("shutting down")

@@ -9,11 +9,13 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/dunningco/dunning/ledger"
 	"github.com/dunningco/dunning/ledger/ledgertest"
 )
 
@@ -31,7 +33,11 @@ func freePort(t *testing.T) string {
 // embedded Temporal server with its Web UI, the worker and the intake API,
 // then starts a demo run with README's curl body and watches it recover.
 func TestDevModeServesUIAndAPI(t *testing.T) {
-	t.Setenv("DATABASE_URL", ledgertest.NewDatabaseURL(t))
+	dbURL := ledgertest.NewDatabaseURL(t)
+	t.Setenv("DATABASE_URL", dbURL)
+	// Dev defaults apply only when the environment sets no card links.
+	t.Setenv("CARD_UPDATE_URL", "")
+	t.Setenv("CARD_LINK_SECRET", "")
 	uiPort := freePort(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
@@ -96,16 +102,63 @@ func TestDevModeServesUIAndAPI(t *testing.T) {
 			t.Fatal(err)
 		}
 		var st struct {
-			Phase string `json:"phase"`
+			Phase    string `json:"phase"`
+			Source   string `json:"source"`
+			Messages []struct {
+				Status string `json:"status"`
+			} `json:"messages"`
 		}
 		err = json.NewDecoder(resp.Body).Decode(&st)
 		resp.Body.Close()
 		if err == nil && st.Phase == "recovered" {
-			return
+			// No provider keys: every message was only logged, and says so.
+			if st.Source != "live" || len(st.Messages) == 0 {
+				t.Errorf("status source %q, %d messages", st.Source, len(st.Messages))
+			}
+			for _, m := range st.Messages {
+				if m.Status != "dry-run" {
+					t.Errorf("message status %q, want dry-run", m.Status)
+				}
+			}
+			break
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("run phase %q, want recovered", st.Phase)
 		}
 		time.Sleep(500 * time.Millisecond)
+	}
+
+	// The payment-failed message carries a card-update link to dev mode's
+	// own page, which opens.
+	store, err := ledger.Open(context.Background(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	msgs, err := store.Messages(context.Background(), "dunning/acme/inv-1001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	link := regexp.MustCompile(`http://127\.0\.0\.1:\d+/card\?token=[A-Za-z0-9_.-]+`)
+	var found string
+	for _, m := range msgs {
+		if m.Status != "dry-run" {
+			t.Errorf("ledger message %s: status %q, want dry-run", m.IdempotencyKey, m.Status)
+		}
+		if l := link.FindString(m.Body); l != "" && found == "" {
+			found = l
+		}
+	}
+	if found == "" || !strings.Contains(found, api[strings.LastIndex(api, ":"):]) {
+		t.Fatalf("no card-update link to the dev API %s in the messages %+v", api, msgs)
+	}
+	resp, err = http.Get(found)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(page), "dunning/acme/inv-1001") {
+		t.Errorf("card page = %d %s", resp.StatusCode, page)
 	}
 }

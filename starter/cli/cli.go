@@ -42,6 +42,8 @@ Commands:
   expedite       retry the charge now and print the attempt
   card-updated   tell a run the customer has a new payment method
   paid           tell a run the invoice was paid outside dunning
+  resume         put a run that needs attention back on schedule
+  list           list a tenant's runs from the ledger (no worker needed)
   help           show this help
 
 Run "dunning <command> -h" for the command's flags.
@@ -53,6 +55,11 @@ Environment:
   TEMPORAL_TLS_CERT    client certificate file for mTLS
   TEMPORAL_TLS_KEY     the certificate's private key file
   HTTP_ADDR            serve's listen address (default ":8080")
+  DATABASE_URL         the ledger list reads, and serve's read model and
+                       webhooks (serve opens it when set)
+  DUNNING_STATUS_TIMEOUT
+                       how long serve's status waits for the run before it
+                       answers from the ledger (default 2s)
   DUNNING_TASK_QUEUE   task queue runs are started on (default "dunning"; the
                        workers' own)
   DUNNING_MAX_AMOUNTS  largest amount accepted per currency, e.g.
@@ -91,6 +98,8 @@ var commands = []command{
 	{"expedite", (*app).expedite},
 	{"card-updated", (*app).cardUpdated},
 	{"paid", (*app).paid},
+	{"resume", (*app).resume},
+	{"list", (*app).list},
 }
 
 // usageError is a wrong command line; it exits with ExitUsage.

@@ -46,22 +46,28 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	}
 	defer tc.Close()
 
-	var store intake.Stores
-	if intake.WebhooksConfigured(a.getenv) {
-		dbURL := a.getenv("DATABASE_URL")
-		if dbURL == "" {
-			dbURL = ledger.DefaultURL
-		}
-		s, err := ledger.Open(ctx, dbURL)
+	// The ledger serves the webhooks and the read model (GET /v1/runs, and
+	// status when no worker answers). Without DATABASE_URL and webhooks the
+	// API runs on Temporal alone.
+	var store *ledger.Store
+	if a.getenv("DATABASE_URL") != "" || intake.WebhooksConfigured(a.getenv) {
+		s, err := ledger.Open(ctx, a.databaseURL())
 		if err != nil {
-			return fmt.Errorf("open the ledger for webhooks: %w", err)
+			return fmt.Errorf("open the ledger: %w", err)
 		}
 		defer s.Close()
 		store = s
 	}
-	extra, err := intake.OptionsFromEnv(a.getenv, store)
+	var stores intake.Stores
+	if store != nil {
+		stores = store
+	}
+	extra, err := intake.OptionsFromEnv(a.getenv, stores)
 	if err != nil {
 		return err
+	}
+	if store != nil {
+		extra = append(extra, intake.WithReadModel(store))
 	}
 	opts, err := a.clientOptions()
 	if err != nil {
@@ -85,7 +91,8 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
-	logger.Info("intake API listening", "addr", ln.Addr().String(), "task_queue", opts.TaskQueue, "gateways", opts.Rules.GatewayNames())
+	logger.Info("intake API listening", "addr", ln.Addr().String(), "task_queue", opts.TaskQueue, "gateways", opts.Rules.GatewayNames(),
+		"read_model", store != nil)
 
 	select {
 	case err := <-serveErr:

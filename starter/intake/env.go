@@ -2,9 +2,14 @@ package intake
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/dunningco/dunning/cardlink"
 )
+
+// DefaultCardLinkTTL is how long a card-update link stays valid when
+// CARD_LINK_TTL is unset: 14 days, the workers' default.
+const DefaultCardLinkTTL = 14 * 24 * time.Hour
 
 // Stores is what the webhooks record into; *ledger.Store is one.
 type Stores interface {
@@ -23,6 +28,9 @@ func WebhooksConfigured(getenv func(string) string) bool {
 //	TWILIO_INBOUND_URL + TWILIO_AUTH_TOKEN  POST /v1/webhooks/twilio/sms
 //	SENDGRID_WEBHOOK_KEY                    POST /v1/webhooks/sendgrid/events
 //	CARD_UPDATE_URL + CARD_LINK_SECRET      GET  /v1/card-links/{token}
+//	  (+ CARD_LINK_TTL, default 336h, as the workers have it)
+//	DUNNING_STATUS_TIMEOUT                  how long the status waits for the
+//	                                        live query (WithStatusTimeout)
 //
 // store may be nil when WebhooksConfigured is false.
 func OptionsFromEnv(getenv func(string) string, store Stores) ([]Option, error) {
@@ -40,11 +48,28 @@ func OptionsFromEnv(getenv func(string) string, store Stores) ([]Option, error) 
 		opts = append(opts, WithSendGridEvents(key, store))
 	}
 	if base := getenv("CARD_UPDATE_URL"); base != "" {
-		s := &cardlink.Signer{Secret: []byte(getenv("CARD_LINK_SECRET")), BaseURL: base}
+		// Verifying needs only the secret, but Validate checks the whole
+		// signer, TTL included, as the workers configure it.
+		ttl := DefaultCardLinkTTL
+		if v := getenv("CARD_LINK_TTL"); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil || d <= 0 {
+				return nil, fmt.Errorf("CARD_LINK_TTL %q is not a positive duration such as 336h", v)
+			}
+			ttl = d
+		}
+		s := &cardlink.Signer{Secret: []byte(getenv("CARD_LINK_SECRET")), BaseURL: base, TTL: ttl}
 		if err := s.Validate(); err != nil {
 			return nil, fmt.Errorf("card-update links: %w", err)
 		}
 		opts = append(opts, WithCardLinks(s))
+	}
+	if v := getenv("DUNNING_STATUS_TIMEOUT"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return nil, fmt.Errorf("DUNNING_STATUS_TIMEOUT %q is not a positive duration such as 2s", v)
+		}
+		opts = append(opts, WithStatusTimeout(d))
 	}
 	return opts, nil
 }

@@ -31,6 +31,7 @@ type Runs interface {
 	Expedite(ctx context.Context, tenant, invoiceID string, req workflows.ExpediteRequest) (workflows.AttemptRecord, error)
 	PaymentMethodUpdated(ctx context.Context, tenant, invoiceID string, req workflows.PaymentMethodUpdate) error
 	Paid(ctx context.Context, tenant, invoiceID string, req workflows.PaidOutOfBand) error
+	Resume(ctx context.Context, tenant, invoiceID string, req workflows.ResumeRequest) error
 }
 
 var _ Runs = (*starter.Client)(nil)
@@ -71,17 +72,23 @@ type handler struct {
 	webhooks webhooks
 	// cardLinks, when set, resolves card-update link tokens.
 	cardLinks *cardlink.Signer
+	// readModel, when set, lists runs and answers a status the live query
+	// cannot; statusTimeout bounds the live query then.
+	readModel     ReadModel
+	statusTimeout time.Duration
 }
 
 // NewHandler serves the intake API:
 //
 //	POST /v1/declines
 //	POST /v1/reminders
+//	GET  /v1/runs?tenant=...            (with WithReadModel)
 //	GET  /v1/runs/{tenant}/{invoice}
 //	POST /v1/runs/{tenant}/{invoice}/cancel
 //	POST /v1/runs/{tenant}/{invoice}/expedite
 //	POST /v1/runs/{tenant}/{invoice}/payment-method-updated
 //	POST /v1/runs/{tenant}/{invoice}/paid
+//	POST /v1/runs/{tenant}/{invoice}/resume
 //	GET  /healthz
 //	POST /v1/webhooks/twilio/sms      (with WithTwilioInbound)
 //	POST /v1/webhooks/sendgrid/events (with WithSendGridEvents)
@@ -90,7 +97,7 @@ func NewHandler(runs Runs, logger *slog.Logger, opts ...Option) http.Handler {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	h := &handler{runs: runs, logger: logger, policies: policy.Builtin(), timeout: DefaultTimeout}
+	h := &handler{runs: runs, logger: logger, policies: policy.Builtin(), timeout: DefaultTimeout, statusTimeout: DefaultStatusTimeout}
 	for _, opt := range opts {
 		opt(h)
 	}
@@ -114,11 +121,13 @@ func NewHandler(runs Runs, logger *slog.Logger, opts ...Option) http.Handler {
 	route(http.MethodGet, "/v1/reminders/{id...}", h.reminderRun)
 	// DELETE cancels; route already answers other methods with 405.
 	mux.HandleFunc(http.MethodDelete+" /v1/reminders/{id...}", h.reminderRun)
+	route(http.MethodGet, "/v1/runs", h.listRuns)
 	route(http.MethodGet, "/v1/runs/{tenant}/{invoice}", h.status)
 	route(http.MethodPost, "/v1/runs/{tenant}/{invoice}/cancel", h.cancel)
 	route(http.MethodPost, "/v1/runs/{tenant}/{invoice}/expedite", h.expedite)
 	route(http.MethodPost, "/v1/runs/{tenant}/{invoice}/payment-method-updated", h.paymentMethodUpdated)
 	route(http.MethodPost, "/v1/runs/{tenant}/{invoice}/paid", h.paid)
+	route(http.MethodPost, "/v1/runs/{tenant}/{invoice}/resume", h.resume)
 	if h.cardLinks != nil {
 		route(http.MethodGet, "/v1/card-links/{token}", h.resolveCardLink)
 	}
@@ -186,21 +195,6 @@ func (h *handler) startRun(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, startResponse{WorkflowID: res.WorkflowID, RunID: res.RunID, StatusURL: statusURL})
 }
 
-func (h *handler) status(w http.ResponseWriter, r *http.Request) {
-	tenant, invoice, ok := runKey(w, r)
-	if !ok {
-		return
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
-	defer cancel()
-	st, err := h.runs.Status(ctx, tenant, invoice)
-	if err != nil {
-		h.fail(w, r, err, tenant, invoice)
-		return
-	}
-	writeJSON(w, http.StatusOK, st)
-}
-
 func (h *handler) cancel(w http.ResponseWriter, r *http.Request) {
 	var req workflows.CancelRequest
 	tenant, invoice, ok := h.runRequest(w, r, &req, false)
@@ -263,6 +257,23 @@ func (h *handler) paid(w http.ResponseWriter, r *http.Request) {
 	}
 	h.signal(w, r, tenant, invoice, func(ctx context.Context) error {
 		return h.runs.Paid(ctx, tenant, invoice, req)
+	})
+}
+
+// resume puts a run that needs attention back on schedule; a run that was
+// not holding records the resume as late and goes on.
+func (h *handler) resume(w http.ResponseWriter, r *http.Request) {
+	var req workflows.ResumeRequest
+	tenant, invoice, ok := h.runRequest(w, r, &req, true)
+	if !ok {
+		return
+	}
+	if err := validation.Resume(req); err != nil {
+		writeInvalid(w, err)
+		return
+	}
+	h.signal(w, r, tenant, invoice, func(ctx context.Context) error {
+		return h.runs.Resume(ctx, tenant, invoice, req)
 	})
 }
 
@@ -375,9 +386,16 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error, tenant
 	case r.Context().Err() != nil:
 		// The caller went away; nobody reads the answer.
 		h.logger.InfoContext(r.Context(), "request abandoned by the client", "path", r.URL.Path, "error", err)
-	case errors.Is(err, context.DeadlineExceeded):
+	case retryableStatus(err) == http.StatusGatewayTimeout:
 		h.logger.WarnContext(r.Context(), "timed out waiting for the dunning run", "path", r.URL.Path, "error", err)
-		writeError(w, http.StatusGatewayTimeout, "timed out waiting for the dunning run; the request may still take effect, check the run's status")
+		detail := "timed out waiting for the dunning run; the request may still take effect, check the run's status"
+		if r.Method == http.MethodGet {
+			detail = "timed out waiting for the dunning run: no worker answered in time; try again"
+		}
+		writeRetryable(w, http.StatusGatewayTimeout, detail)
+	case retryableStatus(err) == http.StatusServiceUnavailable:
+		h.logger.WarnContext(r.Context(), "dunning run unavailable", "path", r.URL.Path, "error", err)
+		writeRetryable(w, http.StatusServiceUnavailable, "the dunning run cannot be reached right now (Temporal or its workers are unavailable); try again")
 	default:
 		h.logger.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "error", err)
 		writeError(w, http.StatusInternalServerError, "internal error; the failure was logged")

@@ -78,6 +78,10 @@ func (f *fakeRuns) Paid(_ context.Context, tenant, invoice string, req workflows
 	return f.note(call{"Paid", tenant, invoice, req})
 }
 
+func (f *fakeRuns) Resume(_ context.Context, tenant, invoice string, req workflows.ResumeRequest) error {
+	return f.note(call{"Resume", tenant, invoice, req})
+}
+
 func (f *fakeRuns) Calls() []call {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -352,7 +356,7 @@ func TestRunEndpoints(t *testing.T) {
 		{
 			name: "status", method: "GET", path: "/v1/runs/acme/inv-1", wantStatus: 200,
 			wantCall: &call{"Status", "acme", "inv-1", nil},
-			wantBody: jsonMap(t, status),
+			wantBody: jsonMap(t, StatusAnswer{Status: status, Source: SourceLive}),
 		},
 		{
 			name: "status of unknown run", method: "GET", path: "/v1/runs/acme/inv-404",
@@ -469,6 +473,39 @@ func TestRunEndpoints(t *testing.T) {
 		{
 			name: "paid with a bad tenant", method: "POST", path: "/v1/runs/ac%20me/inv-1/paid",
 			wantStatus: 400, wantError: "tenant",
+		},
+		{
+			name: "resume", method: "POST", path: "/v1/runs/acme/inv-1/resume", body: `{"reason":"key rotated","by":"ops@acme"}`,
+			wantStatus: 202,
+			wantCall:   &call{"Resume", "acme", "inv-1", workflows.ResumeRequest{Reason: "key rotated", By: "ops@acme"}},
+			wantBody:   map[string]any{"workflow_id": "dunning/acme/inv-1", "status_url": "/v1/runs/acme/inv-1"},
+		},
+		{
+			name: "resume with an empty body", method: "POST", path: "/v1/runs/acme/inv-1/resume",
+			wantStatus: 202,
+			wantCall:   &call{"Resume", "acme", "inv-1", workflows.ResumeRequest{}},
+		},
+		{
+			name: "resume with an unknown field", method: "POST", path: "/v1/runs/acme/inv-1/resume", body: `{"why":"x"}`,
+			wantStatus: 400, wantError: "why",
+		},
+		{
+			name: "resume with a line break in by", method: "POST", path: "/v1/runs/acme/inv-1/resume", body: `{"by":"ops\r\nX: y"}`,
+			wantStatus: 422, wantError: "by",
+		},
+		{
+			name: "resume an unknown run", method: "POST", path: "/v1/runs/acme/inv-404/resume",
+			err: starter.ErrRunNotFound, wantStatus: 404, wantError: "no dunning run",
+			wantCall: &call{"Resume", "acme", "inv-404", workflows.ResumeRequest{}},
+		},
+		{
+			name: "resume a closed run", method: "POST", path: "/v1/runs/acme/inv-1/resume",
+			err: starter.ErrRunClosed, wantStatus: 409, wantError: "has already ended",
+			wantCall: &call{"Resume", "acme", "inv-1", workflows.ResumeRequest{}},
+		},
+		{
+			name: "resume with a wrong method", method: "GET", path: "/v1/runs/acme/inv-1/resume", wantStatus: 405,
+			wantError: "use POST",
 		},
 		{
 			name: "run failure", method: "POST", path: "/v1/runs/acme/inv-1/paid",
