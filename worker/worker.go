@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"time"
 
 	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/sdk/client"
@@ -23,26 +24,70 @@ import (
 	"github.com/dunningco/dunning/ledger"
 	"github.com/dunningco/dunning/notify"
 	"github.com/dunningco/dunning/outbox"
+	"github.com/dunningco/dunning/tenants"
 	"github.com/dunningco/dunning/workflows"
 )
 
 // Config is the worker's configuration; ConfigFromEnv documents each
 // variable.
 type Config struct {
-	TaskQueue             string
-	DatabaseURL           string
+	TaskQueue   string
+	DatabaseURL string
+	// TenantsFile is the tenant configuration file: where each tenant's
+	// billing events go and how they are signed (package tenants).
+	TenantsFile string
+	// BillingCallbackURL and BillingCallbackSecret are deprecated: with no
+	// TenantsFile they send every tenant's events to one endpoint, under
+	// the rules of a configured tenant (https, a public address, a whsec_
+	// secret).
 	BillingCallbackURL    string
 	BillingCallbackSecret string
+	// Tenants, when set, is used instead of TenantsFile: dev mode and tests
+	// build their configuration in code.
+	Tenants *tenants.Config
 }
 
-// ConfigFromEnv reads DUNNING_TASK_QUEUE, DATABASE_URL, BILLING_CALLBACK_URL
-// and BILLING_CALLBACK_SECRET, with local defaults.
+// ConfigFromEnv reads DUNNING_TASK_QUEUE, DATABASE_URL, DUNNING_TENANTS_FILE,
+// and the deprecated BILLING_CALLBACK_URL and BILLING_CALLBACK_SECRET, with
+// local defaults.
 func ConfigFromEnv() Config {
 	return Config{
 		TaskQueue:             envOr("DUNNING_TASK_QUEUE", workflows.TaskQueue),
 		DatabaseURL:           envOr("DATABASE_URL", ledger.DefaultURL),
-		BillingCallbackURL:    os.Getenv("BILLING_CALLBACK_URL"),
+		TenantsFile:           strings.TrimSpace(os.Getenv(tenants.EnvFile)),
+		BillingCallbackURL:    strings.TrimSpace(os.Getenv("BILLING_CALLBACK_URL")),
 		BillingCallbackSecret: os.Getenv("BILLING_CALLBACK_SECRET"),
+	}
+}
+
+// LoadTenants returns the tenant configuration cfg names: Tenants, else
+// TenantsFile, else the deprecated BILLING_CALLBACK_URL for every tenant,
+// else none (every event is recorded and skipped). A configuration that
+// does not validate is an error, so a worker never starts sending events
+// somewhere it should not.
+func (cfg Config) LoadTenants(logger *slog.Logger) (*tenants.Config, error) {
+	switch {
+	case cfg.Tenants != nil:
+		return cfg.Tenants, nil
+	case cfg.TenantsFile != "" && cfg.BillingCallbackURL != "":
+		return nil, fmt.Errorf("%s and BILLING_CALLBACK_URL are both set; move the callback into the tenant file and unset BILLING_CALLBACK_URL", tenants.EnvFile)
+	case cfg.TenantsFile != "":
+		c, err := tenants.Load(cfg.TenantsFile)
+		if err != nil {
+			return nil, err
+		}
+		logger.Info("tenant configuration loaded", "file", cfg.TenantsFile, "tenants", len(c.IDs()))
+		return c, nil
+	case cfg.BillingCallbackURL != "":
+		c, err := tenants.Fallback(cfg.BillingCallbackURL, cfg.BillingCallbackSecret)
+		if err != nil {
+			return nil, fmt.Errorf("BILLING_CALLBACK_URL (deprecated): %w", err)
+		}
+		logger.Warn("BILLING_CALLBACK_URL is deprecated: every tenant's billing events go to it; configure endpoints per tenant in " + tenants.EnvFile)
+		return c, nil
+	default:
+		logger.Info("no tenant configuration (" + tenants.EnvFile + "): billing events are recorded in the outbox and skipped")
+		return nil, nil
 	}
 }
 
@@ -58,10 +103,6 @@ type Deps struct {
 	Ledger     activities.Ledger
 	Gateways   []gateway.Gateway
 	Email, SMS notify.Notifier
-	// DefaultCallbackURL is where billing events go when a run names no
-	// callback URL. The activities only enqueue them; the outbox dispatcher
-	// (NewDispatcher) delivers them.
-	DefaultCallbackURL string
 	// Limits are the card-network retry limits; zero means the defaults.
 	Limits ledger.Limits
 	// CardLinks signs card-update links for messages; nil leaves them out.
@@ -79,23 +120,33 @@ func Register(r sdkworker.Registry, d Deps) {
 	}
 	r.RegisterActivity(&activities.Charges{Gateways: gws, Ledger: d.Ledger, Logger: d.Logger, Limits: d.Limits})
 	r.RegisterActivity(&activities.Notifications{Email: d.Email, SMS: d.SMS, Ledger: d.Ledger, CardLinks: d.CardLinks, Logger: d.Logger})
-	r.RegisterActivity(&activities.ServiceActions{Ledger: d.Ledger, DefaultCallbackURL: d.DefaultCallbackURL})
+	r.RegisterActivity(&activities.ServiceActions{Ledger: d.Ledger})
 	r.RegisterActivity(&activities.NetworkLimits{Ledger: d.Ledger, Limits: d.Limits})
-	r.RegisterActivity(&activities.Runs{Ledger: d.Ledger, DefaultCallbackURL: d.DefaultCallbackURL})
+	r.RegisterActivity(&activities.Runs{Ledger: d.Ledger})
 }
 
 // NewDispatcher builds the outbox dispatcher that delivers the billing
-// events the activities enqueue, signed with BILLING_CALLBACK_SECRET when it
-// is set. Run it next to every worker (Run(ctx) in a goroutine): replicas
-// share the work through the ledger, so each event goes to one of them at a
-// time.
-func NewDispatcher(store outbox.Ledger, cfg Config, logger *slog.Logger) *outbox.Dispatcher {
-	return &outbox.Dispatcher{
+// events the activities enqueue to each tenant's endpoint (LoadTenants),
+// signed with the tenant's secret. The activities record events whatever
+// the configuration; the endpoint is looked up when an event is sent. Run
+// it next to every worker (Run(ctx) in a goroutine): replicas share the
+// work through the ledger, so each event goes to one of them at a time.
+func NewDispatcher(store outbox.Ledger, cfg Config, logger *slog.Logger) (*outbox.Dispatcher, error) {
+	logger = logger.With("component", "outbox")
+	tc, err := cfg.LoadTenants(logger)
+	if err != nil {
+		return nil, err
+	}
+	d := &outbox.Dispatcher{
 		Ledger:   store,
-		Callback: billing.Callback{Secret: cfg.BillingCallbackSecret},
-		Logger:   logger.With("component", "outbox"),
+		Callback: &billing.Callback{},
+		Logger:   logger,
 		Interval: outbox.DefaultInterval,
 	}
+	if tc != nil {
+		d.Endpoints = tc
+	}
+	return d, nil
 }
 
 // StickyCacheSize is how many runs a worker keeps in memory between
@@ -107,13 +158,22 @@ func NewDispatcher(store outbox.Ledger, cfg Config, logger *slog.Logger) *outbox
 // BenchmarkOpenRunMemory (README, "Cost per run").
 const StickyCacheSize = 1024
 
+// WorkerStopTimeout is how long a stopping worker lets in-flight activities
+// finish: longer than a gateway or provider call, so a deploy never cuts a
+// charge between the gateway's answer and the ledger write.
+const WorkerStopTimeout = 2 * time.Minute
+
 var setStickyCache sync.Once
 
 // New builds a worker polling taskQueue with everything registered.
 func New(c client.Client, taskQueue string, d Deps) sdkworker.Worker {
 	// Process-wide in the SDK, and only honoured before the first worker.
 	setStickyCache.Do(func() { sdkworker.SetStickyWorkflowCacheSize(StickyCacheSize) })
-	w := sdkworker.New(c, taskQueue, sdkworker.Options{})
+	w := sdkworker.New(c, taskQueue, sdkworker.Options{
+		// On SIGTERM, activities in flight (a charge, a send) get this long
+		// to finish and record their outcome before the process exits.
+		WorkerStopTimeout: WorkerStopTimeout,
+	})
 	Register(w, d)
 	return w
 }
