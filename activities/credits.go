@@ -22,7 +22,8 @@ type CreditInput struct {
 	PeriodDays   int    `json:"period_days"`
 	Days         int    `json:"days"`
 	Reason       string `json:"reason"`
-	CallbackURL  string `json:"callback_url,omitempty"`
+	// CallbackURL is ignored, as ServiceInput.CallbackURL is.
+	CallbackURL string `json:"callback_url,omitempty"`
 }
 
 // CreditOutput is the recorded credit.
@@ -31,7 +32,7 @@ type CreditOutput struct {
 	Currency string `json:"currency"`
 }
 
-// CreditEvent is the JSON body POSTed to the billing system for a credit.
+// CreditEvent is the data of a service.credited event.
 type CreditEvent struct {
 	Type           string    `json:"type"` // "service.credited"
 	IdempotencyKey string    `json:"idempotency_key"`
@@ -48,9 +49,9 @@ type CreditEvent struct {
 
 // RecordCredit prorates the period charge (money.Prorate: half-even to the
 // currency's minor unit) and records the credit once in the ledger, with its
-// service.credited event for the billing system (which applies it to the
-// next invoice) in the same transaction when a callback URL applies and the
-// credit is not zero. It never calls the billing system.
+// service.credited event for the run's tenant (whose billing system applies
+// it to the next invoice) in the same transaction when the credit is not
+// zero. It never calls the billing system.
 func (a *ServiceActions) RecordCredit(ctx context.Context, in CreditInput) (CreditOutput, error) {
 	charge, err := money.Parse(in.PeriodCharge, in.Currency)
 	if err != nil {
@@ -66,8 +67,8 @@ func (a *ServiceActions) RecordCredit(ctx context.Context, in CreditInput) (Cred
 		Days: in.Days, PeriodDays: in.PeriodDays, PeriodCharge: charge.Value, Reason: in.Reason, CreatedAt: eventTime(),
 	}
 	var ev *ledger.OutboxEvent
-	if url := callbackURL(in.CallbackURL, a.DefaultCallbackURL); url != "" && !credit.Value.IsZero() {
-		ev, err = newEvent(EventServiceCredited, url, in.IdempotencyKey, in.WorkflowID, CreditEvent{
+	if in.Tenant != "" && !credit.Value.IsZero() {
+		ev, err = newEvent(EventServiceCredited, in.Tenant, in.IdempotencyKey, in.WorkflowID, CreditEvent{
 			Type: EventServiceCredited, IdempotencyKey: in.IdempotencyKey, WorkflowID: in.WorkflowID, Tenant: in.Tenant,
 			InvoiceID: in.InvoiceID, CustomerID: in.CustomerID, Amount: out.Amount, Currency: out.Currency,
 			Days: in.Days, Reason: in.Reason, At: row.CreatedAt,

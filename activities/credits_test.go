@@ -17,7 +17,7 @@ func creditInput(key string, days int) activities.CreditInput {
 func TestRecordCredit(t *testing.T) {
 	store := newLedger(t)
 	billingSystem := newBillingServer(t, http.StatusNoContent)
-	a := &activities.ServiceActions{Ledger: store, DefaultCallbackURL: billingSystem.URL}
+	a := &activities.ServiceActions{Ledger: store}
 	in := creditInput(testWorkflowID+"/credit-suspended", 7)
 	for range 2 { // a retried activity records and enqueues under the same key
 		out, err := a.RecordCredit(ctxFor(t), in)
@@ -38,7 +38,7 @@ func TestRecordCredit(t *testing.T) {
 	assertCount(t, store, "outbox", 1)
 
 	ev := outboxEvent(t, store, in.IdempotencyKey)
-	if ev.Kind != "service.credited" || ev.URL != billingSystem.URL || ev.Status != "pending" {
+	if ev.Kind != "service.credited" || ev.Tenant != "acme" || ev.Status != "pending" {
 		t.Errorf("outbox event = %+v, want a pending service.credited", ev)
 	}
 	body := decodeJSON(t, ev.Body)
@@ -56,7 +56,7 @@ func TestRecordCredit(t *testing.T) {
 		t.Errorf("body at = %v, want the credit's time %v", body["at"], credits[0].CreatedAt)
 	}
 
-	if n := dispatch(t, store); n != 1 {
+	if n := dispatch(t, store, billingSystem); n != 1 {
 		t.Fatalf("dispatcher sent %d events, want 1", n)
 	}
 	reqs := billingSystem.requests()
@@ -75,27 +75,26 @@ func TestRecordCredit(t *testing.T) {
 func TestRecordCreditWithoutEvent(t *testing.T) {
 	tests := []struct {
 		name       string
-		defaultURL bool
+		tenant     string
 		days       int
 		wantAmount string
 	}{
-		{name: "no callback URL", days: 7, wantAmount: "11.64"},
-		{name: "zero credit", defaultURL: true, days: 0, wantAmount: "0.00"},
+		{name: "no tenant", days: 7, wantAmount: "11.64"},
+		{name: "zero credit", tenant: "acme", days: 0, wantAmount: "0.00"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			store := newLedger(t)
 			srv := newBillingServer(t, http.StatusOK)
 			a := &activities.ServiceActions{Ledger: store}
-			if tt.defaultURL {
-				a.DefaultCallbackURL = srv.URL
-			}
-			out, err := a.RecordCredit(ctxFor(t), creditInput(testWorkflowID+"/credit", tt.days))
+			in := creditInput(testWorkflowID+"/credit", tt.days)
+			in.Tenant = tt.tenant
+			out, err := a.RecordCredit(ctxFor(t), in)
 			if err != nil || out.Amount != tt.wantAmount {
 				t.Fatalf("RecordCredit = %+v, %v; want %s", out, err, tt.wantAmount)
 			}
 			assertCount(t, store, "outbox", 0)
-			dispatch(t, store)
+			dispatch(t, store, srv)
 			if got := len(srv.requests()); got != 0 {
 				t.Errorf("billing requests = %d, want 0", got)
 			}

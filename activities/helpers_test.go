@@ -9,12 +9,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
@@ -28,7 +28,7 @@ import (
 
 const (
 	testWorkflowID = "dunning/acme/inv-1"
-	testSecret     = "whsec_test"
+	testSecret     = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 )
 
 var t0 = time.Date(2026, 3, 5, 8, 0, 0, 0, time.UTC)
@@ -135,10 +135,11 @@ func assertRetryable(t *testing.T, err error) {
 	}
 }
 
-// billingRequest is one callback as the billing system received it.
+// billingRequest is one event as the billing system received it.
 type billingRequest struct {
-	Method, ContentType, Key, Signature string
-	Body                                []byte
+	Method, ContentType string
+	Header              http.Header
+	Body                []byte
 }
 
 // billingServer is a fake billing system answering with a settable status.
@@ -155,10 +156,7 @@ func newBillingServer(t *testing.T, status int) *billingServer {
 	b.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		b.mu.Lock()
-		b.reqs = append(b.reqs, billingRequest{
-			Method: r.Method, ContentType: r.Header.Get("Content-Type"), Key: r.Header.Get("Idempotency-Key"),
-			Signature: r.Header.Get(billing.SignatureHeader), Body: body,
-		})
+		b.reqs = append(b.reqs, billingRequest{Method: r.Method, ContentType: r.Header.Get("Content-Type"), Header: r.Header.Clone(), Body: body})
 		status := b.status
 		b.mu.Unlock()
 		w.WriteHeader(status)
@@ -180,29 +178,38 @@ func (b *billingServer) requests() []billingRequest {
 	return slices.Clone(b.reqs)
 }
 
-func signedCallback() billing.Callback {
-	return billing.Callback{Secret: testSecret, Now: func() time.Time { return t0 }}
+// tenantAt is the tenant configuration sending tenant acme's events to
+// srv, on this machine (so acme is allowed private networks).
+func tenantAt(srv *billingServer) endpoints {
+	return endpoints{"acme": {URL: srv.URL, Secret: testSecret, AllowPrivateNetwork: true}}
 }
 
-// assertSigned checks the request's signature header against billing.Sign
-// over the received body and the header's own timestamp.
-func assertSigned(t *testing.T, req billingRequest, wantAt time.Time) {
+// endpoints is a tenant configuration in a map.
+type endpoints map[string]billing.Endpoint
+
+func (e endpoints) EventEndpoint(tenant string) (billing.Endpoint, bool) {
+	ep, ok := e[tenant]
+	return ep, ok
+}
+
+// dispatcher delivers tenant acme's events to srv.
+func dispatcher(store *ledger.Store, srv *billingServer, now func() time.Time) *outbox.Dispatcher {
+	return &outbox.Dispatcher{Ledger: store, Endpoints: tenantAt(srv), Logger: quietLogger, Now: now}
+}
+
+// assertSigned checks the request as a billing system does, with the
+// Standard Webhooks library.
+func assertSigned(t *testing.T, req billingRequest) {
 	t.Helper()
-	ts, _, ok := strings.Cut(strings.TrimPrefix(req.Signature, "t="), ",")
-	if !ok || !strings.HasPrefix(req.Signature, "t=") {
-		t.Fatalf("%s = %q, want t=<unix>,v1=<hmac>", billing.SignatureHeader, req.Signature)
-	}
-	unix, err := strconv.ParseInt(ts, 10, 64)
+	wh, err := standardwebhooks.NewWebhook(testSecret)
 	if err != nil {
-		t.Fatalf("%s timestamp %q: %v", billing.SignatureHeader, ts, err)
+		t.Fatal(err)
 	}
-	if unix != wantAt.Unix() {
-		t.Errorf("signature timestamp = %d, want %d", unix, wantAt.Unix())
+	if err := wh.Verify(req.Body, req.Header); err != nil {
+		t.Errorf("signature does not verify: %v", err)
 	}
-	if want := billing.Sign(testSecret, time.Unix(unix, 0), req.Body); req.Signature != want {
-		t.Errorf("%s = %q does not verify: want %q", billing.SignatureHeader, req.Signature, want)
-	}
-	if other := billing.Sign("whsec_other", time.Unix(unix, 0), req.Body); req.Signature == other {
+	other, _ := standardwebhooks.NewWebhook("whsec_" + strings.Repeat("B", 32))
+	if other.Verify(req.Body, req.Header) == nil {
 		t.Errorf("signature verifies with the wrong secret")
 	}
 }
@@ -216,12 +223,11 @@ func decodeJSON(t *testing.T, body []byte) map[string]any {
 	return m
 }
 
-// dispatch runs one outbox dispatcher pass, signing as signedCallback does,
-// and returns how many events it sent.
-func dispatch(t *testing.T, store *ledger.Store) int {
+// dispatch runs one outbox dispatcher pass sending tenant acme's events to
+// srv, and returns how many events it sent.
+func dispatch(t *testing.T, store *ledger.Store, srv *billingServer) int {
 	t.Helper()
-	d := &outbox.Dispatcher{Ledger: store, Callback: signedCallback(), Logger: quietLogger}
-	n, err := d.DispatchOnce(ctxFor(t))
+	n, err := dispatcher(store, srv, nil).DispatchOnce(ctxFor(t))
 	if err != nil {
 		t.Fatalf("DispatchOnce: %v", err)
 	}
@@ -238,18 +244,22 @@ func outboxEvent(t *testing.T, store *ledger.Store, key string) ledger.OutboxEve
 	return e
 }
 
-// assertSentAsStored checks that req carries the event's key and exactly
-// the body the outbox stored, signed.
+// assertSentAsStored checks that req carries the event's webhook-id and
+// exactly the data the outbox stored, in its envelope, signed.
 func assertSentAsStored(t *testing.T, req billingRequest, e ledger.OutboxEvent) {
 	t.Helper()
 	if req.Method != http.MethodPost || req.ContentType != "application/json" {
 		t.Errorf("request = %s %s, want POST application/json", req.Method, req.ContentType)
 	}
-	if req.Key != e.IdempotencyKey {
-		t.Errorf("Idempotency-Key = %q, want %q", req.Key, e.IdempotencyKey)
+	if id := req.Header.Get("webhook-id"); id != billing.WebhookID(e.IdempotencyKey) {
+		t.Errorf("webhook-id = %q, want %q", id, billing.WebhookID(e.IdempotencyKey))
 	}
-	if string(req.Body) != string(e.Body) {
-		t.Errorf("body sent = %s, want the stored %s", req.Body, e.Body)
+	want, err := billing.Envelope{Type: e.Kind, Version: e.Version, Timestamp: e.CreatedAt, Data: e.Body}.Encode()
+	if err != nil {
+		t.Fatal(err)
 	}
-	assertSigned(t, req, t0)
+	if string(req.Body) != string(want) {
+		t.Errorf("body sent = %s, want the stored event in its envelope %s", req.Body, want)
+	}
+	assertSigned(t, req)
 }

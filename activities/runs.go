@@ -26,20 +26,21 @@ type OpenRunInput struct {
 
 // CloseRunInput records how a run ended and tells the billing system.
 type CloseRunInput struct {
-	WorkflowID  string    `json:"workflow_id"`
-	Tenant      string    `json:"tenant"`
-	InvoiceID   string    `json:"invoice_id"`
-	CustomerID  string    `json:"customer_id"`
-	Outcome     string    `json:"outcome"` // recovered, exhausted, cancelled
-	Reason      string    `json:"reason"`
-	Amount      string    `json:"amount"`
-	Currency    string    `json:"currency"`
-	Attempts    int       `json:"attempts"`
-	ClosedAt    time.Time `json:"closed_at"`
-	CallbackURL string    `json:"callback_url,omitempty"`
+	WorkflowID string    `json:"workflow_id"`
+	Tenant     string    `json:"tenant"`
+	InvoiceID  string    `json:"invoice_id"`
+	CustomerID string    `json:"customer_id"`
+	Outcome    string    `json:"outcome"` // recovered, exhausted, cancelled
+	Reason     string    `json:"reason"`
+	Amount     string    `json:"amount"`
+	Currency   string    `json:"currency"`
+	Attempts   int       `json:"attempts"`
+	ClosedAt   time.Time `json:"closed_at"`
+	// CallbackURL is ignored, as ServiceInput.CallbackURL is.
+	CallbackURL string `json:"callback_url,omitempty"`
 }
 
-// RunClosedEvent is the JSON body POSTed to the billing system when a run ends.
+// RunClosedEvent is the data of the run.closed event sent when a run ends.
 type RunClosedEvent struct {
 	Type       string    `json:"type"` // "run.closed"
 	WorkflowID string    `json:"workflow_id"`
@@ -59,9 +60,6 @@ type RunClosedEvent struct {
 // activities can run as local activities.
 type Runs struct {
 	Ledger Ledger
-	// DefaultCallbackURL is used when the run names none; empty means the
-	// outcome is only recorded.
-	DefaultCallbackURL string
 }
 
 // OpenRun records the run. An invoice whose run already closed is never
@@ -85,14 +83,14 @@ func (a *Runs) OpenRun(ctx context.Context, in OpenRunInput) error {
 	return nil
 }
 
-// CloseRun records the outcome and, when a callback URL applies, enqueues
-// the run.closed event (key <workflow id>/closed) in the same transaction.
-// It never calls the billing system; a repeated call changes nothing.
+// CloseRun records the outcome and enqueues the run.closed event (key
+// <workflow id>/closed) for the run's tenant in the same transaction. It
+// never calls the billing system; a repeated call changes nothing.
 func (a *Runs) CloseRun(ctx context.Context, in CloseRunInput) error {
 	var ev *ledger.OutboxEvent
-	if url := callbackURL(in.CallbackURL, a.DefaultCallbackURL); url != "" {
+	if in.Tenant != "" {
 		var err error
-		ev, err = newEvent(EventRunClosed, url, in.WorkflowID+"/closed", in.WorkflowID, RunClosedEvent{
+		ev, err = newEvent(EventRunClosed, in.Tenant, in.WorkflowID+"/closed", in.WorkflowID, RunClosedEvent{
 			Type: EventRunClosed, WorkflowID: in.WorkflowID, Tenant: in.Tenant, InvoiceID: in.InvoiceID, CustomerID: in.CustomerID,
 			Outcome: in.Outcome, Reason: in.Reason, Amount: in.Amount, Currency: in.Currency, Attempts: in.Attempts, ClosedAt: in.ClosedAt,
 		})

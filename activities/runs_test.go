@@ -8,6 +8,7 @@ import (
 
 	"github.com/dunningco/dunning/activities"
 	"github.com/dunningco/dunning/ledger/ledgertest"
+	"github.com/dunningco/dunning/outbox"
 )
 
 func TestOpenRunIsIdempotent(t *testing.T) {
@@ -102,8 +103,8 @@ func TestCloseRunEnqueuesRunClosed(t *testing.T) {
 
 	key := testWorkflowID + "/closed"
 	ev := outboxEvent(t, store, key)
-	if ev.Kind != "run.closed" || ev.WorkflowID != testWorkflowID || ev.URL != srv.URL || ev.Status != "pending" {
-		t.Errorf("outbox event = %+v, want a pending run.closed to %s", ev, srv.URL)
+	if ev.Kind != "run.closed" || ev.WorkflowID != testWorkflowID || ev.Tenant != "acme" || ev.Status != "pending" {
+		t.Errorf("outbox event = %+v, want a pending run.closed of acme", ev)
 	}
 	var got activities.RunClosedEvent
 	if err := json.Unmarshal(ev.Body, &got); err != nil {
@@ -117,7 +118,7 @@ func TestCloseRunEnqueuesRunClosed(t *testing.T) {
 		t.Errorf("run.closed event = %+v, want %+v", got, want)
 	}
 
-	if n := dispatch(t, store); n != 1 {
+	if n := dispatch(t, store, srv); n != 1 {
 		t.Fatalf("dispatcher sent %d events, want 1", n)
 	}
 	reqs := srv.requests()
@@ -132,40 +133,45 @@ func TestCloseRunEnqueuesRunClosed(t *testing.T) {
 
 func TestCloseRunCallback(t *testing.T) {
 	tests := []struct {
-		name         string
-		status       int
-		runURL       bool
-		defaultURL   bool
-		wantRequests int
-		wantEvent    string // outbox status after one dispatcher pass; "" for no event
+		name           string
+		status         int
+		tenant         string
+		tenantEndpoint bool
+		wantRequests   int
+		wantEvent      string // outbox status after one dispatcher pass; "" for no event
 	}{
-		{name: "no URL", status: http.StatusOK},
-		{name: "default URL", status: http.StatusNoContent, defaultURL: true, wantRequests: 1, wantEvent: "delivered"},
-		{name: "run URL", status: http.StatusNoContent, runURL: true, wantRequests: 1, wantEvent: "delivered"},
-		{name: "rejected", status: http.StatusBadRequest, runURL: true, wantRequests: 1, wantEvent: "failed"},
-		{name: "unavailable", status: http.StatusServiceUnavailable, runURL: true, wantRequests: 1, wantEvent: "pending"},
+		{name: "no tenant", status: http.StatusOK},
+		{name: "tenant endpoint", status: http.StatusNoContent, tenant: "acme", tenantEndpoint: true, wantRequests: 1, wantEvent: "delivered"},
+		{name: "tenant without endpoint", status: http.StatusNoContent, tenant: "acme", wantEvent: "skipped"},
+		{name: "rejected", status: http.StatusBadRequest, tenant: "acme", tenantEndpoint: true, wantRequests: 1, wantEvent: "failed"},
+		{name: "unavailable", status: http.StatusServiceUnavailable, tenant: "acme", tenantEndpoint: true, wantRequests: 1, wantEvent: "pending"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			store := newLedger(t)
 			srv := newBillingServer(t, tt.status)
+			runURL := newBillingServer(t, http.StatusOK) // named by the run, never called
 			runs := &activities.Runs{Ledger: store}
-			if tt.defaultURL {
-				runs.DefaultCallbackURL = srv.URL
-			}
-			in := closeRunInput("")
-			if tt.runURL {
-				in.CallbackURL = srv.URL
-			}
+			in := closeRunInput(runURL.URL)
+			in.Tenant = tt.tenant
 
 			// Whatever the billing system will answer, closing succeeds: it
 			// only writes the ledger.
 			if err := runs.CloseRun(ctxFor(t), in); err != nil {
 				t.Fatalf("CloseRun: %v", err)
 			}
-			dispatch(t, store)
+			d := &outbox.Dispatcher{Ledger: store, Logger: quietLogger}
+			if tt.tenantEndpoint {
+				d.Endpoints = tenantAt(srv)
+			}
+			if _, err := d.DispatchOnce(ctxFor(t)); err != nil {
+				t.Fatal(err)
+			}
 			if got := len(srv.requests()); got != tt.wantRequests {
 				t.Errorf("billing requests = %d, want %d", got, tt.wantRequests)
+			}
+			if got := len(runURL.requests()); got != 0 {
+				t.Errorf("the run's callback URL got %d requests, want 0", got)
 			}
 			events, err := store.OutboxEvents(ctxFor(t), testWorkflowID)
 			if err != nil {
@@ -207,12 +213,12 @@ func TestCloseRunRepeated(t *testing.T) {
 	assertPermanent(t, runs.CloseRun(ctxFor(t), other), activities.ErrTypeRunClosed)
 	assertCount(t, store, "outbox", 1)
 
-	dispatch(t, store)
+	dispatch(t, store, srv)
 	reqs := srv.requests()
 	if len(reqs) != 1 {
 		t.Fatalf("billing requests = %d, want 1", len(reqs))
 	}
-	if body := decodeJSON(t, reqs[0].Body); body["outcome"] != "recovered" {
-		t.Errorf("run.closed outcome = %v, want recovered", body["outcome"])
+	if data, _ := decodeJSON(t, reqs[0].Body)["data"].(map[string]any); data["outcome"] != "recovered" {
+		t.Errorf("run.closed data = %v, want outcome recovered", data)
 	}
 }

@@ -18,20 +18,26 @@ type ServiceInput struct {
 	CustomerID     string `json:"customer_id"`
 	State          string `json:"state"` // active (restore), paused, suspended, cancelled
 	Reason         string `json:"reason"`
-	CallbackURL    string `json:"callback_url,omitempty"`
+	// CallbackURL is ignored. Runs started before tenant configuration
+	// still pass the URL their decline named; events now go only to the
+	// tenant's configured endpoint, so a request can never pick where the
+	// workers send them.
+	CallbackURL string `json:"callback_url,omitempty"`
 }
 
 // ServiceOutput says how far the billing system's copy of the change got
 // when the activity returned.
 type ServiceOutput struct {
 	// Callback is "queued" when the change's event was enqueued for the
-	// outbox dispatcher (new changes), "none" when no callback URL applies,
+	// outbox dispatcher (new changes), "none" when the run has no tenant,
 	// and, on a repeated call, "delivered" or "failed" once the dispatcher
-	// recorded the billing system's answer.
+	// recorded the billing system's answer, or "none" once it found the
+	// tenant has no event endpoint.
 	Callback string `json:"callback"`
 }
 
-// ServiceEvent is the JSON body POSTed to the billing system.
+// ServiceEvent is the data of a service.state_changed event (the "data" of
+// its envelope, see billing.Envelope).
 type ServiceEvent struct {
 	Type           string    `json:"type"` // "service.state_changed"
 	IdempotencyKey string    `json:"idempotency_key"`
@@ -44,8 +50,8 @@ type ServiceEvent struct {
 	At             time.Time `json:"at"`
 }
 
-// Event types, as the billing system receives them in "type" and the outbox
-// records them in its kind column.
+// Event types, as the billing system receives them in the envelope's "type"
+// and the outbox records them in its kind column.
 const (
 	EventServiceStateChanged = "service.state_changed"
 	EventRunClosed           = "run.closed"
@@ -59,15 +65,14 @@ const (
 // run as local activities.
 type ServiceActions struct {
 	Ledger Ledger
-	// DefaultCallbackURL is used when the run names none; empty means the
-	// change is only recorded.
-	DefaultCallbackURL string
 }
 
 // SetServiceState records the change once, with its service.state_changed
-// event when a callback URL applies. It never calls the billing system: a
-// refusal (4xx) is the dispatcher's to record, as callback status "failed"
-// on the change, for ops to see; it is not an error of this activity.
+// event for the run's tenant. It never calls the billing system, nor
+// decides where the event goes: the dispatcher looks up the tenant's
+// endpoint when it sends, and records a refusal as callback status
+// "failed" on the change, for ops to see; it is not an error of this
+// activity.
 func (a *ServiceActions) SetServiceState(ctx context.Context, in ServiceInput) (ServiceOutput, error) {
 	switch in.State {
 	case "active", "paused", "suspended", "cancelled":
@@ -80,13 +85,13 @@ func (a *ServiceActions) SetServiceState(ctx context.Context, in ServiceInput) (
 		State:          in.State,
 		Reason:         in.Reason,
 		CallbackStatus: "none",
-		CallbackDetail: "no billing callback configured",
+		CallbackDetail: "the run has no tenant to send the event to",
 		CreatedAt:      eventTime(),
 	}
 	var ev *ledger.OutboxEvent
-	if url := callbackURL(in.CallbackURL, a.DefaultCallbackURL); url != "" {
+	if in.Tenant != "" {
 		var err error
-		ev, err = newEvent(EventServiceStateChanged, url, in.IdempotencyKey, in.WorkflowID, ServiceEvent{
+		ev, err = newEvent(EventServiceStateChanged, in.Tenant, in.IdempotencyKey, in.WorkflowID, ServiceEvent{
 			Type: EventServiceStateChanged, IdempotencyKey: in.IdempotencyKey, WorkflowID: in.WorkflowID,
 			Tenant: in.Tenant, InvoiceID: in.InvoiceID, CustomerID: in.CustomerID,
 			State: in.State, Reason: in.Reason, At: change.CreatedAt,
@@ -105,27 +110,19 @@ func (a *ServiceActions) SetServiceState(ctx context.Context, in ServiceInput) (
 	return ServiceOutput{Callback: row.CallbackStatus}, nil
 }
 
-// callbackURL is the run's callback URL, else the worker's default; empty
-// means the billing system is not told.
-func callbackURL(run, def string) string {
-	if run != "" {
-		return run
-	}
-	return def
-}
-
 // eventTime is the time an event reports, cut to PostgreSQL's microseconds
 // so the body's timestamp equals the one the ledger row keeps.
 func eventTime() time.Time {
 	return time.Now().UTC().Truncate(time.Microsecond)
 }
 
-// newEvent builds the outbox row for event, of type kind: its JSON body is
-// encoded here, once, and the dispatcher sends exactly that on every attempt.
-func newEvent(kind, url, key, workflowID string, event any) (*ledger.OutboxEvent, error) {
+// newEvent builds the outbox row for event, of type kind, for tenant: its
+// data is encoded here, once, and the dispatcher sends exactly that, in
+// its envelope, on every attempt.
+func newEvent(kind, tenant, key, workflowID string, event any) (*ledger.OutboxEvent, error) {
 	body, err := json.Marshal(event)
 	if err != nil {
 		return nil, fmt.Errorf("encode %s event: %w", kind, err)
 	}
-	return &ledger.OutboxEvent{IdempotencyKey: key, WorkflowID: workflowID, Kind: kind, URL: url, Body: body}, nil
+	return &ledger.OutboxEvent{IdempotencyKey: key, WorkflowID: workflowID, Tenant: tenant, Kind: kind, Body: body}, nil
 }

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/dunningco/dunning/activities"
-	"github.com/dunningco/dunning/billing"
 	"github.com/dunningco/dunning/ledger"
 	"github.com/dunningco/dunning/outbox"
 )
@@ -61,8 +60,8 @@ func TestSetServiceStateQueuesThenDelivers(t *testing.T) {
 			}
 
 			ev := outboxEvent(t, store, in.IdempotencyKey)
-			if ev.Kind != "service.state_changed" || ev.WorkflowID != testWorkflowID || ev.URL != srv.URL || ev.Status != "pending" {
-				t.Errorf("outbox event = %+v, want a pending service.state_changed to %s", ev, srv.URL)
+			if ev.Kind != "service.state_changed" || ev.WorkflowID != testWorkflowID || ev.Tenant != "acme" || ev.Status != "pending" {
+				t.Errorf("outbox event = %+v, want a pending service.state_changed of acme", ev)
 			}
 			body := decodeJSON(t, ev.Body)
 			wantFields := map[string]string{
@@ -93,7 +92,7 @@ func TestSetServiceStateQueuesThenDelivers(t *testing.T) {
 			assertCount(t, store, "service_changes", 1)
 			assertCount(t, store, "outbox", 1)
 
-			if n := dispatch(t, store); n != 1 {
+			if n := dispatch(t, store, srv); n != 1 {
 				t.Fatalf("dispatcher sent %d events, want 1", n)
 			}
 			reqs := srv.requests()
@@ -109,29 +108,12 @@ func TestSetServiceStateQueuesThenDelivers(t *testing.T) {
 			if err != nil || again.Callback != "delivered" {
 				t.Errorf("SetServiceState after delivery = %+v, %v; want delivered", again, err)
 			}
-			dispatch(t, store)
+			dispatch(t, store, srv)
 			if got := len(srv.requests()); got != 1 {
 				t.Errorf("billing requests after repeat = %d, want 1", got)
 			}
 			assertCount(t, store, "outbox", 1)
 		})
-	}
-}
-
-func TestSetServiceStateUnsigned(t *testing.T) {
-	store := newLedger(t)
-	srv := newBillingServer(t, http.StatusOK)
-	a := &activities.ServiceActions{Ledger: store}
-	if _, err := a.SetServiceState(ctxFor(t), serviceInput("paused", srv.URL)); err != nil {
-		t.Fatalf("SetServiceState: %v", err)
-	}
-	d := &outbox.Dispatcher{Ledger: store, Logger: quietLogger} // no secret
-	if _, err := d.DispatchOnce(ctxFor(t)); err != nil {
-		t.Fatal(err)
-	}
-	reqs := srv.requests()
-	if len(reqs) != 1 || reqs[0].Signature != "" {
-		t.Errorf("requests = %+v, want one without %s", reqs, billing.SignatureHeader)
 	}
 }
 
@@ -162,7 +144,7 @@ func TestSetServiceStateCallbackFailures(t *testing.T) {
 			if err != nil || out.Callback != "queued" {
 				t.Fatalf("SetServiceState = %+v, %v; want queued", out, err)
 			}
-			dispatch(t, store)
+			dispatch(t, store, srv)
 			row := serviceChange(t, store, in.IdempotencyKey)
 			if row.CallbackStatus != tt.wantRow {
 				t.Errorf("ledger callback_status = %q, want %q", row.CallbackStatus, tt.wantRow)
@@ -196,7 +178,7 @@ func TestSetServiceStateRetryDelivers(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Now()
-	d := &outbox.Dispatcher{Ledger: store, Callback: signedCallback(), Logger: quietLogger, Now: func() time.Time { return now }}
+	d := dispatcher(store, srv, func() time.Time { return now })
 	if _, err := d.DispatchOnce(ctxFor(t)); err != nil {
 		t.Fatal(err)
 	}
@@ -228,58 +210,54 @@ func TestSetServiceStateRetryDelivers(t *testing.T) {
 	assertCount(t, store, "service_changes", 1)
 }
 
-func TestSetServiceStateCallbackURL(t *testing.T) {
+// Where the event goes is the tenant configuration's business alone: a
+// callback URL the run carries (from a decline body, before that was
+// refused) is never called, and a tenant without an endpoint gets nothing.
+func TestSetServiceStateIgnoresRunCallbackURL(t *testing.T) {
 	tests := []struct {
-		name         string
-		inputURL     bool
-		defaultURL   bool
-		wantCallback string
-		wantInput    int
-		wantDefault  int
+		name            string
+		tenant          string
+		tenantEndpoint  bool
+		wantCallback    string // what the activity reports
+		wantAfter       string // callback status after one dispatcher pass
+		wantTenantCalls int
 	}{
-		{name: "no URL", wantCallback: "none"},
-		{name: "default URL", defaultURL: true, wantCallback: "queued", wantDefault: 1},
-		{name: "run URL wins", inputURL: true, defaultURL: true, wantCallback: "queued", wantInput: 1},
+		{name: "tenant endpoint", tenant: "acme", tenantEndpoint: true, wantCallback: "queued", wantAfter: "delivered", wantTenantCalls: 1},
+		{name: "tenant without endpoint", tenant: "acme", wantCallback: "queued", wantAfter: "none"},
+		{name: "run without tenant", tenant: "", wantCallback: "none", wantAfter: "none"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			store := newLedger(t)
-			runSrv := newBillingServer(t, http.StatusOK)
-			defSrv := newBillingServer(t, http.StatusOK)
+			runURL := newBillingServer(t, http.StatusOK) // what the decline body named
+			tenantSrv := newBillingServer(t, http.StatusOK)
 			a := &activities.ServiceActions{Ledger: store}
-			if tt.defaultURL {
-				a.DefaultCallbackURL = defSrv.URL
-			}
-			in := serviceInput("paused", "")
-			if tt.inputURL {
-				in.CallbackURL = runSrv.URL
-			}
+			in := serviceInput("paused", runURL.URL)
+			in.Tenant = tt.tenant
 
 			out, err := a.SetServiceState(ctxFor(t), in)
-			if err != nil {
-				t.Fatalf("SetServiceState: %v", err)
+			if err != nil || out.Callback != tt.wantCallback {
+				t.Fatalf("SetServiceState = %+v, %v; want %s", out, err, tt.wantCallback)
 			}
-			if out.Callback != tt.wantCallback {
-				t.Errorf("Callback = %q, want %q", out.Callback, tt.wantCallback)
+			d := &outbox.Dispatcher{Ledger: store, Logger: quietLogger}
+			if tt.tenantEndpoint {
+				d.Endpoints = tenantAt(tenantSrv)
+			}
+			if _, err := d.DispatchOnce(ctxFor(t)); err != nil {
+				t.Fatal(err)
+			}
+			if got := len(runURL.requests()); got != 0 {
+				t.Errorf("the run's callback URL got %d requests, want 0", got)
+			}
+			if got := len(tenantSrv.requests()); got != tt.wantTenantCalls {
+				t.Errorf("tenant endpoint got %d requests, want %d", got, tt.wantTenantCalls)
 			}
 			row := serviceChange(t, store, in.IdempotencyKey)
-			if tt.wantCallback == "none" {
-				if row.CallbackStatus != "none" || row.CallbackDetail != "no billing callback configured" {
-					t.Errorf("ledger change = %+v, want callback none", row)
-				}
-				assertCount(t, store, "outbox", 0)
+			if row.CallbackStatus != tt.wantAfter {
+				t.Errorf("ledger callback_status after dispatch = %q (%q), want %q", row.CallbackStatus, row.CallbackDetail, tt.wantAfter)
 			}
-
-			dispatch(t, store)
-			if got := len(runSrv.requests()); got != tt.wantInput {
-				t.Errorf("run URL requests = %d, want %d", got, tt.wantInput)
-			}
-			if got := len(defSrv.requests()); got != tt.wantDefault {
-				t.Errorf("default URL requests = %d, want %d", got, tt.wantDefault)
-			}
-			wantRow := map[string]string{"none": "none", "queued": "delivered"}[tt.wantCallback]
-			if row := serviceChange(t, store, in.IdempotencyKey); row.CallbackStatus != wantRow {
-				t.Errorf("ledger callback_status after dispatch = %q, want %q", row.CallbackStatus, wantRow)
+			if tt.wantAfter == "none" && row.CallbackDetail == "" {
+				t.Errorf("callback none without the reason")
 			}
 		})
 	}

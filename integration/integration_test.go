@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
@@ -32,6 +33,7 @@ import (
 	"github.com/dunningco/dunning/policy"
 	"github.com/dunningco/dunning/starter"
 	"github.com/dunningco/dunning/starter/intake"
+	"github.com/dunningco/dunning/tenants"
 	"github.com/dunningco/dunning/worker"
 	"github.com/dunningco/dunning/workflows"
 )
@@ -80,24 +82,38 @@ func start(t testing.TB) *platform {
 	t.Cleanup(c.Close)
 
 	p := &platform{temporal: c, namespace: srv.Namespace(), store: ledgertest.NewStore(t), simulator: gateway.NewSimulator()}
+	// The billing system checks each event as a real one would, with the
+	// Standard Webhooks library, and counts those that verify.
+	const eventSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+	verifier, err := standardwebhooks.NewWebhook(eventSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
 	billingSystem := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Idempotency-Key") == "" {
-			http.Error(w, "missing Idempotency-Key", http.StatusBadRequest)
+		body, _ := io.ReadAll(r.Body)
+		if err := verifier.Verify(body, r.Header); err != nil {
+			http.Error(w, err.Error(), http.StatusUnauthorized)
 			return
 		}
 		p.callbacks.Add(1)
 		w.WriteHeader(http.StatusNoContent)
 	}))
 	t.Cleanup(billingSystem.Close)
+	// It runs on loopback, so tenant acme is allowed private networks.
+	tenantConfig, err := tenants.New(map[string]tenants.Tenant{
+		"acme": {EventURL: billingSystem.URL, SigningSecret: eventSecret, AllowPrivateNetwork: true},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	w := sdkworker.New(c, workflows.TaskQueue, sdkworker.Options{})
 	worker.Register(w, worker.Deps{
-		Ledger:             p.store,
-		Gateways:           []gateway.Gateway{p.simulator},
-		Email:              notify.DryRun{Logger: logger},
-		SMS:                notify.DryRun{Logger: logger},
-		DefaultCallbackURL: billingSystem.URL,
-		Logger:             logger,
+		Ledger:   p.store,
+		Gateways: []gateway.Gateway{p.simulator},
+		Email:    notify.DryRun{Logger: logger},
+		SMS:      notify.DryRun{Logger: logger},
+		Logger:   logger,
 	})
 	if err := w.Start(); err != nil {
 		t.Fatalf("start worker: %v", err)
@@ -106,7 +122,7 @@ func start(t testing.TB) *platform {
 
 	// The activities only enqueue billing events; the dispatcher delivers
 	// them, polling often so the tests see callbacks within moments.
-	dispatcher := &outbox.Dispatcher{Ledger: p.store, Logger: logger, Interval: 50 * time.Millisecond}
+	dispatcher := &outbox.Dispatcher{Ledger: p.store, Endpoints: tenantConfig, Logger: logger, Interval: 50 * time.Millisecond}
 	dispatchCtx, stopDispatch := context.WithCancel(context.Background())
 	dispatched := make(chan error, 1)
 	go func() { dispatched <- dispatcher.Run(dispatchCtx) }()

@@ -13,12 +13,15 @@ import (
 )
 
 // Outbox statuses. A pending event waits for a dispatcher; delivered means
-// the billing system answered 2xx; failed means it refused the event (4xx),
-// which no retry can fix, so ops have to look at it.
+// the billing system answered 2xx; failed means it refused the event (4xx,
+// a redirect, an address we may not connect to), which no retry can fix,
+// so ops have to look at it; skipped means the tenant has no event endpoint
+// configured. Redeliver sets any of the last three back to pending.
 const (
 	OutboxPending   = "pending"
 	OutboxDelivered = "delivered"
 	OutboxFailed    = "failed"
+	OutboxSkipped   = "skipped"
 )
 
 // OutboxLease is how long ClaimDue reserves an event for the dispatcher that
@@ -30,15 +33,21 @@ const OutboxLease = 5 * time.Minute
 // OutboxEvent is one event for the billing system, recorded in the same
 // transaction as the ledger row it reports.
 type OutboxEvent struct {
-	ID             int64
-	IdempotencyKey string // sent as the Idempotency-Key header
+	ID int64
+	// IdempotencyKey identifies the event; the webhook-id every attempt
+	// carries is derived from it (billing.WebhookID).
+	IdempotencyKey string
 	WorkflowID     string
-	Kind           string // the event's type, e.g. service.state_changed
-	URL            string
-	// Body is the JSON the billing system receives, byte for byte, on every
-	// attempt. Read back it is PostgreSQL's canonical jsonb text.
+	// Tenant decides where the event goes: the dispatcher looks the
+	// tenant's endpoint up when it sends, so no URL is stored with it.
+	Tenant string
+	Kind   string // the event's type, e.g. service.state_changed
+	// Version is the version of Body's schema (1 when zero on enqueue).
+	Version int
+	// Body is the event's data, sent inside the envelope on every attempt.
+	// Read back it is PostgreSQL's canonical jsonb text.
 	Body          json.RawMessage
-	Status        string // pending, delivered, failed
+	Status        string // pending, delivered, failed, skipped
 	Attempts      int    // answers (or transport errors) recorded so far
 	NextAttemptAt time.Time
 	LastError     string
@@ -47,7 +56,7 @@ type OutboxEvent struct {
 	DeliveredAt   time.Time // zero until delivered
 }
 
-const outboxColumns = `id, idempotency_key, workflow_id, kind, url, body, status, attempts,
+const outboxColumns = `id, idempotency_key, workflow_id, tenant, kind, version, body, status, attempts,
 	next_attempt_at, last_error, created_at, last_attempt_at, delivered_at`
 
 func scanOutboxEvent(row pgx.Row) (OutboxEvent, error) {
@@ -56,7 +65,7 @@ func scanOutboxEvent(row pgx.Row) (OutboxEvent, error) {
 		body               []byte
 		lastAttempt, deliv *time.Time
 	)
-	err := row.Scan(&e.ID, &e.IdempotencyKey, &e.WorkflowID, &e.Kind, &e.URL, &body, &e.Status, &e.Attempts,
+	err := row.Scan(&e.ID, &e.IdempotencyKey, &e.WorkflowID, &e.Tenant, &e.Kind, &e.Version, &body, &e.Status, &e.Attempts,
 		&e.NextAttemptAt, &e.LastError, &e.CreatedAt, &lastAttempt, &deliv)
 	if err != nil {
 		return OutboxEvent{}, err
@@ -75,8 +84,10 @@ func validateOutboxEvent(e OutboxEvent) error {
 	switch {
 	case e.IdempotencyKey == "":
 		return invalid("outbox event for %s: idempotency key is required", e.WorkflowID)
-	case e.WorkflowID == "" || e.Kind == "" || e.URL == "":
-		return invalid("outbox event %s: workflow ID, kind and URL are required", e.IdempotencyKey)
+	case e.WorkflowID == "" || e.Kind == "" || e.Tenant == "":
+		return invalid("outbox event %s: workflow ID, tenant and kind are required", e.IdempotencyKey)
+	case e.Version < 0:
+		return invalid("outbox event %s: version %d", e.IdempotencyKey, e.Version)
 	case !json.Valid(e.Body):
 		return invalid("outbox event %s: body is not valid JSON", e.IdempotencyKey)
 	}
@@ -100,10 +111,10 @@ func (s *Store) Enqueue(ctx context.Context, e OutboxEvent) (OutboxEvent, error)
 func enqueue(ctx context.Context, q querier, e OutboxEvent) (OutboxEvent, error) {
 	created := orNow(e.CreatedAt)
 	_, err := q.Exec(ctx, `INSERT INTO outbox
-		(idempotency_key, workflow_id, kind, url, body, status, attempts, next_attempt_at, created_at)
-		VALUES ($1, $2, $3, $4, $5::jsonb, 'pending', 0, $6, $6)
+		(idempotency_key, workflow_id, tenant, kind, version, body, status, attempts, next_attempt_at, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6::jsonb, 'pending', 0, $7, $7)
 		ON CONFLICT (idempotency_key) DO NOTHING`,
-		e.IdempotencyKey, e.WorkflowID, e.Kind, e.URL, string(e.Body), created)
+		e.IdempotencyKey, e.WorkflowID, e.Tenant, e.Kind, max(e.Version, 1), string(e.Body), created)
 	if err != nil {
 		return OutboxEvent{}, fmt.Errorf("ledger: enqueue %s: %w", e.IdempotencyKey, err)
 	}
@@ -138,8 +149,9 @@ func eventFor(e *OutboxEvent, key, workflowID string) error {
 // leaves one without the other. The event's key is the change's key.
 //
 // With an event the change is recorded with callback status "pending" (the
-// dispatcher moves it to delivered or failed); without one (no callback URL
-// applies) c.CallbackStatus is recorded as given, "none" when empty.
+// dispatcher moves it to delivered or failed, or to "none" when the tenant
+// has no event endpoint); without one c.CallbackStatus is recorded as
+// given, "none" when empty.
 // Repeating the call changes nothing and returns the stored change, whose
 // CallbackStatus says how far delivery got. A change still "pending" without
 // an event (recorded before the outbox existed) gets ev now, so it is not
@@ -371,8 +383,9 @@ func (s *Store) MarkRetry(ctx context.Context, key, lastErr string, next time.Ti
 	return nil
 }
 
-// MarkFailed records that the billing system refused the event (4xx): no
-// retry can fix it, so it is never sent again and UndeliveredEvents lists it
+// MarkFailed records that the event cannot be delivered as things stand
+// (the billing system refused it with a 4xx, answered with a redirect, or
+// the endpoint's address is one we may not connect to): no retry can fix it, so it is never sent again and UndeliveredEvents lists it
 // for ops. The service change it reports becomes "failed" with lastErr as
 // its detail. Failing a failed event again is a no-op; a delivered one is
 // ErrConflict; an unknown key ErrNotFound.
@@ -402,6 +415,115 @@ func (s *Store) MarkFailed(ctx context.Context, key, lastErr string) error {
 		return s.explainFinish(ctx, "outbox", "outbox event", key, OutboxFailed)
 	}
 	return nil
+}
+
+// MarkSkipped records that the event has nowhere to go: its tenant has no
+// event endpoint configured. That is not a failure: the event is not
+// retried, UndeliveredEvents does not list it, and the service change it
+// reports gets callback status "none" with reason as its detail. Once the
+// tenant has an endpoint, Redeliver sends it. Skipping a skipped event
+// again is a no-op; a delivered or failed one is ErrConflict; an unknown
+// key ErrNotFound.
+func (s *Store) MarkSkipped(ctx context.Context, key, reason string) error {
+	if key == "" {
+		return invalid("mark outbox event skipped: idempotency key is required")
+	}
+	var changed int64
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE outbox SET status = 'skipped', last_error = $2
+			WHERE idempotency_key = $1 AND status = 'pending'`, key, reason)
+		if err != nil {
+			return err
+		}
+		if changed = tag.RowsAffected(); changed == 0 {
+			return nil
+		}
+		_, err = tx.Exec(ctx, `UPDATE service_changes SET callback_status = 'none', callback_detail = $2
+			WHERE idempotency_key = $1 AND callback_status = 'pending'`, key, reason)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("ledger: mark outbox event %s skipped: %w", key, err)
+	}
+	if changed == 0 {
+		return s.explainFinish(ctx, "outbox", "outbox event", key, OutboxSkipped)
+	}
+	return nil
+}
+
+// Redeliver sets a delivered, failed or skipped event back to pending, due
+// at at, so a dispatcher sends it again: the same data, the same webhook-id
+// (a receiver that processed it already recognises it), signed afresh. As
+// ever, its run's younger pending events wait until it is sent. The service
+// change it reports, if any, is pending again. An event still pending is
+// returned as it is; an unknown key is ErrNotFound.
+func (s *Store) Redeliver(ctx context.Context, key string, at time.Time) (OutboxEvent, error) {
+	if key == "" {
+		return OutboxEvent{}, invalid("redeliver outbox event: idempotency key is required")
+	}
+	var (
+		e       OutboxEvent
+		changed bool
+	)
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var err error
+		e, err = scanOutboxEvent(tx.QueryRow(ctx, `UPDATE outbox
+			SET status = 'pending', next_attempt_at = $2, delivered_at = NULL, last_error = ''
+			WHERE idempotency_key = $1 AND status IN ('delivered', 'failed', 'skipped')
+			RETURNING `+outboxColumns, key, at))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		changed = true
+		_, err = tx.Exec(ctx, `UPDATE service_changes SET callback_status = 'pending', callback_detail = ''
+			WHERE idempotency_key = $1`, key)
+		return err
+	})
+	if err != nil {
+		return OutboxEvent{}, fmt.Errorf("ledger: redeliver outbox event %s: %w", key, err)
+	}
+	if !changed {
+		return s.OutboxEvent(ctx, key)
+	}
+	return e, nil
+}
+
+// EventFilter selects events for ListEvents; empty fields match all.
+type EventFilter struct {
+	Tenant string
+	Status string // pending, delivered, failed or skipped
+	// Limit caps the answer (100 when zero, at most 1000).
+	Limit int
+}
+
+// ListEvents lists events, newest first, for ops.
+func (s *Store) ListEvents(ctx context.Context, f EventFilter) ([]OutboxEvent, error) {
+	switch f.Status {
+	case "", OutboxPending, OutboxDelivered, OutboxFailed, OutboxSkipped:
+	default:
+		return nil, invalid("list outbox events: unknown status %q (pending, delivered, failed, skipped)", f.Status)
+	}
+	limit := f.Limit
+	switch {
+	case limit == 0:
+		limit = 100
+	case limit < 0 || limit > 1000:
+		return nil, invalid("list outbox events: limit %d must be between 1 and 1000", f.Limit)
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+outboxColumns+` FROM outbox
+		WHERE ($1 = '' OR tenant = $1) AND ($2 = '' OR status = $2)
+		ORDER BY id DESC LIMIT $3`, f.Tenant, f.Status, limit)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: list outbox events: %w", err)
+	}
+	events, err := collectOutboxEvents(rows)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: list outbox events: %w", err)
+	}
+	return events, nil
 }
 
 // UndeliveredEvents lists, oldest first, what ops should look at: every

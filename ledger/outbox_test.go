@@ -17,7 +17,7 @@ import (
 
 func outboxEvent(kind, key, workflowID string, created time.Time) *ledger.OutboxEvent {
 	return &ledger.OutboxEvent{
-		IdempotencyKey: key, WorkflowID: workflowID, Kind: kind, URL: "https://billing.example.com/dunning",
+		IdempotencyKey: key, WorkflowID: workflowID, Tenant: "acme", Kind: kind,
 		Body: json.RawMessage(fmt.Sprintf(`{"type": %q, "idempotency_key": %q, "n": 1}`, kind, key)), CreatedAt: created,
 	}
 }
@@ -137,7 +137,7 @@ func TestOutboxEnqueueIsAtomicAndIdempotent(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got.Kind != w.kind || got.WorkflowID != "wf-1" || got.URL != first.URL || got.Status != ledger.OutboxPending ||
+			if got.Kind != w.kind || got.WorkflowID != "wf-1" || got.Tenant != "acme" || got.Version != 1 || got.Status != ledger.OutboxPending ||
 				got.Attempts != 0 || !got.CreatedAt.Equal(t0) || !got.NextAttemptAt.Equal(t0) || !got.DeliveredAt.IsZero() {
 				t.Errorf("stored event = %+v, want the first one, pending and due at once", got)
 			}
@@ -146,7 +146,7 @@ func TestOutboxEnqueueIsAtomicAndIdempotent(t *testing.T) {
 			}
 		})
 
-		t.Run(w.name+"/no event without a URL", func(t *testing.T) {
+		t.Run(w.name+"/no event without one given", func(t *testing.T) {
 			s := ledgertest.NewStore(t)
 			mustOpenRun(t, s, newRun("wf-1", "inv-1"))
 			if err := w.write(ctxFor(t), s, "wf-1", nil); err != nil {
@@ -542,8 +542,12 @@ func TestOutboxRejectsInvalidEvents(t *testing.T) {
 		name string
 		call func() error
 	}{
-		{"no URL", func() error {
-			_, err := s.RecordServiceChangeWithEvent(ctx, change, mutated(func(e *ledger.OutboxEvent) { e.URL = "" }))
+		{"no tenant", func() error {
+			_, err := s.RecordServiceChangeWithEvent(ctx, change, mutated(func(e *ledger.OutboxEvent) { e.Tenant = "" }))
+			return err
+		}},
+		{"negative version", func() error {
+			_, err := s.RecordServiceChangeWithEvent(ctx, change, mutated(func(e *ledger.OutboxEvent) { e.Version = -1 }))
 			return err
 		}},
 		{"no kind", func() error {
@@ -581,5 +585,152 @@ func TestOutboxRejectsInvalidEvents(t *testing.T) {
 	}
 	if run, _ := s.GetRun(ctx, "wf-1"); run.Status != "open" {
 		t.Errorf("run status = %s, want open", run.Status)
+	}
+}
+
+func TestOutboxSkipAndRedeliver(t *testing.T) {
+	s := ledgertest.NewStore(t)
+	ctx := ctxFor(t)
+	mustOpenRun(t, s, newRun("wf-1", "inv-1"))
+	record := func(key string) {
+		t.Helper()
+		if _, err := s.RecordServiceChangeWithEvent(ctx, ledger.ServiceChange{IdempotencyKey: key, WorkflowID: "wf-1", State: "paused", CreatedAt: t0},
+			outboxEvent("service.state_changed", key, "wf-1", t0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	change := func(key string) ledger.ServiceChange {
+		t.Helper()
+		changes, err := s.ServiceChanges(ctx, "wf-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range changes {
+			if c.IdempotencyKey == key {
+				return c
+			}
+		}
+		t.Fatalf("no service change %s", key)
+		return ledger.ServiceChange{}
+	}
+	event := func(key string) ledger.OutboxEvent {
+		t.Helper()
+		e, err := s.OutboxEvent(ctx, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+
+	// No endpoint for the tenant: skipped, not failed, and the change says so.
+	record("wf-1/a")
+	const reason = `no event endpoint configured for tenant "acme"`
+	if err := s.MarkSkipped(ctx, "wf-1/a", reason); err != nil {
+		t.Fatal(err)
+	}
+	if e := event("wf-1/a"); e.Status != ledger.OutboxSkipped || e.Attempts != 0 || e.LastError != reason {
+		t.Errorf("skipped event = %+v", e)
+	}
+	if c := change("wf-1/a"); c.CallbackStatus != "none" || c.CallbackDetail != reason {
+		t.Errorf("change of a skipped event = %+v, want callback none with the reason", c)
+	}
+	if err := s.MarkSkipped(ctx, "wf-1/a", reason); err != nil {
+		t.Errorf("skipping again = %v, want a no-op", err)
+	}
+	if undelivered, _ := s.UndeliveredEvents(ctx, t0.Add(24*time.Hour)); len(undelivered) != 0 {
+		t.Errorf("UndeliveredEvents = %+v; a skipped event is not a failure", undelivered)
+	}
+
+	// Redeliver: pending again, due at the given time, same key.
+	again := t0.Add(time.Hour)
+	e, err := s.Redeliver(ctx, "wf-1/a", again)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Status != ledger.OutboxPending || !e.NextAttemptAt.Equal(again) || e.LastError != "" || !e.DeliveredAt.IsZero() {
+		t.Errorf("redelivered event = %+v, want pending and due at %s", e, again)
+	}
+	if c := change("wf-1/a"); c.CallbackStatus != "pending" || c.CallbackDetail != "" {
+		t.Errorf("change of a redelivered event = %+v, want pending", c)
+	}
+	if claimed, err := s.ClaimDue(ctx, again, 10); err != nil || len(claimed) != 1 || claimed[0].IdempotencyKey != "wf-1/a" {
+		t.Fatalf("ClaimDue after redeliver = %+v, %v", claimed, err)
+	}
+
+	// Delivered and failed events come back too; pending stays as it is.
+	if err := s.MarkDelivered(ctx, "wf-1/a"); err != nil {
+		t.Fatal(err)
+	}
+	if e, err := s.Redeliver(ctx, "wf-1/a", again); err != nil || e.Status != ledger.OutboxPending || e.Attempts != 1 {
+		t.Errorf("redeliver a delivered event = %+v, %v; want pending, attempts kept", e, err)
+	}
+	if err := s.MarkFailed(ctx, "wf-1/a", "HTTP 422: unknown customer"); err != nil {
+		t.Fatal(err)
+	}
+	if e, err := s.Redeliver(ctx, "wf-1/a", again); err != nil || e.Status != ledger.OutboxPending || e.LastError != "" {
+		t.Errorf("redeliver a failed event = %+v, %v", e, err)
+	}
+	if e, err := s.Redeliver(ctx, "wf-1/a", again.Add(time.Hour)); err != nil || !e.NextAttemptAt.Equal(again) {
+		t.Errorf("redeliver a pending event = %+v, %v; want it unchanged", e, err)
+	}
+	if _, err := s.Redeliver(ctx, "wf-1/none", again); !errors.Is(err, ledger.ErrNotFound) {
+		t.Errorf("redeliver an unknown key = %v, want ErrNotFound", err)
+	}
+	if err := s.MarkSkipped(ctx, "wf-1/none", reason); !errors.Is(err, ledger.ErrNotFound) {
+		t.Errorf("skip an unknown key = %v, want ErrNotFound", err)
+	}
+	if err := s.MarkDelivered(ctx, "wf-1/a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MarkSkipped(ctx, "wf-1/a", reason); !errors.Is(err, ledger.ErrConflict) {
+		t.Errorf("skip a delivered event = %v, want ErrConflict", err)
+	}
+}
+
+func TestListEvents(t *testing.T) {
+	s := ledgertest.NewStore(t)
+	ctx := ctxFor(t)
+	for i, ev := range []struct{ key, tenant string }{
+		{"wf-a/1", "acme"}, {"wf-b/1", "globex"}, {"wf-c/1", "acme"}, {"wf-d/1", "acme"},
+	} {
+		e := outboxEvent("run.closed", ev.key, ev.key[:4], t0.Add(time.Duration(i)*time.Minute))
+		e.Tenant = ev.tenant
+		if _, err := s.Enqueue(ctx, *e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.MarkFailed(ctx, "wf-c/1", "HTTP 400"); err != nil {
+		t.Fatal(err)
+	}
+	keys := func(f ledger.EventFilter) []string {
+		t.Helper()
+		events, err := s.ListEvents(ctx, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, e := range events {
+			out = append(out, e.IdempotencyKey)
+		}
+		return out
+	}
+	for _, tt := range []struct {
+		f    ledger.EventFilter
+		want []string
+	}{
+		{ledger.EventFilter{Tenant: "acme"}, []string{"wf-d/1", "wf-c/1", "wf-a/1"}},
+		{ledger.EventFilter{Tenant: "acme", Status: ledger.OutboxFailed}, []string{"wf-c/1"}},
+		{ledger.EventFilter{Tenant: "acme", Limit: 1}, []string{"wf-d/1"}},
+		{ledger.EventFilter{Status: ledger.OutboxPending}, []string{"wf-d/1", "wf-b/1", "wf-a/1"}},
+		{ledger.EventFilter{Tenant: "initech"}, nil},
+	} {
+		if got := keys(tt.f); !slices.Equal(got, tt.want) {
+			t.Errorf("ListEvents(%+v) = %v, want %v", tt.f, got, tt.want)
+		}
+	}
+	for _, f := range []ledger.EventFilter{{Status: "lost"}, {Limit: -1}, {Limit: 1001}} {
+		if _, err := s.ListEvents(ctx, f); !errors.Is(err, ledger.ErrInvalid) {
+			t.Errorf("ListEvents(%+v) = %v, want ErrInvalid", f, err)
+		}
 	}
 }

@@ -1,16 +1,22 @@
 // Package outbox delivers the events the activities record for the billing
-// system (service.state_changed, run.closed, service.credited).
+// system (service.state_changed, run.closed, service.credited, and any type
+// added later).
 //
-// The activities write each event into the ledger's outbox table in the same
-// transaction as the change it reports, and never call the billing system
-// themselves. A Dispatcher, running next to every worker, polls the table,
-// POSTs each due event with its idempotency key as the Idempotency-Key
-// header, and records the answer: delivered on 2xx, retried with capped
-// exponential backoff on anything transient (for as long as it takes), and
-// failed on a 4xx refusal, which no retry can fix and ops must look at
-// (ledger.Store.UndeliveredEvents). Delivery is at least once: a dispatcher
-// that dies mid-POST leaves the event to be sent again after its lease, and
-// the billing system de-duplicates on the Idempotency-Key.
+// The activities write each event, with its tenant, into the ledger's
+// outbox table in the same transaction as the change it reports, and never
+// call the billing system themselves. A Dispatcher, running next to every
+// worker, polls the table, looks up the tenant's event endpoint in the
+// tenant configuration (never a URL stored with the event or given by a
+// request), wraps the event's data in the generic envelope
+// (billing.Envelope), POSTs it signed following Standard Webhooks, and
+// records the answer: delivered on 2xx; retried with capped exponential
+// backoff on anything transient (for as long as it takes); failed on a
+// refusal no retry can fix (4xx, a redirect, an address we may not connect
+// to), which ops must look at (ledger.Store.UndeliveredEvents, `dunning
+// events list`); skipped when the tenant has no endpoint. Delivery is at
+// least once: a dispatcher that dies mid-POST leaves the event to be sent
+// again after its lease, and the billing system de-duplicates on the
+// webhook-id, which is the same on every attempt.
 package outbox
 
 import (
@@ -46,6 +52,13 @@ type Ledger interface {
 	MarkDelivered(ctx context.Context, key string) error
 	MarkRetry(ctx context.Context, key, lastErr string, next time.Time) error
 	MarkFailed(ctx context.Context, key, lastErr string) error
+	MarkSkipped(ctx context.Context, key, reason string) error
+}
+
+// Endpoints resolves where a tenant's events go; *tenants.Config is one.
+// false means nowhere: the tenant's events are marked skipped.
+type Endpoints interface {
+	EventEndpoint(tenant string) (billing.Endpoint, bool)
 }
 
 // Backoff is the wait before retrying an event after a transient failure:
@@ -76,9 +89,14 @@ func (b Backoff) Delay(attempt int) time.Duration {
 // replica) may run against one ledger: ClaimDue leases each event to one of
 // them at a time.
 type Dispatcher struct {
-	Ledger   Ledger
-	Callback billing.Callback // signs each body when its Secret is set
-	Logger   *slog.Logger     // slog.Default() when nil
+	Ledger Ledger
+	// Endpoints is the tenant configuration, consulted on every attempt,
+	// so a changed endpoint applies to events already waiting. nil sends
+	// nothing: every event is skipped.
+	Endpoints Endpoints
+	// Callback sends the signed requests; a zero billing.Callback when nil.
+	Callback *billing.Callback
+	Logger   *slog.Logger // slog.Default() when nil
 	// Interval is the pause between polls when nothing is left to send
 	// (DefaultInterval when zero).
 	Interval time.Duration
@@ -166,9 +184,48 @@ func (d *Dispatcher) DispatchOnce(ctx context.Context) (n int, err error) {
 	return len(events), errors.Join(errs...)
 }
 
-// deliver POSTs one claimed event and records the answer.
+// deliver POSTs one claimed event to its tenant's endpoint and records the
+// answer.
 func (d *Dispatcher) deliver(ctx context.Context, e ledger.OutboxEvent, claimed time.Time) error {
-	log := d.logger().With("key", e.IdempotencyKey, "kind", e.Kind, "workflow_id", e.WorkflowID, "attempt", e.Attempts+1)
+	id := billing.WebhookID(e.IdempotencyKey)
+	log := d.logger().With("key", e.IdempotencyKey, "webhook_id", id, "kind", e.Kind, "tenant", e.Tenant,
+		"workflow_id", e.WorkflowID, "attempt", e.Attempts+1)
+	// Answers are recorded even when ctx ends (shutdown), each within
+	// markTimeout of when it is known.
+	markCtx := func() (context.Context, context.CancelFunc) {
+		return context.WithTimeout(context.WithoutCancel(ctx), markTimeout)
+	}
+
+	// Looked up now, not when the event was recorded: whatever URL a run
+	// or request once carried plays no part.
+	var (
+		ep billing.Endpoint
+		ok bool
+	)
+	if d.Endpoints != nil {
+		ep, ok = d.Endpoints.EventEndpoint(e.Tenant)
+	}
+	if !ok {
+		reason := fmt.Sprintf("no event endpoint configured for tenant %q", e.Tenant)
+		mctx, cancel := markCtx()
+		defer cancel()
+		if err := d.Ledger.MarkSkipped(mctx, e.IdempotencyKey, reason); err != nil {
+			return fmt.Errorf("outbox: event %s has no endpoint, and recording it failed: %w", e.IdempotencyKey, err)
+		}
+		log.Info("outbox: event skipped: its tenant has no event endpoint")
+		return nil
+	}
+	body, err := billing.Envelope{Type: e.Kind, Version: e.Version, Timestamp: e.CreatedAt, Data: e.Body}.Encode()
+	if err != nil {
+		mctx, cancel := markCtx()
+		defer cancel()
+		if err := d.Ledger.MarkFailed(mctx, e.IdempotencyKey, "the stored event does not encode"); err != nil {
+			return fmt.Errorf("outbox: event %s does not encode, and recording it failed: %w", e.IdempotencyKey, err)
+		}
+		log.Error("outbox: stored event does not encode; flagged for ops", "error", err)
+		return nil
+	}
+
 	// Send only while the lease leaves time to record the answer; past it
 	// another dispatcher may send the event too.
 	budget := ledger.OutboxLease - time.Since(claimed) - markTimeout
@@ -179,30 +236,41 @@ func (d *Dispatcher) deliver(ctx context.Context, e ledger.OutboxEvent, claimed 
 	// An in-flight POST finishes even when ctx ends (shutdown), so its
 	// answer is recorded rather than the billing system hearing it twice.
 	postCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), min(d.timeout(), budget))
-	postErr := d.Callback.PostJSON(postCtx, e.URL, e.IdempotencyKey, e.Body)
+	postErr := d.callback().Send(postCtx, ep, id, body)
 	cancel()
 
-	markCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), markTimeout)
+	mctx, cancel := markCtx()
 	defer cancel()
 	switch {
 	case postErr == nil:
-		if err := d.Ledger.MarkDelivered(markCtx, e.IdempotencyKey); err != nil {
+		if err := d.Ledger.MarkDelivered(mctx, e.IdempotencyKey); err != nil {
 			return fmt.Errorf("outbox: event %s delivered, but recording it failed: %w", e.IdempotencyKey, err)
 		}
 		log.Debug("outbox: event delivered")
 	case errors.Is(postErr, billing.ErrRejected):
-		if err := d.Ledger.MarkFailed(markCtx, e.IdempotencyKey, postErr.Error()); err != nil {
+		if err := d.Ledger.MarkFailed(mctx, e.IdempotencyKey, postErr.Error()); err != nil {
 			return fmt.Errorf("outbox: event %s refused (%v), and recording it failed: %w", e.IdempotencyKey, postErr, err)
 		}
-		log.Error("outbox: billing system refused the event; it will not be retried and is flagged for ops", "error", postErr)
+		log.Error("outbox: event refused; it will not be retried and is flagged for ops", "endpoint", ep, "error", postErr)
 	default:
 		wait := d.Backoff.Delay(e.Attempts + 1)
-		if err := d.Ledger.MarkRetry(markCtx, e.IdempotencyKey, postErr.Error(), d.now().Add(wait)); err != nil {
+		if err := d.Ledger.MarkRetry(mctx, e.IdempotencyKey, postErr.Error(), d.now().Add(wait)); err != nil {
 			return fmt.Errorf("outbox: event %s not delivered (%v), and scheduling its retry failed: %w", e.IdempotencyKey, postErr, err)
 		}
-		log.Warn("outbox: event not delivered; retrying", "error", postErr, "retry_in", wait.String())
+		log.Warn("outbox: event not delivered; retrying", "endpoint", ep, "error", postErr, "retry_in", wait.String())
 	}
 	return nil
+}
+
+// defaultCallback serves dispatchers without their own: one connection
+// pool per process.
+var defaultCallback = &billing.Callback{}
+
+func (d *Dispatcher) callback() *billing.Callback {
+	if d.Callback != nil {
+		return d.Callback
+	}
+	return defaultCallback
 }
 
 func (d *Dispatcher) now() time.Time {

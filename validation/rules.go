@@ -76,7 +76,13 @@ func (r Rules) Decline(in workflows.Input) (workflows.Input, error) {
 	p.checkDecline(in.Decline)
 	p.checkID("/plan", in.Plan, MaxIDLen, false)
 	p.checkID("/segment", in.Segment, MaxIDLen, false)
-	p.checkURL("/billing_callback_url", in.BillingCallbackURL)
+	if in.BillingCallbackURL != "" {
+		// Where the workers POST must never be the caller's choice: that
+		// would let anyone who can report a decline make them send requests
+		// into our own network. Refused out loud rather than ignored, so a
+		// billing system still sending it learns where its events go now.
+		p.add("/billing_callback_url", "is no longer accepted: billing events go to the endpoint configured for the tenant (DUNNING_TENANTS_FILE); remove this field")
+	}
 	if in.Policy != nil {
 		if err := in.Policy.Validate(); err != nil {
 			p.add("/policy_inline", "%v", err)

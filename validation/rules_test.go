@@ -117,8 +117,8 @@ func TestDeclineProblems(t *testing.T) {
 		{"segment too long", Rules{}, func(in *workflows.Input) { in.Segment = long(129) }, []string{"/segment"}},
 		{"period days", Rules{}, func(in *workflows.Input) { in.PeriodDays = 400 }, []string{"/period_days"}},
 		{"card network", Rules{}, func(in *workflows.Input) { in.Card.Network = "Visa Card" }, []string{"/card/network"}},
-		{"callback URL", Rules{}, func(in *workflows.Input) { in.BillingCallbackURL = "ftp://x" }, []string{"/billing_callback_url"}},
-		{"callback URL with credentials", Rules{}, func(in *workflows.Input) { in.BillingCallbackURL = "https://u:p@x.example" }, []string{"/billing_callback_url"}},
+		{"callback URL, even a fine one", Rules{}, func(in *workflows.Input) { in.BillingCallbackURL = "https://billing.example.com/dunning" }, []string{"/billing_callback_url"}},
+		{"callback URL into our network", Rules{}, func(in *workflows.Input) { in.BillingCallbackURL = "http://169.254.169.254/latest/meta-data" }, []string{"/billing_callback_url"}},
 		{"resume", Rules{}, func(in *workflows.Input) { in.Resume = &workflows.Carried{} }, []string{"/resume"}},
 		{"several at once", Rules{}, func(in *workflows.Input) {
 			in.Tenant, in.Customer.Email, in.Customer.Phone, in.Amount = "", "a@b.c\r\n", "123", "-1"

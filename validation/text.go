@@ -2,7 +2,6 @@ package validation
 
 import (
 	"fmt"
-	"net/url"
 	"regexp"
 	"unicode"
 	"unicode/utf8"
@@ -86,24 +85,6 @@ func (p *problems) checkText(pointer, s string, maxLen int, multiline bool) {
 		}
 		p.add(pointer, "contains the control character %U", r)
 		return
-	}
-}
-
-// checkURL checks a callback URL: absolute http(s), no credentials.
-func (p *problems) checkURL(pointer, raw string) {
-	if raw == "" {
-		return
-	}
-	if len(raw) > MaxURLLen {
-		p.add(pointer, "is %d bytes long; at most %d", len(raw), MaxURLLen)
-		return
-	}
-	u, err := url.Parse(raw)
-	switch {
-	case err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "":
-		p.add(pointer, "%s is not an absolute http(s) URL", quote(raw))
-	case u.User != nil:
-		p.add(pointer, "must not carry credentials; sign callbacks with BILLING_CALLBACK_SECRET instead")
 	}
 }
 

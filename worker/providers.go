@@ -114,11 +114,10 @@ func splitList(v string) []string {
 // their keys are set (dry-run otherwise, and said so in the log).
 func Build(ledger activities.Ledger, cfg Config, p Providers, logger *slog.Logger) (Deps, error) {
 	d := Deps{
-		Ledger:             ledger,
-		Gateways:           []gateway.Gateway{gateway.NewSimulator()},
-		DefaultCallbackURL: cfg.BillingCallbackURL,
-		Limits:             p.Limits,
-		Logger:             logger,
+		Ledger:   ledger,
+		Gateways: []gateway.Gateway{gateway.NewSimulator()},
+		Limits:   p.Limits,
+		Logger:   logger,
 	}
 	if p.StripeAPIKey != "" {
 		g, err := stripegw.New(stripegw.Config{APIKey: p.StripeAPIKey, BaseURL: p.StripeBaseURL, Logger: logger})

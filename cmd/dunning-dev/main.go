@@ -131,9 +131,13 @@ func run(ctx context.Context, logger *slog.Logger, args []string, ready chan<- s
 
 	// The activities only enqueue billing events; the dispatcher delivers
 	// them. Deferred after w.Stop, so it stops first, after its POSTs in flight.
+	dispatcher, err := worker.NewDispatcher(store, cfg, logger)
+	if err != nil {
+		return err
+	}
 	dispatchCtx, stopDispatch := context.WithCancel(ctx)
 	dispatched := make(chan error, 1)
-	go func() { dispatched <- worker.NewDispatcher(store, cfg, logger).Run(dispatchCtx) }()
+	go func() { dispatched <- dispatcher.Run(dispatchCtx) }()
 	defer func() {
 		stopDispatch()
 		if err := <-dispatched; err != nil {

@@ -60,8 +60,12 @@ func run(logger *slog.Logger) error {
 
 	// The activities only enqueue billing events; this delivers them. It
 	// stops with ctx, after its POSTs in flight.
+	dispatcher, err := worker.NewDispatcher(store, cfg, logger)
+	if err != nil {
+		return err
+	}
 	dispatched := make(chan error, 1)
-	go func() { dispatched <- worker.NewDispatcher(store, cfg, logger).Run(ctx) }()
+	go func() { dispatched <- dispatcher.Run(ctx) }()
 
 	logger.Info("worker polling", "task_queue", cfg.TaskQueue, "namespace", opts.Namespace, "temporal", opts.HostPort)
 	// Run returns after ctx ends and in-flight activities finish (graceful stop).

@@ -44,6 +44,7 @@ Commands:
   paid           tell a run the invoice was paid outside dunning
   resume         put a run that needs attention back on schedule
   list           list a tenant's runs from the ledger (no worker needed)
+  events         list billing events, redeliver one (the ledger's outbox)
   help           show this help
 
 Run "dunning <command> -h" for the command's flags.
@@ -100,6 +101,7 @@ var commands = []command{
 	{"paid", (*app).paid},
 	{"resume", (*app).resume},
 	{"list", (*app).list},
+	{"events", (*app).events},
 }
 
 // usageError is a wrong command line; it exits with ExitUsage.
@@ -279,7 +281,6 @@ func (a *app) start(ctx context.Context, args []string) error {
 	fs.StringVar(&r.Policy, "policy", "", "dunning policy name (default: chosen by the policy selection, else \"default\")")
 	fs.StringVar(&r.Plan, "plan", "", "customer's plan, for policy selection when -policy is not given")
 	fs.StringVar(&r.Segment, "segment", "", "customer's segment, for policy selection when -policy is not given")
-	fs.StringVar(&r.BillingCallbackURL, "callback-url", "", "billing callback URL for this run")
 
 	if err := parse(fs, args); err != nil {
 		return err

@@ -213,7 +213,7 @@ func badRequests() []badRequest {
 		d("plan with a space", 422, "/plan", "characters other than", func(m map[string]any) { m["plan"] = "pro plan" }),
 		d("segment over 128 bytes", 422, "/segment", "at most 128", func(m map[string]any) { m["segment"] = strings.Repeat("s", 129) }),
 		d("unknown policy", 422, "/policy", `unknown policy "gold"`, func(m map[string]any) { m["policy"] = "gold" }),
-		d("callback URL not absolute", 422, "/billing_callback_url", "absolute http(s) URL", func(m map[string]any) { m["billing_callback_url"] = "billing.example.com/x" }),
+		d("callback URL in the body", 422, "/billing_callback_url", "endpoint configured for the tenant", func(m map[string]any) { m["billing_callback_url"] = "http://127.0.0.1:6379/" }),
 		raw("decline: body over 1 MiB", post, declines, `{"tenant":"`+strings.Repeat("a", MaxBodyBytes)+`"}`, 413, "", "exceeds"),
 		// POST /v1/declines for the open run, about another debt (409).
 		d("other amount than the open run", 409, "/amount", "dunns 49.90 EUR; this decline reports 50.00 EUR", func(m map[string]any) { m["invoice_id"], m["amount"] = "inv-open", "50.00" }),

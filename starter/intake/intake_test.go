@@ -111,8 +111,7 @@ func validReport() map[string]any {
 			"message":     "Your card has insufficient funds.",
 			"occurred_at": "2026-03-01T10:00:00Z",
 		},
-		"policy":               "default",
-		"billing_callback_url": "https://billing.example.com/dunning",
+		"policy": "default",
 	}
 }
 
@@ -209,7 +208,7 @@ func TestStartRejectsBadInput(t *testing.T) {
 		{"decimals for JPY", "", reportWith(t, func(m map[string]any) { m["amount"] = "10.5"; m["currency"] = "JPY" }), 422, "has 1 decimal places but JPY allows 0"},
 		{"bad time zone", "", reportWith(t, func(m map[string]any) { sub(m, "customer")["time_zone"] = "Mars/Olympus" }), 422, `"Mars/Olympus" is not an IANA time zone`},
 		{"bad phone", "", reportWith(t, func(m map[string]any) { sub(m, "customer")["phone"] = "0123" }), 422, "is not a valid phone number; send it in E.164 form"},
-		{"bad callback URL", "", reportWith(t, func(m map[string]any) { m["billing_callback_url"] = "billing.example.com/x" }), 422, "billing_callback_url"},
+		{"callback URL in the body", "", reportWith(t, func(m map[string]any) { m["billing_callback_url"] = "https://billing.example.com/dunning" }), 422, "billing_callback_url: is no longer accepted"},
 		{"several problems at once", "", reportWith(t, func(m map[string]any) { delete(m, "tenant"); delete(sub(m, "decline"), "code") }), 422, "tenant: is required (1-64 letters, digits and . _ : @ -); decline.code: is required"},
 		{"unknown policy", "", reportWith(t, func(m map[string]any) { m["policy"] = "gold" }), 422, `unknown policy "gold"; known policies: default, demo`},
 		{"wrong content type", "text/plain", validJSON(t), 415, `unsupported content type "text/plain"`},
@@ -277,8 +276,7 @@ func TestStartAccepted(t *testing.T) {
 					AdviceCode: "try_again_later", Message: "Your card has insufficient funds.",
 					OccurredAt: time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC),
 				},
-				PolicyName:         "default",
-				BillingCallbackURL: "https://billing.example.com/dunning",
+				PolicyName: "default",
 			}
 			calls := runs.Calls()
 			if len(calls) != 1 || calls[0].Method != "Start" {
