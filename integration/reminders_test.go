@@ -27,7 +27,7 @@ func (p *platform) testRemindersStopOnCancelAndPayment(t *testing.T) {
 	cancelled, paid := start("rem-cancel"), start("rem-paid")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if code, out := p.do(t, http.MethodDelete, "/v1/reminders/"+cancelled+"?reason=invoice+voided", ""); code >= 300 {
+	if code, out := p.do(t, http.MethodDelete, "/v1/"+cancelled+"?reason=invoice+voided", ""); code >= 300 {
 		t.Fatalf("cancel reminders: %d %v", code, out)
 	}
 	if err := p.temporal.SignalWorkflow(ctx, paid, "", workflows.SignalPaidOutOfBand, workflows.PaidOutOfBand{Reference: "wire-7"}); err != nil {

@@ -154,9 +154,14 @@ func (s *Store) FinishAttempt(ctx context.Context, key string, o AttemptOutcome)
 		return fmt.Errorf("ledger: finish attempt %s: %w", key, err)
 	}
 	if tag.RowsAffected() == 1 {
-		return nil
+		return noteAttempts(ctx, s.pool, key)
 	}
-	return s.explainFinish(ctx, "attempts", "attempt", key, o.Status)
+	if err := s.explainFinish(ctx, "attempts", "attempt", key, o.Status); err != nil {
+		return err
+	}
+	// Finished before (a retried activity): the count may not have been
+	// recorded if the first call failed after the update.
+	return noteAttempts(ctx, s.pool, key)
 }
 
 // Attempts returns a run's attempts ordered by number.

@@ -377,3 +377,32 @@ func (s *Store) ListRunStatus(ctx context.Context, q RunStatusQuery) (RunStatusP
 	}
 	return page, nil
 }
+
+// noteServiceState keeps the read model's service state and phase in step
+// with a service change, in the change's own transaction: the workflow does
+// not report these (a report per step would cost a history event and a
+// billed action each). A closed run keeps its final phase.
+func noteServiceState(ctx context.Context, q querier, c ServiceChange) error {
+	_, err := q.Exec(ctx, `UPDATE run_status SET
+			service_state = $2,
+			phase = CASE $2 WHEN 'active' THEN 'recovering' WHEN 'paused' THEN 'paused' ELSE 'suspended' END,
+			updated_at = GREATEST(updated_at, $3)
+		WHERE workflow_id = $1 AND phase NOT IN ('recovered', 'exhausted', 'cancelled') AND updated_at <= $3`,
+		c.WorkflowID, c.State, c.CreatedAt)
+	if err != nil {
+		return fmt.Errorf("ledger: service change %s: record it in the run's status: %w", c.IdempotencyKey, err)
+	}
+	return nil
+}
+
+// noteAttempts keeps the read model's attempt count in step with the
+// ledger's finished attempts.
+func noteAttempts(ctx context.Context, q querier, key string) error {
+	_, err := q.Exec(ctx, `UPDATE run_status s SET attempts = (
+			SELECT count(*) FROM attempts a WHERE a.workflow_id = s.workflow_id AND a.status IN ('succeeded', 'declined'))
+		WHERE s.workflow_id = (SELECT workflow_id FROM attempts WHERE idempotency_key = $1)`, key)
+	if err != nil {
+		return fmt.Errorf("ledger: attempt %s: count it in the run's status: %w", key, err)
+	}
+	return nil
+}

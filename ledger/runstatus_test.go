@@ -95,6 +95,9 @@ func TestRunStatusFollowsTheRun(t *testing.T) {
 	if err := s.FinishAttempt(ctx, "wf-1/attempt-1", ledger.AttemptOutcome{Status: "declined", At: t1}); err != nil {
 		t.Fatal(err)
 	}
+	if st := mustStatus(t, s, "wf-1"); st.Attempts != 1 {
+		t.Fatalf("attempts after a finished attempt = %d, want 1 (counted by the ledger)", st.Attempts)
+	}
 	for i, state := range []string{"paused", "active"} {
 		if _, err := s.RecordServiceChange(ctx, ledger.ServiceChange{IdempotencyKey: fmt.Sprintf("wf-1/svc-%d", i),
 			WorkflowID: "wf-1", State: state, CreatedAt: t3.Add(time.Duration(i) * time.Minute)}); err != nil {
@@ -106,7 +109,7 @@ func TestRunStatusFollowsTheRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	final := ledger.RunStatus{WorkflowID: "wf-1", Tenant: "acme", InvoiceID: "inv-1", CustomerID: "cus_1",
-		Phase: "recovered", ServiceState: "active", Attempts: 1, UpdatedAt: t3}
+		Phase: "recovered", ServiceState: "active", Attempts: 1, UpdatedAt: t3.Add(time.Minute)}
 	if st := mustStatus(t, s, "wf-1"); st != final {
 		t.Fatalf("status after CloseRun = %+v, want %+v", st, final)
 	}
@@ -409,7 +412,8 @@ func TestRunView(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v.Run.WorkflowID != "wf-1" || v.Status.Phase != "recovering" || len(v.Attempts) != 1 || v.Attempts[0].Status != "pending" ||
+	// The service change moved the phase in its own transaction.
+	if v.Run.WorkflowID != "wf-1" || v.Status.Phase != "paused" || v.Status.ServiceState != "paused" || len(v.Attempts) != 1 || v.Attempts[0].Status != "pending" ||
 		len(v.Messages) != 1 || v.Messages[0].Status != "dry-run" || len(v.ServiceChanges) != 1 || len(v.Credits) != 0 {
 		t.Errorf("view = %+v", v)
 	}

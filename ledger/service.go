@@ -83,6 +83,9 @@ func recordServiceChange(ctx context.Context, q querier, c ServiceChange) (Servi
 		return stored, fmt.Errorf("ledger: record service change %s: the key holds %s for run %s: %w",
 			c.IdempotencyKey, stored.State, stored.WorkflowID, ErrConflict)
 	}
+	if err := noteServiceState(ctx, q, stored); err != nil {
+		return ServiceChange{}, err
+	}
 	return stored, nil
 }
 

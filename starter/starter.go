@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
@@ -320,6 +321,38 @@ func (c *Client) Paid(ctx context.Context, tenant, invoiceID string, req workflo
 		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	return c.signal(ctx, tenant, invoiceID, workflows.SignalPaidOutOfBand, req)
+}
+
+// Visibility is what Temporal's visibility store says of a run: the search
+// attributes the run sets when it parks. It answers without a worker.
+type Visibility struct {
+	Running    bool
+	Phase      workflows.Phase
+	NextAction string
+	NextAt     time.Time
+	Attention  string
+	Attempts   int64
+}
+
+// Visibility reads the run's search attributes (DescribeWorkflow), which
+// the server keeps whether or not a worker is polling.
+func (c *Client) Visibility(ctx context.Context, tenant, invoiceID string) (Visibility, error) {
+	if err := ValidateRunKey(tenant, invoiceID); err != nil {
+		return Visibility{}, err
+	}
+	desc, err := c.tc.DescribeWorkflow(ctx, workflows.WorkflowID(tenant, invoiceID), "")
+	if err != nil {
+		return Visibility{}, runError(err, "describe", tenant, invoiceID)
+	}
+	sa := desc.TypedSearchAttributes
+	v := Visibility{Running: desc.Status == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING}
+	phase, _ := sa.GetKeyword(workflows.SAStatus)
+	v.Phase = workflows.Phase(phase)
+	v.NextAction, _ = sa.GetKeyword(workflows.SANextAction)
+	v.NextAt, _ = sa.GetTime(workflows.SANextActionAt)
+	v.Attention, _ = sa.GetKeyword(workflows.SAAttention)
+	v.Attempts, _ = sa.GetInt64(workflows.SAAttempts)
+	return v, nil
 }
 
 // Resume puts a run that needs attention back on schedule once ops fixed the

@@ -596,6 +596,15 @@ func (r *run) upsertSearchAttributes(ctx workflow.Context, next time.Time) {
 		} else {
 			updates = append(updates, SANextActionAt.ValueSet(next))
 		}
+		if r.lean {
+			// The status read model answers "what next" from these two
+			// without a worker.
+			if next.IsZero() || r.status.NextStep == nil {
+				updates = append(updates, SANextAction.ValueUnset())
+			} else {
+				updates = append(updates, SANextAction.ValueSet(string(r.status.NextStep.Action)))
+			}
+		}
 	}
 	if len(updates) == 0 {
 		return

@@ -56,6 +56,8 @@ type harness struct {
 	blocks       []activities.BlockInput
 	// chargeHook runs inside every charge activity (old and gated runs).
 	chargeHook func()
+	// reports are the read-model reports the run made.
+	reports []activities.StatusReport
 	// closeErr, when set, fails CloseRun with the error it returns.
 	closeErr func() error
 	// closeHook runs inside the CloseRun activity.
@@ -116,6 +118,10 @@ func newHarnessWithBudget(t *testing.T, succeedOn int, budget *activities.Networ
 	}
 	h.env.OnActivity(runs.OpenRun, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.OpenRunInput) error {
 		h.opened = &in
+		return nil
+	})
+	h.env.OnActivity(runs.ReportStatus, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.StatusReport) error {
+		h.reports = append(h.reports, in)
 		return nil
 	})
 	h.env.OnActivity(runs.CloseRun, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.CloseRunInput) error {

@@ -77,6 +77,23 @@ func (r *run) hold(ctx workflow.Context, cause, detail string, repeat int) {
 		r.heldPhase = r.status.Phase
 	}
 	r.status.Phase = PhaseNeedsAttention
+	r.reportHold(ctx)
+}
+
+// reportHold writes the hold (or its end) to the ledger's read model, so
+// ops see it without a worker. Holds are rare; steps the ledger already
+// records (attempts, service changes, the close) keep the read model by
+// themselves, and the next step comes from the DunningNextAction search
+// attributes.
+func (r *run) reportHold(ctx workflow.Context) {
+	rep := activities.StatusReport{WorkflowID: r.id, Phase: string(r.status.Phase), ServiceState: string(r.status.ServiceState),
+		Attempts: len(r.attempts), At: workflow.Now(ctx)}
+	if a := r.attention; a != nil {
+		rep.AttentionCause, rep.AttentionDetail, rep.AttentionSince = a.Cause, a.Detail, a.Since
+	}
+	if err := r.ledger(ctx, runs.ReportStatus, rep).Get(ctx, nil); err != nil {
+		workflow.GetLogger(ctx).Warn("hold not recorded in the read model", "error", err)
+	}
 }
 
 // waitHeld parks a held run until ops resume it, the customer pays out of
@@ -129,6 +146,7 @@ func (r *run) release(ctx workflow.Context) {
 	r.repeat = r.attention.Repeat
 	r.attention, r.status.Attention, r.resumeReq = nil, nil, nil
 	r.status.Phase = r.heldPhase
+	r.reportHold(ctx)
 }
 
 // onResume takes ops' word that the cause of a hold is fixed.

@@ -78,6 +78,11 @@ func TestOurFailuresHoldTheRunUntilResumed(t *testing.T) {
 			if len(st.Holds) != 1 || st.Holds[0].Cause != tt.cause || !strings.Contains(st.Holds[0].Ended, "resumed by ops") {
 				t.Errorf("holds = %+v", st.Holds)
 			}
+			// The read model heard of the hold and of its end.
+			if len(h.reports) != 2 || h.reports[0].Phase != string(PhaseNeedsAttention) || h.reports[0].AttentionCause != tt.cause ||
+				h.reports[1].Phase != string(PhaseRecovering) || h.reports[1].AttentionCause != "" {
+				t.Errorf("read-model reports = %+v", h.reports)
+			}
 		})
 	}
 }

@@ -19,6 +19,9 @@ var (
 	SAAmountMinor  = temporal.NewSearchAttributeKeyInt64("DunningAmountMinor")
 	SAAttempts     = temporal.NewSearchAttributeKeyInt64("DunningAttempts")
 	SANextActionAt = temporal.NewSearchAttributeKeyTime("DunningNextActionAt")
+	// SANextAction is the action of the step at DunningNextActionAt (lean
+	// runs set both in one upsert, so it costs nothing more).
+	SANextAction = temporal.NewSearchAttributeKeyKeyword("DunningNextAction")
 	// SAAttention is why a run needs attention (unknown_gateway,
 	// gateway_auth, unavailable); unset otherwise.
 	SAAttention = temporal.NewSearchAttributeKeyKeyword("DunningAttention")
@@ -39,6 +42,7 @@ func SearchAttributeTypes() map[string]enumspb.IndexedValueType {
 		SAAttempts.GetName():     enumspb.INDEXED_VALUE_TYPE_INT,
 		SANextActionAt.GetName(): enumspb.INDEXED_VALUE_TYPE_DATETIME,
 		SAAttention.GetName():    enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+		SANextAction.GetName():   enumspb.INDEXED_VALUE_TYPE_KEYWORD,
 	}
 }
 

@@ -111,7 +111,15 @@ func (h *handler) status(w http.ResponseWriter, r *http.Request) {
 	case rerr == nil:
 		h.logger.InfoContext(r.Context(), "status answered from the read model",
 			"tenant", tenant, "invoice_id", invoice, "live_error", err)
-		writeJSON(w, http.StatusOK, statusFromView(view))
+		ans := statusFromView(view)
+		if vr, ok := h.runs.(VisibilityReader); ok && ans.ClosedAt.IsZero() {
+			// The run parks with its phase and next step in search
+			// attributes, which Temporal answers without a worker.
+			if v, verr := vr.Visibility(ctx, tenant, invoice); verr == nil && v.Running {
+				withVisibility(&ans, v)
+			}
+		}
+		writeJSON(w, http.StatusOK, ans)
 		return
 	case errors.Is(rerr, ledger.ErrNotFound):
 		// The run may exist all the same (started, but no worker has
@@ -177,6 +185,25 @@ func statusFromView(v ledger.RunView) StatusAnswer {
 		st.Attention = &workflows.Attention{Cause: rs.AttentionCause, Detail: rs.AttentionDetail, Since: rs.AttentionSince}
 	}
 	return StatusAnswer{Status: st, Source: SourceReadModel, AsOf: rs.UpdatedAt}
+}
+
+// VisibilityReader is the optional part of Runs that reads a run's search
+// attributes (starter.Client has it).
+type VisibilityReader interface {
+	Visibility(ctx context.Context, tenant, invoiceID string) (starter.Visibility, error)
+}
+
+// withVisibility completes a read-model answer with what the run last set
+// in its search attributes when it parked: its phase (action_required and
+// the hold included) and its next step. The ledger's rows stay the source
+// for attempts, messages and service changes.
+func withVisibility(ans *StatusAnswer, v starter.Visibility) {
+	if v.Phase != "" {
+		ans.Phase = v.Phase
+	}
+	if !v.NextAt.IsZero() {
+		ans.NextStep = &policy.Step{Action: policy.Action(v.NextAction), At: v.NextAt}
+	}
 }
 
 // amountText writes an amount with its currency's decimals ("49.9" EUR is

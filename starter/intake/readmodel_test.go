@@ -475,3 +475,31 @@ func TestListRunsValidation(t *testing.T) {
 }
 
 func mustDecimal(s string) decimal.Decimal { return decimal.RequireFromString(s) }
+
+// visibleRuns answers the live query with a timeout and the visibility
+// store with a parked run's search attributes.
+type visibleRuns struct {
+	Runs
+	vis starter.Visibility
+}
+
+func (v visibleRuns) Visibility(context.Context, string, string) (starter.Visibility, error) { return v.vis, nil }
+
+// Without a worker, the run's phase and next step come from the search
+// attributes it set when it parked; the rest from the ledger.
+func TestReadModelStatusTakesPhaseAndNextStepFromVisibility(t *testing.T) {
+	view := heldView()
+	view.Status.Phase, view.Status.AttentionCause = "recovering", ""
+	next := r0.Add(72 * time.Hour)
+	runs := visibleRuns{Runs: &fakeRuns{err: context.DeadlineExceeded},
+		vis: starter.Visibility{Running: true, Phase: workflows.PhaseActionRequired, NextAction: "notify", NextAt: next}}
+	rec, _ := do(t, newReadModelHandler(runs, &fakeReadModel{view: view}), http.MethodGet, "/v1/runs/acme/inv-1", "", "")
+	var got StatusAnswer
+	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Source != SourceReadModel || got.Phase != workflows.PhaseActionRequired || got.NextStep == nil ||
+		got.NextStep.Action != policy.ActionNotify || !got.NextStep.At.Equal(next) || len(got.Attempts) != 1 {
+		t.Errorf("answer = source %s, phase %s, next %+v, %d attempts", got.Source, got.Phase, got.NextStep, len(got.Attempts))
+	}
+}
