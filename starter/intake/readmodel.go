@@ -194,11 +194,13 @@ type VisibilityReader interface {
 }
 
 // withVisibility completes a read-model answer with what the run last set
-// in its search attributes when it parked: its phase (action_required and
-// the hold included) and its next step. The ledger's rows stay the source
+// in its search attributes when it parked: its next step, and whether the
+// card is ruled out. The ledger's rows stay the source
 // for attempts, messages and service changes.
 func withVisibility(ans *StatusAnswer, v starter.Visibility) {
-	if v.Phase != "" {
+	// The ledger knows pauses, suspensions and holds itself; what only the
+	// run knows is whether the card is ruled out (action_required).
+	if ans.Phase == workflows.PhaseRecovering && v.Phase == workflows.PhaseActionRequired {
 		ans.Phase = v.Phase
 	}
 	if !v.NextAt.IsZero() {
