@@ -49,6 +49,9 @@ type Options struct {
 	SearchAttributes map[string]enumspb.IndexedValueType
 	// LogLevel of the server's own logs ("debug", "info", "warn", "error"). Defaults to "warn".
 	LogLevel string
+	// CodecEndpoint is the remote codec the Web UI decodes payloads with
+	// (e.g. "http://127.0.0.1:8080/codec"). Empty shows payloads as stored.
+	CodecEndpoint string
 }
 
 // Server is a running embedded Temporal server.
@@ -134,6 +137,9 @@ func Start(opts Options) (*Server, error) {
 			CORS:                uiconfig.CORS{CookieInsecure: true},
 			HideLogs:            true,
 			DefaultNamespace:    opts.Namespace,
+			// With credentials, a session made at the endpoint's sign-in
+			// page also reaches it from the browser.
+			Codec: uiconfig.Codec{Endpoint: opts.CodecEndpoint, IncludeCredentials: opts.CodecEndpoint != ""},
 		}))
 		s.uiAddress = "http://" + net.JoinHostPort(opts.IP, strconv.Itoa(opts.UIPort))
 		uiErr := make(chan error, 1)

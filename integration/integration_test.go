@@ -24,6 +24,7 @@ import (
 	tlog "go.temporal.io/sdk/log"
 	sdkworker "go.temporal.io/sdk/worker"
 
+	"github.com/dunningco/dunning/codec"
 	"github.com/dunningco/dunning/devserver"
 	"github.com/dunningco/dunning/gateway"
 	"github.com/dunningco/dunning/ledger"
@@ -43,6 +44,7 @@ type platform struct {
 	api       *httptest.Server
 	temporal  client.Client
 	namespace string
+	hostPort  string // Temporal's frontend, for a client without the codec
 	store     *ledger.Store
 	simulator *gateway.Simulator
 	callbacks atomic.Int64
@@ -75,13 +77,15 @@ func start(t testing.TB) *platform {
 		t.Fatalf("start Temporal: %v", err)
 	}
 	t.Cleanup(func() { _ = srv.Stop() })
-	c, err := client.Dial(client.Options{HostPort: srv.HostPort(), Namespace: srv.Namespace(), Logger: tlog.NewStructuredLogger(logger)})
+	// Payloads are encrypted as in production (platformCodec, codec_test.go).
+	c, err := client.Dial(client.Options{HostPort: srv.HostPort(), Namespace: srv.Namespace(), Logger: tlog.NewStructuredLogger(logger),
+		DataConverter: codec.DataConverter(platformCodec)})
 	if err != nil {
 		t.Fatalf("dial Temporal: %v", err)
 	}
 	t.Cleanup(c.Close)
 
-	p := &platform{temporal: c, namespace: srv.Namespace(), store: ledgertest.NewStore(t), simulator: gateway.NewSimulator()}
+	p := &platform{temporal: c, namespace: srv.Namespace(), hostPort: srv.HostPort(), store: ledgertest.NewStore(t), simulator: gateway.NewSimulator()}
 	// The billing system checks each event as a real one would, with the
 	// Standard Webhooks library, and counts those that verify.
 	const eventSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -163,6 +167,7 @@ func TestPlatform(t *testing.T) {
 			{"reminders stop on cancel and payment", p.testRemindersStopOnCancelAndPayment},
 			{"a run held for our refused key resumes", p.testHeldRunResumes},
 			{"status without a worker answers from the read model", p.testStatusWithoutWorker},
+			{"history holds no email or phone in plain text", p.testHistoryHasNoPII},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				t.Parallel()

@@ -10,6 +10,8 @@ import (
 
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/log"
+
+	"github.com/dunningco/dunning/codec"
 )
 
 // Environment variables the connection helpers read.
@@ -30,6 +32,7 @@ const (
 // ConnectionFromEnv builds Temporal client options from the environment, with
 // the SDK logging through slog.Default(). It does no I/O: certificate files
 // are read when connections are made, so DialFromEnv reports them missing.
+// The options carry no payload codec; DialFromEnv adds it.
 func ConnectionFromEnv() client.Options {
 	return connectionFromEnv(os.Getenv, slog.Default())
 }
@@ -65,12 +68,22 @@ func connectionFromEnv(getenv func(string) string, logger *slog.Logger) client.O
 }
 
 // DialFromEnv connects to the Temporal cluster the environment describes
-// (see ConnectionFromEnv) and checks the connection.
+// (see ConnectionFromEnv) and checks the connection. Every payload it sends
+// is encrypted with the keys in DUNNING_CODEC_KEYS (or _FILE); without keys
+// it refuses, unless DUNNING_CODEC_DISABLED=true says plain text is meant.
 func DialFromEnv(ctx context.Context) (client.Client, error) {
 	if err := checkTLSEnv(os.Getenv); err != nil {
 		return nil, err
 	}
+	payloads, err := codec.FromEnv(os.Getenv)
+	if err != nil {
+		return nil, fmt.Errorf("payload encryption: %w", err)
+	}
+	if payloads == nil {
+		slog.Warn("payload encryption is off (" + codec.EnvDisabled + "=true): customer emails and phone numbers are stored in Temporal in plain text")
+	}
 	opts := ConnectionFromEnv()
+	opts.DataConverter = codec.DataConverter(payloads)
 	tc, err := client.DialContext(ctx, opts)
 	if err != nil {
 		return nil, fmt.Errorf("connect to Temporal at %s (namespace %q): %w", opts.HostPort, opts.Namespace, err)

@@ -1,12 +1,14 @@
 package starter
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"log/slog"
 	"math/big"
 	"os"
@@ -14,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dunningco/dunning/codec"
 )
 
 func TestConnectionFromEnv(t *testing.T) {
@@ -133,4 +137,22 @@ func writeKeyPair(t *testing.T) (certFile, keyFile string) {
 		t.Fatal(err)
 	}
 	return certFile, keyFile
+}
+
+// Without encryption keys, and without an explicit opt-out, nothing
+// connects: customer data must not reach Temporal in plain text by accident.
+func TestDialFromEnvRefusesWithoutCodecKeys(t *testing.T) {
+	t.Setenv(codec.EnvKeys, "")
+	t.Setenv(codec.EnvKeysFile, "")
+	t.Setenv(codec.EnvDisabled, "")
+	// Nothing listens here: a dial would fail differently.
+	t.Setenv(EnvAddress, "127.0.0.1:1")
+	_, err := DialFromEnv(context.Background())
+	if !errors.Is(err, codec.ErrNoKeys) {
+		t.Fatalf("err = %v, want codec.ErrNoKeys", err)
+	}
+	t.Setenv(codec.EnvKeys, "k1:not-a-key")
+	if _, err := DialFromEnv(context.Background()); err == nil || !strings.Contains(err.Error(), codec.EnvKeys) {
+		t.Fatalf("bad keys: err = %v", err)
+	}
 }

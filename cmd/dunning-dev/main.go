@@ -68,11 +68,19 @@ func run(ctx context.Context, logger *slog.Logger, args []string, ready chan<- s
 	}
 	defer store.Close()
 
+	// Customer data in payloads is encrypted in dev mode too, so what a
+	// developer sees is what production stores; the UI decodes through the
+	// codec endpoint on the API's address.
+	payloads, err := newDevCodec(os.Getenv, *dbFile, ln.Addr())
+	if err != nil {
+		return err
+	}
 	srv, err := devserver.Start(devserver.Options{
 		FrontendPort:     *temporalPort,
 		UIPort:           *uiPort,
 		DatabaseFile:     *dbFile,
 		SearchAttributes: workflows.SearchAttributeTypes(),
+		CodecEndpoint:    payloads.endpoint,
 	})
 	if err != nil {
 		return err
@@ -84,9 +92,10 @@ func run(ctx context.Context, logger *slog.Logger, args []string, ready chan<- s
 	}()
 
 	c, err := client.DialContext(ctx, client.Options{
-		HostPort:  srv.HostPort(),
-		Namespace: srv.Namespace(),
-		Logger:    tlog.NewStructuredLogger(logger.With("component", "temporal-client")),
+		HostPort:      srv.HostPort(),
+		Namespace:     srv.Namespace(),
+		Logger:        tlog.NewStructuredLogger(logger.With("component", "temporal-client")),
+		DataConverter: payloads.dataConverter(),
 	})
 	if err != nil {
 		return fmt.Errorf("connect to dev server: %w", err)
@@ -165,6 +174,9 @@ func run(ctx context.Context, logger *slog.Logger, args []string, ready chan<- s
 	runs := starter.NewClient(c, starter.Options{TaskQueue: cfg.TaskQueue, Policies: policies, Rules: intakeCfg.Rules})
 	mux := http.NewServeMux()
 	mux.Handle("/", intake.NewHandler(runs, logger, extra...))
+	if err := payloads.mount(mux, os.Getenv, srv.UIAddress(), logger); err != nil {
+		return err
+	}
 	cardPageLine := ""
 	if providers.CardUpdateURL != "" {
 		links := &cardlink.Signer{Secret: []byte(providers.CardLinkSecret), BaseURL: providers.CardUpdateURL, TTL: providers.CardLinkTTL}
@@ -187,14 +199,14 @@ func run(ctx context.Context, logger *slog.Logger, args []string, ready chan<- s
     Temporal Web UI  %s/namespaces/%s/workflows
     Temporal gRPC    %s
     Intake API       http://%s
-%s    Ledger           %s
+%s%s    Ledger           %s
 
   Start a run (policy "demo" runs in seconds instead of days):
     curl -s -X POST http://%s/v1/declines -H 'Content-Type: application/json' -d '{"tenant":"acme","invoice_id":"inv-1001","customer":{"id":"cus-42","email":"ada@example.com"},"amount":"49.90","currency":"EUR","payment_method":"sim:succeed-on=2","decline":{"gateway":"simulator","code":"insufficient_funds"},"policy":"demo"}'
 
   Ctrl-C stops everything.
 
-`, srv.UIAddress(), srv.Namespace(), srv.HostPort(), ln.Addr(), cardPageLine, redact(cfg.DatabaseURL), ln.Addr())
+`, srv.UIAddress(), srv.Namespace(), srv.HostPort(), ln.Addr(), cardPageLine, payloads.bannerLine(), redact(cfg.DatabaseURL), ln.Addr())
 
 	select {
 	case <-ctx.Done():

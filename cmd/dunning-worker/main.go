@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/dunningco/dunning/codec"
 	"github.com/dunningco/dunning/ledger"
 	"github.com/dunningco/dunning/starter"
 	"github.com/dunningco/dunning/worker"
@@ -67,7 +68,13 @@ func run(logger *slog.Logger) error {
 	dispatched := make(chan error, 1)
 	go func() { dispatched <- dispatcher.Run(ctx) }()
 
-	logger.Info("worker polling", "task_queue", cfg.TaskQueue, "namespace", opts.Namespace, "temporal", opts.HostPort)
+	// DialFromEnv accepted the keys; naming them lets a rotation be checked
+	// replica by replica.
+	payloadKeys := []string{"none (" + codec.EnvDisabled + ")"}
+	if c, err := codec.FromEnv(os.Getenv); err == nil && c != nil {
+		payloadKeys = c.KeyIDs()
+	}
+	logger.Info("worker polling", "task_queue", cfg.TaskQueue, "namespace", opts.Namespace, "temporal", opts.HostPort, "payload_keys", payloadKeys)
 	// Run returns after ctx ends and in-flight activities finish (graceful stop).
 	err = w.Run(interruptOn(ctx))
 	stop() // a worker that stopped on its own takes the dispatcher with it

@@ -70,6 +70,13 @@ Environment:
   STRIPE_API_KEY, HTTP_GATEWAY_URL
                        as set for the workers: a decline may name only the
                        gateways they configure (the simulator always)
+  DUNNING_CODEC_KEYS   payload encryption keys, newest first ("k2:<base64>,
+                       k1:<base64>"; or DUNNING_CODEC_KEYS_FILE), the workers'
+                       own; without them, commands that reach Temporal
+                       refuse unless DUNNING_CODEC_DISABLED=true
+  DUNNING_CODEC_TOKEN  serve's codec endpoint (/codec) for the Web UI and the
+                       temporal CLI; DUNNING_CODEC_ORIGINS lists the Web UI
+                       origins allowed to call it
 `
 
 // Run runs the command line args (without the program name) and returns the

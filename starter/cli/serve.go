@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/dunningco/dunning/codec"
 	"github.com/dunningco/dunning/ledger"
 	"github.com/dunningco/dunning/starter"
 	"github.com/dunningco/dunning/starter/intake"
@@ -75,13 +76,19 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	}
 	// One set of rules for the API and the client behind it.
 	extra = append(extra, intake.WithPolicies(opts.Policies), intake.WithRules(opts.Rules))
+	// The Web UI and the temporal CLI decode payloads at /codec when
+	// DUNNING_CODEC_TOKEN is set.
+	handler, err := codec.MountFromEnv(a.getenv, intake.NewHandler(starter.NewClient(tc, opts), logger, extra...), logger)
+	if err != nil {
+		return err
+	}
 
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", *addr, err)
 	}
 	srv := &http.Server{
-		Handler:           intake.NewHandler(starter.NewClient(tc, opts), logger, extra...),
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		// Long enough for a request that waits the handler's full timeout.
