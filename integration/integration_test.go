@@ -166,6 +166,7 @@ func TestPlatform(t *testing.T) {
 			{"expedite on a Visa category 1 run is refused", p.testExpediteOnCategory1Refused},
 			{"reminders stop on cancel and payment", p.testRemindersStopOnCancelAndPayment},
 			{"a run held for our refused key resumes", p.testHeldRunResumes},
+			{"a replayed charge keeps its network codes", p.testReplayedChargeKeepsNetworkCodes},
 			{"status without a worker answers from the read model", p.testStatusWithoutWorker},
 			{"history holds no email or phone in plain text", p.testHistoryHasNoPII},
 		} {
