@@ -281,6 +281,10 @@ func (r *run) loopGated(ctx workflow.Context) (Result, error) {
 				r.wake = false
 				continue
 			}
+			if r.lean && r.wokeLate(ctx, step.At) {
+				// Our downtime moved the whole schedule; plan again.
+				continue
+			}
 		}
 		r.wake = false
 		logger.Info("dunning step", "action", step.Action, "why", step.Why, "key", step.Key, "attempt", step.Attempt)

@@ -21,6 +21,9 @@ const (
 	CauseUnknownGateway = "unknown_gateway"
 	CauseGatewayAuth    = "gateway_auth"
 	CauseUnavailable    = "unavailable"
+	// CauseLate is time the run could not act because the platform (its
+	// worker or Temporal) was down: a timer that fired late.
+	CauseLate = "late"
 )
 
 // Attention is why a run holds for ops.
@@ -192,4 +195,23 @@ func leanChargeCtx(ctx workflow.Context) workflow.Context {
 			NonRetryableErrorTypes: activities.NonRetryable,
 		},
 	})
+}
+
+// lateAfter is how late a timer may fire before the delay counts as our
+// downtime rather than ordinary scheduling latency.
+const lateAfter = 10 * time.Minute
+
+// wokeLate records a timer that fired well after its time (the worker or
+// the server was down) as time the schedule does not count: every planned
+// step moves by the delay, so a retry the outage made late still runs,
+// spaced by the minimum gap, and the policy's window is extended rather
+// than spent. It reports whether it moved the schedule.
+func (r *run) wokeLate(ctx workflow.Context, planned time.Time) bool {
+	now := workflow.Now(ctx)
+	if now.Sub(planned) <= lateAfter {
+		return false
+	}
+	workflow.GetLogger(ctx).Warn("woke late; the schedule moves by the delay", "planned", planned, "delay", now.Sub(planned))
+	r.status.Holds = append(r.status.Holds, Hold{Cause: CauseLate, From: planned, To: now, Ended: "the platform could not act on time"})
+	return true
 }

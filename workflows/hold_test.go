@@ -231,3 +231,23 @@ func TestDeclineFloodKeepsTheStatusBounded(t *testing.T) {
 		t.Errorf("declines listed %d, not listed %d; want %d and %d", len(st.Declines), st.DeclinesNotListed, maxListed, 201-maxListed)
 	}
 }
+
+// Downtime never spends the customer's schedule: after the platform was
+// down past the whole retry window, the first retry still comes, and the
+// window is extended by the delay.
+func TestLateWakeExtendsTheSchedule(t *testing.T) {
+	r := &run{id: "dunning/acme/inv-1", in: input(), pol: policy.Default(), gated: true, lean: true, loc: time.UTC,
+		paymentMethod: "pm_old"}
+	r.status.Declines = []Decline{{ReceivedAt: t0}}
+	r.sent = []string{"payment-failed/email"}
+	down := t0.Add(3 * day) // the first retry was due
+	back := t0.Add(30 * day) // past the 21-day window and its 6-day shift
+	if step := r.pol.Next(r.engineState(back)); step.Action == policy.ActionRetry {
+		t.Fatalf("without the delay recorded the schedule would still retry: %+v", step)
+	}
+	r.status.Holds = append(r.status.Holds, Hold{Cause: CauseLate, From: down, To: back})
+	step := r.pol.Next(r.engineState(back))
+	if step.Action != policy.ActionRetry || step.Attempt != 1 || step.At.Before(back) || step.At.After(back.Add(2*day)) {
+		t.Fatalf("after the outage: %+v, want retry 1 soon after the platform is back", step)
+	}
+}
