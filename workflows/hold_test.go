@@ -240,7 +240,7 @@ func TestLateWakeExtendsTheSchedule(t *testing.T) {
 		paymentMethod: "pm_old"}
 	r.status.Declines = []Decline{{ReceivedAt: t0}}
 	r.sent = []string{"payment-failed/email"}
-	down := t0.Add(3 * day) // the first retry was due
+	down := t0.Add(3 * day)  // the first retry was due
 	back := t0.Add(30 * day) // past the 21-day window and its 6-day shift
 	if step := r.pol.Next(r.engineState(back)); step.Action == policy.ActionRetry {
 		t.Fatalf("without the delay recorded the schedule would still retry: %+v", step)

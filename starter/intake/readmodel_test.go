@@ -483,7 +483,9 @@ type visibleRuns struct {
 	vis starter.Visibility
 }
 
-func (v visibleRuns) Visibility(context.Context, string, string) (starter.Visibility, error) { return v.vis, nil }
+func (v visibleRuns) Visibility(context.Context, string, string) (starter.Visibility, error) {
+	return v.vis, nil
+}
 
 // Without a worker, the run's phase and next step come from the search
 // attributes it set when it parked; the rest from the ledger.
