@@ -105,7 +105,7 @@ func start(t testing.TB) *platform {
 	t.Cleanup(billingSystem.Close)
 	// It runs on loopback, so tenant acme is allowed private networks.
 	tenantConfig, err := tenants.New(map[string]tenants.Tenant{
-		"acme": {EventURL: billingSystem.URL, SigningSecret: eventSecret, AllowPrivateNetwork: true},
+		"acme": {EventURL: billingSystem.URL, SigningSecret: eventSecret, AllowPrivateNetwork: true, StripeWebhookSecret: stripeWebhookSecret},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -141,7 +141,8 @@ func start(t testing.TB) *platform {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.api = httptest.NewServer(intake.NewHandler(starter.NewClient(c, starter.Options{Policies: catalog}), logger, intake.WithPolicies(catalog)))
+	p.api = httptest.NewServer(intake.NewHandler(starter.NewClient(c, starter.Options{Policies: catalog}), logger, intake.WithPolicies(catalog),
+		intake.WithStripeWebhooks(tenantConfig, p.store)))
 	t.Cleanup(p.api.Close)
 	return p
 }
@@ -169,6 +170,7 @@ func TestPlatform(t *testing.T) {
 			{"a replayed charge keeps its network codes", p.testReplayedChargeKeepsNetworkCodes},
 			{"status without a worker answers from the read model", p.testStatusWithoutWorker},
 			{"history holds no email or phone in plain text", p.testHistoryHasNoPII},
+			{"Stripe's events start and close a run", p.testStripeWebhooks},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				t.Parallel()

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/dunningco/dunning/cardlink"
+	"github.com/dunningco/dunning/stripehooks"
 )
 
 // DefaultCardLinkTTL is how long a card-update link stays valid when
@@ -15,12 +16,13 @@ const DefaultCardLinkTTL = 14 * 24 * time.Hour
 type Stores interface {
 	ConsentStore
 	SuppressionStore
+	stripehooks.Store
 }
 
 // WebhooksConfigured reports whether the environment turns on a webhook
 // that records into the ledger (so the caller must open it).
 func WebhooksConfigured(getenv func(string) string) bool {
-	return getenv("TWILIO_INBOUND_URL") != "" || getenv("SENDGRID_WEBHOOK_KEY") != ""
+	return getenv("TWILIO_INBOUND_URL") != "" || getenv("SENDGRID_WEBHOOK_KEY") != "" || stripeWebhooksConfigured(getenv)
 }
 
 // OptionsFromEnv turns on what the environment configures:
@@ -31,6 +33,8 @@ func WebhooksConfigured(getenv func(string) string) bool {
 //	  (+ CARD_LINK_TTL, default 336h, as the workers have it)
 //	DUNNING_STATUS_TIMEOUT                  how long the status waits for the
 //	                                        live query (WithStatusTimeout)
+//	DUNNING_TENANTS_FILE with a tenant's    POST /v1/webhooks/stripe/{tenant}
+//	  stripe_webhook_secret                 (WithStripeWebhooks)
 //
 // store may be nil when WebhooksConfigured is false.
 func OptionsFromEnv(getenv func(string) string, store Stores) ([]Option, error) {
@@ -70,6 +74,13 @@ func OptionsFromEnv(getenv func(string) string, store Stores) ([]Option, error) 
 			return nil, fmt.Errorf("DUNNING_STATUS_TIMEOUT %q is not a positive duration such as 2s", v)
 		}
 		opts = append(opts, WithStatusTimeout(d))
+	}
+	stripeOpt, err := stripeOptionFromEnv(getenv, store)
+	if err != nil {
+		return nil, err
+	}
+	if stripeOpt != nil {
+		opts = append(opts, stripeOpt)
 	}
 	return opts, nil
 }

@@ -63,6 +63,7 @@ type webhooks struct {
 	sendgridUnsigned bool // WithUnsignedSendGridEvents was given
 	suppressions     SuppressionStore
 	now              func() time.Time
+	stripe           *stripeWebhook // WithStripeWebhooks (stripe.go)
 }
 
 // WithTwilioInbound serves POST /v1/webhooks/twilio/sms, the URL to set as
@@ -107,6 +108,7 @@ func (h *handler) registerWebhooks(route func(method, path string, fn http.Handl
 	if h.webhooks.suppressions != nil {
 		route(http.MethodPost, "/v1/webhooks/sendgrid/events", h.sendGridEventsHandler())
 	}
+	h.registerStripeWebhook(route)
 }
 
 // twilioSMSHandler returns the handler of Twilio's inbound message webhook.
