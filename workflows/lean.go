@@ -288,15 +288,14 @@ func (r *run) resume(c *Carried) error {
 // showDetails tells the Temporal Web UI where the run stands and what comes
 // next (the run's "current details"); it costs no history event.
 func (r *run) showDetails(ctx workflow.Context) {
-	var b strings.Builder
-	fmt.Fprintf(&b, "**%s** · %s %s · %d attempt(s)", r.status.Phase, r.amount.Decimal(), r.amount.Currency.Code, len(r.attempts))
+	details := fmt.Sprintf("**%s** · %s %s · %d attempt(s)", r.status.Phase, r.amount.Decimal(), r.amount.Currency.Code, len(r.attempts))
 	switch {
 	case r.attention != nil:
-		fmt.Fprintf(&b, "\n\nNeeds attention since %s: %s (%s). Send `resume` once fixed.",
+		details += fmt.Sprintf("\n\nNeeds attention since %s: %s (%s). Send `resume` once fixed.",
 			r.attention.Since.UTC().Format(time.RFC3339), r.attention.Detail, r.attention.Cause)
 	case r.status.NextStep != nil:
 		s := r.status.NextStep
-		fmt.Fprintf(&b, "\n\nNext: %s at %s — %s", s.Action, s.At.UTC().Format(time.RFC3339), s.Why)
+		details += fmt.Sprintf("\n\nNext: %s at %s — %s", s.Action, s.At.UTC().Format(time.RFC3339), s.Why)
 	}
-	workflow.SetCurrentDetails(ctx, b.String())
+	workflow.SetCurrentDetails(ctx, details)
 }
