@@ -30,6 +30,6 @@ RUN --mount=type=cache,target=/go/pkg/mod \
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/dunning-worker /out/dunning /usr/local/bin/
 USER nonroot:nonroot
-EXPOSE 8080
+EXPOSE 8080 8081
 # No ENTRYPOINT: each service names its binary as the command.
 CMD ["dunning-worker"]

@@ -178,6 +178,7 @@ func TestPublishedPorts(t *testing.T) {
 		target    uint32
 	}{
 		{svcStarter, "8080", 8080},
+		{svcStarter, "8081", 8081},
 		{svcUI, "8233", 8080},
 		{svcTemporal, "7233", 7233},
 	} {
@@ -199,8 +200,17 @@ func TestPublishedPorts(t *testing.T) {
 func TestStarterListensOnPublishedPort(t *testing.T) {
 	p := loadProject(t, nil)
 	s := service(t, p, svcStarter)
-	if got, _ := env(s, "HTTP_ADDR"); got != ":8080" {
-		t.Errorf("HTTP_ADDR = %q, want %q", got, ":8080")
+	for name, want := range map[string]string{"DUNNING_API_ADDR": ":8080", "DUNNING_PUBLIC_ADDR": ":8081"} {
+		if got, _ := env(s, name); got != want {
+			t.Errorf("%s = %q, want %q", name, got, want)
+		}
+	}
+	// The private API is for billing systems on this host or network, not
+	// the internet.
+	for _, port := range s.Ports {
+		if port.Target == 8080 && port.HostIP != "127.0.0.1" {
+			t.Errorf("the private API is published on %q, want 127.0.0.1", port.HostIP)
+		}
 	}
 }
 
@@ -260,6 +270,7 @@ func TestDependencies(t *testing.T) {
 		{svcWorker, svcPostgres, types.ServiceConditionHealthy},
 		{svcWorker, svcSetup, types.ServiceConditionCompletedSuccessfully},
 		{svcStarter, svcTemporal, types.ServiceConditionHealthy},
+		{svcStarter, svcPostgres, types.ServiceConditionHealthy},
 		{svcSetup, svcTemporal, types.ServiceConditionHealthy},
 		{svcUI, svcTemporal, types.ServiceConditionHealthy},
 	} {

@@ -24,9 +24,11 @@ import (
 	tlog "go.temporal.io/sdk/log"
 	sdkworker "go.temporal.io/sdk/worker"
 
+	"github.com/dunningco/dunning/apikeys"
 	"github.com/dunningco/dunning/codec"
 	"github.com/dunningco/dunning/devserver"
 	"github.com/dunningco/dunning/gateway"
+	"github.com/dunningco/dunning/idempotency"
 	"github.com/dunningco/dunning/ledger"
 	"github.com/dunningco/dunning/ledger/ledgertest"
 	"github.com/dunningco/dunning/notify"
@@ -48,6 +50,8 @@ type platform struct {
 	store     *ledger.Store
 	simulator *gateway.Simulator
 	callbacks atomic.Int64
+	keys      *apikeys.Store // the API's key store (apikeys_test.go)
+	apiKey    string         // a key for tenant acme, which p.do sends
 }
 
 // fast is the default policy compressed to seconds.
@@ -141,7 +145,11 @@ func start(t testing.TB) *platform {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The API checks keys and Idempotency-Key as dunning serve does.
+	p.keys = newKeyStore(t, p.store)
+	p.apiKey = issueKey(t, p.keys, "acme")
 	p.api = httptest.NewServer(intake.NewHandler(starter.NewClient(c, starter.Options{Policies: catalog}), logger, intake.WithPolicies(catalog),
+		intake.WithAuthenticator(p.keys), intake.WithIdempotency(idempotency.NewStore(p.store.Pool())),
 		intake.WithStripeWebhooks(tenantConfig, p.store)))
 	t.Cleanup(p.api.Close)
 	return p
@@ -171,6 +179,7 @@ func TestPlatform(t *testing.T) {
 			{"status without a worker answers from the read model", p.testStatusWithoutWorker},
 			{"history holds no email or phone in plain text", p.testHistoryHasNoPII},
 			{"Stripe's events start and close a run", p.testStripeWebhooks},
+			{"keys and Idempotency-Key through the API", p.testKeysAndIdempotency},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				t.Parallel()
@@ -196,6 +205,7 @@ func (p *platform) do(t testing.TB, method, path, body string) (int, map[string]
 		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+p.apiKey)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)

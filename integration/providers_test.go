@@ -59,6 +59,7 @@ type providerStack struct {
 	stripe   *stripetest.Mock
 	sendgrid *prismtest.Mock
 	twilio   *prismtest.Mock
+	apiKey   string // for provTenant
 }
 
 // smsAnytime is fast() without the SMS window, so texts go out at any hour
@@ -137,7 +138,10 @@ func startWithProviders(t *testing.T) *providerStack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.api = httptest.NewServer(intake.NewHandler(starter.NewClient(c, starter.Options{Policies: catalog}), logger, intake.WithPolicies(catalog)))
+	keys := newKeyStore(t, s.store)
+	s.apiKey = issueKey(t, keys, provTenant)
+	s.api = httptest.NewServer(intake.NewHandler(starter.NewClient(c, starter.Options{Policies: catalog}), logger, intake.WithPolicies(catalog),
+		intake.WithAuthenticator(keys)))
 	t.Cleanup(s.api.Close)
 	t.Logf("stack ready after %s", time.Since(began).Round(10*time.Millisecond))
 	return s
@@ -165,7 +169,13 @@ func declineFor(invoice, gatewayName, paymentMethod, policyName string) string {
 
 func (s *providerStack) startRun(t *testing.T, body string) string {
 	t.Helper()
-	resp, err := http.Post(s.api.URL+"/v1/declines", "application/json", strings.NewReader(body))
+	req, err := http.NewRequest(http.MethodPost, s.api.URL+"/v1/declines", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+s.apiKey)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("POST /v1/declines: %v", err)
 	}

@@ -34,7 +34,8 @@ func (p *platform) testStatusWithoutWorker(t *testing.T) {
 	defer cancel()
 	nobody := starter.NewClient(p.temporal, starter.Options{TaskQueue: "nobody"})
 	api := httptest.NewServer(intake.NewHandler(nobody, slog.New(slog.DiscardHandler),
-		intake.WithReadModel(p.store), intake.WithStatusTimeout(time.Second)))
+		intake.WithReadModel(p.store), intake.WithStatusTimeout(time.Second), intake.WithAuthenticator(p.keys)))
+	key := issueKey(t, p.keys, tenant)
 	defer api.Close()
 
 	start := func(invoice string) starter.StartResult {
@@ -54,7 +55,9 @@ func (p *platform) testStatusWithoutWorker(t *testing.T) {
 	}
 	get := func(path string) (*http.Response, map[string]any) {
 		t.Helper()
-		resp, err := http.Get(api.URL + path)
+		req, _ := http.NewRequest(http.MethodGet, api.URL+path, nil)
+		req.Header.Set("Authorization", "Bearer "+key)
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -110,6 +113,7 @@ func (p *platform) testStatusWithoutWorker(t *testing.T) {
 	req, _ := http.NewRequest(http.MethodPost, api.URL+"/v1/runs/"+tenant+"/inv-nw-seeded/resume",
 		strings.NewReader(`{"reason":"gateway back","by":"ops"}`))
 	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+key)
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusAccepted {
 		t.Errorf("resume = %v, %v", resp, err)
 	} else {

@@ -27,10 +27,10 @@ import (
 // customer has a new payment method (a simulator script).
 
 // devCardLinks are the card-link settings dev mode uses when the
-// environment sets none: the page on the dev API's own address and a secret
+// environment sets none: the page on dev mode's public address and a secret
 // kept next to Temporal's SQLite file, so links in earlier messages keep
 // working across restarts. It answers "" when the environment configures
-// links itself or the API's address cannot carry plain-http links (only
+// links itself or the public address cannot carry plain-http links (only
 // loopback may; see cardlink).
 func devCardLinks(getenv func(string) string, api net.Addr, dir string) (baseURL, secret string, err error) {
 	if getenv("CARD_UPDATE_URL") != "" || getenv("CARD_LINK_SECRET") != "" {

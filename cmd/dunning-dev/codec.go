@@ -15,7 +15,7 @@ import (
 
 // devCodec is dev mode's payload encryption: the environment's keys, else a
 // key kept next to Temporal's SQLite file, and the codec endpoint on the
-// intake API's address that the embedded Web UI decodes with.
+// public address that the embedded Web UI decodes with.
 type devCodec struct {
 	codec    *codec.Codec // nil when DUNNING_CODEC_DISABLED=true
 	source   string       // where the keys came from; no secret
@@ -45,7 +45,7 @@ func newDevCodec(getenv func(string) string, dbFile string, api net.Addr) (*devC
 // dataConverter is what every Temporal client and worker of dev mode uses.
 func (d *devCodec) dataConverter() converter.DataConverter { return codec.DataConverter(d.codec) }
 
-// mount serves the codec endpoint on the intake API's mux, open to the
+// mount serves the codec endpoint on the public surface's mux, open to the
 // embedded Web UI at uiAddress.
 func (d *devCodec) mount(mux *http.ServeMux, getenv func(string) string, uiAddress string, logger *slog.Logger) error {
 	if d.codec == nil {

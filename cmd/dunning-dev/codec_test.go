@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -33,12 +32,12 @@ func TestDevModeEncryptsAndTheUIDecodes(t *testing.T) {
 	dir := t.TempDir()
 	uiPort, temporalPort := freePort(t), freePort(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan string, 1)
+	ready := make(chan endpoints, 1)
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, slog.New(slog.DiscardHandler), []string{
 			"-db-file", filepath.Join(dir, "temporal.db"),
-			"-temporal-port", temporalPort, "-ui-port", uiPort, "-http", "127.0.0.1:0",
+			"-temporal-port", temporalPort, "-ui-port", uiPort, "-http", "127.0.0.1:0", "-public", "127.0.0.1:0",
 		}, ready)
 	}()
 	t.Cleanup(func() {
@@ -47,9 +46,9 @@ func TestDevModeEncryptsAndTheUIDecodes(t *testing.T) {
 			t.Errorf("dev mode stopped with %v", err)
 		}
 	})
-	var api string
+	var ep endpoints
 	select {
-	case api = <-ready:
+	case ep = <-ready:
 	case err := <-done:
 		t.Fatalf("dev mode failed to start: %v", err)
 	case <-time.After(time.Minute):
@@ -62,7 +61,7 @@ func TestDevModeEncryptsAndTheUIDecodes(t *testing.T) {
 		t.Fatalf("dev key file: %v %v", info, err)
 	}
 
-	// The embedded UI is configured with the endpoint on the API's address.
+	// The embedded UI is configured with the endpoint on the public address.
 	uiOrigin := "http://127.0.0.1:" + uiPort
 	resp, err := http.Get(uiOrigin + "/api/v1/settings")
 	if err != nil {
@@ -71,14 +70,14 @@ func TestDevModeEncryptsAndTheUIDecodes(t *testing.T) {
 	var settings struct{ Codec struct{ Endpoint string } }
 	err = json.NewDecoder(resp.Body).Decode(&settings)
 	resp.Body.Close()
-	endpoint := "http://" + api + codec.PathPrefix
+	endpoint := "http://" + ep.Public + codec.PathPrefix
 	if err != nil || settings.Codec.Endpoint != endpoint {
 		t.Fatalf("UI codec endpoint %q (%v), want %s", settings.Codec.Endpoint, err, endpoint)
 	}
 
-	resp, err = http.Post("http://"+api+"/v1/declines", "application/json", strings.NewReader(`{"tenant":"acme","invoice_id":"inv-pii",
+	resp, err = devRequest(t, ep, http.MethodPost, "http://"+ep.API+"/v1/declines", `{"tenant":"acme","invoice_id":"inv-pii",
 		"customer":{"id":"cus-42","email":"ada@example.com","phone":"+48123456789"},"amount":"49.90","currency":"EUR","payment_method":"sim:succeed",
-		"decline":{"gateway":"simulator","code":"insufficient_funds"},"policy":"demo"}`))
+		"decline":{"gateway":"simulator","code":"insufficient_funds"},"policy":"demo"}`)
 	if err != nil {
 		t.Fatal(err)
 	}

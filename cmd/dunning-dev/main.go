@@ -4,6 +4,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/dunningco/dunning/cardlink"
 	"github.com/dunningco/dunning/devserver"
+	"github.com/dunningco/dunning/idempotency"
 	"github.com/dunningco/dunning/ledger"
 	"github.com/dunningco/dunning/starter"
 	"github.com/dunningco/dunning/starter/intake"
@@ -41,26 +43,40 @@ func main() {
 	}
 }
 
-// run serves until ctx ends. ready, when not nil, receives the intake API's
-// address once everything is up.
-func run(ctx context.Context, logger *slog.Logger, args []string, ready chan<- string) error {
+// endpoints is what run hands its caller once everything is up.
+type endpoints struct {
+	API    string // the private intake API's address
+	Public string // the public surface's address: webhooks, /card, /codec
+	Key    string // the dev API key, for tenant acme
+}
+
+// run serves until ctx ends. ready, when not nil, receives the addresses
+// and the dev API key once everything is up.
+func run(ctx context.Context, logger *slog.Logger, args []string, ready chan<- endpoints) error {
 	fs := flag.NewFlagSet("dunning-dev", flag.ContinueOnError)
 	dbFile := fs.String("db-file", filepath.Join(".dev", "temporal.db"), "SQLite file for Temporal's state (kept across restarts)")
 	temporalPort := fs.Int("temporal-port", 7233, "Temporal frontend gRPC port")
 	uiPort := fs.Int("ui-port", 8233, "Temporal Web UI port")
-	httpAddr := fs.String("http", "127.0.0.1:8080", "intake API address")
+	httpAddr := fs.String("http", cmp.Or(os.Getenv("DUNNING_API_ADDR"), "127.0.0.1:8080"), "private intake API address (DUNNING_API_ADDR)")
+	publicAddr := fs.String("public", cmp.Or(os.Getenv("DUNNING_PUBLIC_ADDR"), "127.0.0.1:8081"),
+		"public address: webhooks, the card page, the codec endpoint (DUNNING_PUBLIC_ADDR)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	cfg := worker.ConfigFromEnv()
 
-	// Listening first: card-update links in dev messages point at this
-	// address, which "-http 127.0.0.1:0" only fixes here.
+	// Listening first: card-update links in dev messages point at the
+	// public address, which "-public 127.0.0.1:0" only fixes here.
 	ln, err := net.Listen("tcp", *httpAddr)
 	if err != nil {
 		return fmt.Errorf("intake API: %w", err)
 	}
 	defer ln.Close() // api.Serve closes it too; this covers an early return
+	publicLn, err := net.Listen("tcp", *publicAddr)
+	if err != nil {
+		return fmt.Errorf("public endpoints: %w", err)
+	}
+	defer publicLn.Close()
 
 	store, err := ledger.Open(ctx, cfg.DatabaseURL)
 	if err != nil {
@@ -70,8 +86,8 @@ func run(ctx context.Context, logger *slog.Logger, args []string, ready chan<- s
 
 	// Customer data in payloads is encrypted in dev mode too, so what a
 	// developer sees is what production stores; the UI decodes through the
-	// codec endpoint on the API's address.
-	payloads, err := newDevCodec(os.Getenv, *dbFile, ln.Addr())
+	// codec endpoint on the public address.
+	payloads, err := newDevCodec(os.Getenv, *dbFile, publicLn.Addr())
 	if err != nil {
 		return err
 	}
@@ -111,7 +127,7 @@ func run(ctx context.Context, logger *slog.Logger, args []string, ready chan<- s
 		return err
 	}
 	// Without card-link settings, links lead to dev mode's own card page.
-	cardURL, cardSecret, err := devCardLinks(os.Getenv, ln.Addr(), filepath.Dir(*dbFile))
+	cardURL, cardSecret, err := devCardLinks(os.Getenv, publicLn.Addr(), filepath.Dir(*dbFile))
 	if err != nil {
 		return err
 	}
@@ -172,8 +188,19 @@ func run(ctx context.Context, logger *slog.Logger, args []string, ready chan<- s
 	// debugger) and lists runs.
 	extra = append(extra, intake.WithPolicies(policies), intake.WithRules(intakeCfg.Rules), intake.WithReadModel(store))
 	runs := starter.NewClient(c, starter.Options{TaskQueue: cfg.TaskQueue, Policies: policies, Rules: intakeCfg.Rules})
+	// The private API takes the dev key (and any made with dunning keys).
+	keyDir := ""
+	if *dbFile != "" {
+		keyDir = filepath.Dir(*dbFile)
+	}
+	keys, err := newDevKeys(ctx, os.Getenv, keyDir, store.Pool(), logger)
+	if err != nil {
+		return err
+	}
+	private := intake.NewPrivateHandler(runs, logger, append(extra,
+		intake.WithAuthenticator(keys.store), intake.WithIdempotency(idempotency.NewStore(store.Pool())))...)
 	mux := http.NewServeMux()
-	mux.Handle("/", intake.NewHandler(runs, logger, extra...))
+	mux.Handle("/", intake.NewPublicHandler(runs, logger, extra...))
 	if err := payloads.mount(mux, os.Getenv, srv.UIAddress(), logger); err != nil {
 		return err
 	}
@@ -183,42 +210,43 @@ func run(ctx context.Context, logger *slog.Logger, args []string, ready chan<- s
 		(&cardPage{links: links, runs: runs, logger: logger.With("component", "card-page"), now: time.Now}).register(mux)
 		cardPageLine = fmt.Sprintf("    Card-update page %s?token=... (the links in messages)\n", providers.CardUpdateURL)
 	}
-	api := &http.Server{
-		Addr:              ln.Addr().String(),
-		Handler:           mux,
-		ReadHeaderTimeout: 10 * time.Second,
-	}
-	apiErr := make(chan error, 1)
+	api := &http.Server{Handler: private, ReadHeaderTimeout: 10 * time.Second}
+	public := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	apiErr := make(chan error, 2)
 	go func() { apiErr <- api.Serve(ln) }()
+	go func() { apiErr <- public.Serve(publicLn) }()
 	if ready != nil {
-		ready <- ln.Addr().String()
+		ready <- endpoints{API: ln.Addr().String(), Public: publicLn.Addr().String(), Key: keys.token}
 	}
 
 	fmt.Fprintf(os.Stderr, `
   Dunning platform (dev mode) is up.
     Temporal Web UI  %s/namespaces/%s/workflows
     Temporal gRPC    %s
-    Intake API       http://%s
-%s%s    Ledger           %s
+    Intake API       http://%s (private: needs the API key)
+    Public endpoints http://%s (webhooks, card page, codec)
+%s%s%s    Ledger           %s
 
   Start a run (policy "demo" runs in seconds instead of days):
-    curl -s -X POST http://%s/v1/declines -H 'Content-Type: application/json' -d '{"tenant":"acme","invoice_id":"inv-1001","customer":{"id":"cus-42","email":"ada@example.com"},"amount":"49.90","currency":"EUR","payment_method":"sim:succeed-on=2","decline":{"gateway":"simulator","code":"insufficient_funds"},"policy":"demo"}'
+    export DUNNING_DEV_KEY=%s
+    curl -s -X POST http://%s/v1/declines -H "Authorization: Bearer $DUNNING_DEV_KEY" -H 'Content-Type: application/json' -d '{"tenant":"acme","invoice_id":"inv-1001","customer":{"id":"cus-42","email":"ada@example.com"},"amount":"49.90","currency":"EUR","payment_method":"sim:succeed-on=2","decline":{"gateway":"simulator","code":"insufficient_funds"},"policy":"demo"}'
 
   Ctrl-C stops everything.
 
-`, srv.UIAddress(), srv.Namespace(), srv.HostPort(), ln.Addr(), cardPageLine, payloads.bannerLine(), redact(cfg.DatabaseURL), ln.Addr())
+`, srv.UIAddress(), srv.Namespace(), srv.HostPort(), ln.Addr(), publicLn.Addr(), keys.bannerLines(), cardPageLine, payloads.bannerLine(),
+		redact(cfg.DatabaseURL), keys.token, ln.Addr())
 
 	select {
 	case <-ctx.Done():
 	case err := <-apiErr:
 		if !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("intake API on %s: %w", ln.Addr(), err)
+			return fmt.Errorf("intake API: %w", err)
 		}
 	}
 	logger.Info("shutting down")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	return api.Shutdown(shutdownCtx)
+	return errors.Join(api.Shutdown(shutdownCtx), public.Shutdown(shutdownCtx))
 }
 
 // redact hides a password in a connection URL before it is printed.

@@ -40,12 +40,12 @@ func TestDevModeServesUIAndAPI(t *testing.T) {
 	t.Setenv("CARD_LINK_SECRET", "")
 	uiPort := freePort(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan string, 1)
+	ready := make(chan endpoints, 1)
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, slog.New(slog.DiscardHandler), []string{
 			"-db-file", filepath.Join(t.TempDir(), "temporal.db"),
-			"-temporal-port", freePort(t), "-ui-port", uiPort, "-http", "127.0.0.1:0",
+			"-temporal-port", freePort(t), "-ui-port", uiPort, "-http", "127.0.0.1:0", "-public", "127.0.0.1:0",
 		}, ready)
 	}()
 	t.Cleanup(func() {
@@ -54,18 +54,20 @@ func TestDevModeServesUIAndAPI(t *testing.T) {
 			t.Errorf("dev mode stopped with %v", err)
 		}
 	})
-	var api string
+	var ep endpoints
 	select {
-	case api = <-ready:
+	case ep = <-ready:
 	case err := <-done:
 		t.Fatalf("dev mode failed to start: %v", err)
 	case <-time.After(time.Minute):
 		t.Fatal("dev mode not ready within a minute")
 	}
+	api := ep.API
 
-	resp, err := http.Post("http://"+api+"/v1/declines", "application/json", strings.NewReader(`{"tenant":"acme","invoice_id":"inv-1001",
+	// README's curl, with the dev key the banner prints.
+	resp, err := devRequest(t, ep, http.MethodPost, "http://"+api+"/v1/declines", `{"tenant":"acme","invoice_id":"inv-1001",
 		"customer":{"id":"cus-42","email":"ada@example.com"},"amount":"49.90","currency":"EUR","payment_method":"sim:succeed",
-		"decline":{"gateway":"simulator","code":"insufficient_funds"},"policy":"demo"}`))
+		"decline":{"gateway":"simulator","code":"insufficient_funds"},"policy":"demo"}`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +99,7 @@ func TestDevModeServesUIAndAPI(t *testing.T) {
 	// Demo policy: first retry 10 s after the decline, and sim:succeed pays.
 	deadline = time.Now().Add(45 * time.Second)
 	for {
-		resp, err := http.Get("http://" + api + "/v1/runs/acme/inv-1001")
+		resp, err := devRequest(t, ep, http.MethodGet, "http://"+api+"/v1/runs/acme/inv-1001", "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -128,8 +130,33 @@ func TestDevModeServesUIAndAPI(t *testing.T) {
 		time.Sleep(500 * time.Millisecond)
 	}
 
+	// The private API wants the key; each listener has only its own paths.
+	for _, tc := range []struct {
+		name, url string
+		key       bool
+		want      int
+	}{
+		{"status without the key", "http://" + api + "/v1/runs/acme/inv-1001", false, http.StatusUnauthorized},
+		{"status on the public address", "http://" + ep.Public + "/v1/runs/acme/inv-1001", true, http.StatusNotFound},
+		{"card page on the private address", "http://" + api + "/card?token=x", true, http.StatusNotFound},
+		{"health on the public address", "http://" + ep.Public + "/healthz", false, http.StatusOK},
+	} {
+		req, _ := http.NewRequest(http.MethodGet, tc.url, nil)
+		if tc.key {
+			req.Header.Set("Authorization", "Bearer "+ep.Key)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("%s: %d, want %d", tc.name, resp.StatusCode, tc.want)
+		}
+	}
+
 	// The payment-failed message carries a card-update link to dev mode's
-	// own page, which opens.
+	// own page, on the public address, which opens.
 	store, err := ledger.Open(context.Background(), dbURL)
 	if err != nil {
 		t.Fatal(err)
@@ -149,8 +176,8 @@ func TestDevModeServesUIAndAPI(t *testing.T) {
 			found = l
 		}
 	}
-	if found == "" || !strings.Contains(found, api[strings.LastIndex(api, ":"):]) {
-		t.Fatalf("no card-update link to the dev API %s in the messages %+v", api, msgs)
+	if found == "" || !strings.Contains(found, ep.Public[strings.LastIndex(ep.Public, ":"):]) {
+		t.Fatalf("no card-update link to the public address %s in the messages %+v", ep.Public, msgs)
 	}
 	resp, err = http.Get(found)
 	if err != nil {
@@ -161,4 +188,19 @@ func TestDevModeServesUIAndAPI(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(page), "dunning/acme/inv-1001") {
 		t.Errorf("card page = %d %s", resp.StatusCode, page)
 	}
+}
+
+// devRequest sends a request to dev mode's private API with its dev key,
+// as README's curl examples do.
+func devRequest(t *testing.T, ep endpoints, method, url, body string) (*http.Response, error) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+ep.Key)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	return http.DefaultClient.Do(req)
 }

@@ -28,8 +28,17 @@ const (
 	ExitUsage   = 2 // the command line is wrong; nothing was done
 )
 
-// EnvHTTPAddr is serve's default listen address when -addr is not given.
-const EnvHTTPAddr = "HTTP_ADDR"
+// Listen addresses of serve when -addr and -public-addr are not given.
+const (
+	// EnvAPIAddr is the private API's address (runs, declines, reminders).
+	EnvAPIAddr = "DUNNING_API_ADDR"
+	// EnvPublicAddr is the public surface's address (webhooks, card-update
+	// links, the codec endpoint).
+	EnvPublicAddr = "DUNNING_PUBLIC_ADDR"
+	// EnvHTTPAddr is the private API's address before DUNNING_API_ADDR; it
+	// is read when DUNNING_API_ADDR is unset.
+	EnvHTTPAddr = "HTTP_ADDR"
+)
 
 const usage = `Usage: dunning <command> [flags]
 
@@ -45,6 +54,7 @@ Commands:
   resume         put a run that needs attention back on schedule
   list           list a tenant's runs from the ledger (no worker needed)
   events         list billing events, redeliver one (the ledger's outbox)
+  keys           create, list, rotate and revoke the API's tenant keys
   help           show this help
 
 Run "dunning <command> -h" for the command's flags.
@@ -55,9 +65,18 @@ Environment:
   TEMPORAL_API_KEY     API key for Temporal Cloud; enables TLS
   TEMPORAL_TLS_CERT    client certificate file for mTLS
   TEMPORAL_TLS_KEY     the certificate's private key file
-  HTTP_ADDR            serve's listen address (default ":8080")
-  DATABASE_URL         the ledger list reads, and serve's read model and
-                       webhooks (serve opens it when set)
+  DUNNING_API_ADDR     serve's private API address, needing API keys
+                       (default 127.0.0.1:8080; HTTP_ADDR is read when unset)
+  DUNNING_PUBLIC_ADDR  serve's public address: webhooks, card-update links,
+                       /codec (default ":8081")
+  DATABASE_URL         the ledger: API keys, list, serve's read model and
+                       webhooks (default the local dunning database)
+  DUNNING_KEY_PEPPER   server secret API keys are hashed with (at least 32
+                       bytes; or DUNNING_KEY_PEPPER_FILE); serve and keys need
+                       it, and changing it invalidates every key
+  DUNNING_API_RATE, DUNNING_API_BURST
+                       each API key's rate limit in requests a second and its
+                       burst (default 50 and 100; 0 turns it off)
   DUNNING_STATUS_TIMEOUT
                        how long serve's status waits for the run before it
                        answers from the ledger (default 2s)
@@ -109,6 +128,7 @@ var commands = []command{
 	{"resume", (*app).resume},
 	{"list", (*app).list},
 	{"events", (*app).events},
+	{"keys", (*app).keys},
 }
 
 // usageError is a wrong command line; it exits with ExitUsage.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -432,23 +433,32 @@ func TestServeShutsDownGracefully(t *testing.T) {
 
 	stderr := &syncBuffer{}
 	tc := &fakeTemporal{}
+	env := maps.Clone(testEnv)
+	key := withServeKey(t, env)
 	a := &app{
 		stdout: &bytes.Buffer{}, stderr: stderr,
 		dial:   func(context.Context) (client.Client, error) { return tc, nil },
-		getenv: func(k string) string { return testEnv[k] },
+		getenv: func(k string) string { return env[k] },
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
-	go func() { done <- a.run(ctx, []string{"serve", "-addr", "127.0.0.1:0"}) }()
+	go func() { done <- a.run(ctx, []string{"serve", "-addr", "127.0.0.1:0", "-public-addr", "127.0.0.1:0"}) }()
 
-	addr := waitForAddr(t, stderr)
-	resp, err := http.Get("http://" + addr + "/healthz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Errorf("healthz = %d", resp.StatusCode)
+	addr, public := waitForAddrs(t, stderr)
+	for _, tc := range []struct {
+		name, url, key string
+		want           int
+	}{
+		{"private health", "http://" + addr + "/healthz", "", http.StatusOK},
+		{"public health", "http://" + public + "/healthz", "", http.StatusOK},
+		{"status without a key", "http://" + addr + "/v1/runs/acme/inv-1", "", http.StatusUnauthorized},
+		{"status on the public listener", "http://" + public + "/v1/runs/acme/inv-1", key, http.StatusNotFound},
+		{"webhook on the private listener", "http://" + addr + "/v1/webhooks/sendgrid/events", key, http.StatusNotFound},
+		{"codec on the private listener", "http://" + addr + "/codec/decode", key, http.StatusNotFound},
+	} {
+		if code, body := authed(t, http.MethodGet, tc.url, tc.key, ""); code != tc.want {
+			t.Errorf("%s = %d %s, want %d", tc.name, code, body, tc.want)
+		}
 	}
 
 	cancel()
@@ -474,6 +484,7 @@ func TestServeHonoursTheWorkersConfiguration(t *testing.T) {
 	prev := slog.Default()
 	t.Cleanup(func() { slog.SetDefault(prev) })
 	env := map[string]string{"DUNNING_TASK_QUEUE": "dunning-eu", "DUNNING_GATEWAYS": "simulator"}
+	key := withServeKey(t, env)
 	stderr := &syncBuffer{}
 	tc := &fakeTemporal{}
 	a := &app{
@@ -483,7 +494,7 @@ func TestServeHonoursTheWorkersConfiguration(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
-	go func() { done <- a.run(ctx, []string{"serve", "-addr", "127.0.0.1:0"}) }()
+	go func() { done <- a.run(ctx, []string{"serve", "-addr", "127.0.0.1:0", "-public-addr", "127.0.0.1:0"}) }()
 	t.Cleanup(func() {
 		cancel()
 		<-done
@@ -492,7 +503,13 @@ func TestServeHonoursTheWorkersConfiguration(t *testing.T) {
 	post := func(gw, pm string) (int, string) {
 		body := fmt.Sprintf(`{"tenant":"acme","invoice_id":"inv-1","customer":{"id":"c1"},"amount":"49.90","currency":"EUR",
 			"payment_method":%q,"decline":{"gateway":%q,"code":"insufficient_funds"}}`, pm, gw)
-		resp, err := http.Post("http://"+addr+"/v1/declines", "application/json", strings.NewReader(body))
+		req, err := http.NewRequest(http.MethodPost, "http://"+addr+"/v1/declines", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+key)
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -517,21 +534,43 @@ func TestServeFailsOnABadAddress(t *testing.T) {
 	if r.code != ExitFailure || !strings.Contains(r.stderr, "dunning serve: listen on 127.0.0.1:notaport") {
 		t.Errorf("exit code %d, stderr %q", r.code, r.stderr)
 	}
+	r = runWith(t, &fakeTemporal{}, nil, "serve", "-addr", "127.0.0.1:0", "-public-addr", "127.0.0.1:notaport")
+	if r.code != ExitFailure || !strings.Contains(r.stderr, "dunning serve: listen on 127.0.0.1:notaport") {
+		t.Errorf("exit code %d, stderr %q", r.code, r.stderr)
+	}
 }
 
-var listening = regexp.MustCompile(`"msg":"intake API listening","addr":"([^"]+)"`)
+// Without the pepper no key could be checked: serve refuses to start
+// rather than serve an API nobody can use, or one without keys.
+func TestServeNeedsThePepper(t *testing.T) {
+	prev := slog.Default()
+	t.Cleanup(func() { slog.SetDefault(prev) })
+	r := runWith(t, &fakeTemporal{}, nil, "serve", "-addr", "127.0.0.1:0", "-public-addr", "127.0.0.1:0")
+	if r.code != ExitFailure || !strings.Contains(r.stderr, "DUNNING_KEY_PEPPER") || r.dialed {
+		t.Errorf("exit code %d, dialed %v, stderr %q", r.code, r.dialed, r.stderr)
+	}
+}
+
+var listening = regexp.MustCompile(`"msg":"intake API listening","addr":"([^"]+)","public_addr":"([^"]+)"`)
 
 func waitForAddr(t *testing.T, logs *syncBuffer) string {
+	t.Helper()
+	addr, _ := waitForAddrs(t, logs)
+	return addr
+}
+
+// waitForAddrs is the private and the public address serve listens on.
+func waitForAddrs(t *testing.T, logs *syncBuffer) (private, public string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		if m := listening.FindStringSubmatch(logs.String()); m != nil {
-			return m[1]
+			return m[1], m[2]
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Fatalf("serve did not start: %s", logs)
-	return ""
+	return "", ""
 }
 
 // syncBuffer is a bytes.Buffer safe for the server goroutine and the test.

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"log/slog"
 	"net/http"
 	"regexp"
@@ -171,6 +170,7 @@ func TestServeAnswersFromTheReadModel(t *testing.T) {
 	prev := slog.Default()
 	t.Cleanup(func() { slog.SetDefault(prev) })
 	env := map[string]string{"DATABASE_URL": seededLedger(t), "DUNNING_STATUS_TIMEOUT": "100ms"}
+	key := withServeKey(t, env)
 	stderr := &syncBuffer{}
 	tc := &fakeTemporal{err: serviceerror.NewDeadlineExceeded("context deadline exceeded")}
 	a := &app{
@@ -180,24 +180,19 @@ func TestServeAnswersFromTheReadModel(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
-	go func() { done <- a.run(ctx, []string{"serve", "-addr", "127.0.0.1:0"}) }()
+	go func() { done <- a.run(ctx, []string{"serve", "-addr", "127.0.0.1:0", "-public-addr", "127.0.0.1:0"}) }()
 	t.Cleanup(func() {
 		cancel()
 		<-done
 	})
 	addr := waitForAddr(t, stderr)
 	get := func(path string) (int, map[string]any) {
-		resp, err := http.Get("http://" + addr + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		raw, _ := io.ReadAll(resp.Body)
+		code, raw := authed(t, http.MethodGet, "http://"+addr+path, key, "")
 		var out map[string]any
-		if err := json.Unmarshal(raw, &out); err != nil {
+		if err := json.Unmarshal([]byte(raw), &out); err != nil {
 			t.Fatalf("GET %s: %s", path, raw)
 		}
-		return resp.StatusCode, out
+		return code, out
 	}
 	if code, out := get("/v1/runs/acme/inv-2"); code != http.StatusOK || out["source"] != "read_model" || out["phase"] != "needs_attention" {
 		t.Errorf("status = %d %v", code, out)

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -12,7 +13,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/dunningco/dunning/apikeys"
 	"github.com/dunningco/dunning/codec"
+	"github.com/dunningco/dunning/idempotency"
 	"github.com/dunningco/dunning/ledger"
 	"github.com/dunningco/dunning/starter"
 	"github.com/dunningco/dunning/starter/intake"
@@ -23,13 +26,30 @@ import (
 const shutdownGrace = 30 * time.Second
 
 func (a *app) serve(ctx context.Context, args []string) error {
-	fs := a.newFlagSet("serve", "[-addr HOST:PORT]")
-	defaultAddr := a.getenv(EnvHTTPAddr)
-	if defaultAddr == "" {
-		defaultAddr = ":8080"
-	}
-	addr := fs.String("addr", defaultAddr, "listen address (default from "+EnvHTTPAddr+")")
+	fs := a.newFlagSet("serve", "[-addr HOST:PORT] [-public-addr HOST:PORT]")
+	defaultAddr := cmp.Or(a.getenv(EnvAPIAddr), a.getenv(EnvHTTPAddr), DefaultAPIAddr)
+	addr := fs.String("addr", defaultAddr, "private API address: runs, declines, reminders; needs API keys (default from "+EnvAPIAddr+")")
+	publicAddr := fs.String("public-addr", cmp.Or(a.getenv(EnvPublicAddr), DefaultPublicAddr),
+		"public address: provider webhooks, card-update links, /codec (default from "+EnvPublicAddr+")")
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	// Two listeners: the private API belongs on an internal address, the
+	// public surface is what providers and customers' browsers reach.
+	// Listening first makes a wrong address fail before anything connects.
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", *addr, err)
+	}
+	defer ln.Close() // Serve closes it too; this covers an early return
+	publicLn, err := net.Listen("tcp", *publicAddr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", *publicAddr, err)
+	}
+	defer publicLn.Close()
+	// Without the pepper no key can be verified.
+	pepper, err := apikeys.PepperFromEnv(a.getenv)
+	if err != nil {
 		return err
 	}
 
@@ -47,48 +67,94 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	}
 	defer tc.Close()
 
-	// The ledger serves the webhooks and the read model (GET /v1/runs, and
-	// status when no worker answers). Without DATABASE_URL and webhooks the
-	// API runs on Temporal alone.
-	var store *ledger.Store
-	if a.getenv("DATABASE_URL") != "" || intake.WebhooksConfigured(a.getenv) {
-		s, err := ledger.Open(ctx, a.databaseURL())
-		if err != nil {
-			return fmt.Errorf("open the ledger: %w", err)
-		}
-		defer s.Close()
-		store = s
+	// The ledger holds the API keys and idempotency records, and serves the
+	// webhooks and the read model (GET /v1/runs, and status when no worker
+	// answers).
+	store, err := ledger.Open(ctx, a.databaseURL())
+	if err != nil {
+		return fmt.Errorf("open the ledger: %w", err)
 	}
-	var stores intake.Stores
-	if store != nil {
-		stores = store
-	}
-	extra, err := intake.OptionsFromEnv(a.getenv, stores)
+	defer store.Close()
+	keys, err := apikeys.NewStore(store.Pool(), pepper, logger)
 	if err != nil {
 		return err
 	}
-	if store != nil {
-		extra = append(extra, intake.WithReadModel(store))
+	extra, err := intake.OptionsFromEnv(a.getenv, store)
+	if err != nil {
+		return err
 	}
+	extra = append(extra, intake.WithReadModel(store), intake.WithAuthenticator(keys),
+		intake.WithIdempotency(idempotency.NewStore(store.Pool())))
 	opts, err := a.clientOptions()
 	if err != nil {
 		return err
 	}
 	// One set of rules for the API and the client behind it.
 	extra = append(extra, intake.WithPolicies(opts.Policies), intake.WithRules(opts.Rules))
+	runs := starter.NewClient(tc, opts)
 	// The Web UI and the temporal CLI decode payloads at /codec when
-	// DUNNING_CODEC_TOKEN is set.
-	handler, err := codec.MountFromEnv(a.getenv, intake.NewHandler(starter.NewClient(tc, opts), logger, extra...), logger)
+	// DUNNING_CODEC_TOKEN is set; /codec has its own token, so it is public.
+	public, err := codec.MountFromEnv(a.getenv, intake.NewPublicHandler(runs, logger, extra...), logger)
 	if err != nil {
 		return err
 	}
 
-	ln, err := net.Listen("tcp", *addr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", *addr, err)
+	servers := []*http.Server{newHTTPServer(intake.NewPrivateHandler(runs, logger, extra...), logger), newHTTPServer(public, logger)}
+	listeners := []net.Listener{ln, publicLn}
+	serveErr := make(chan error, len(servers))
+	for i, srv := range servers {
+		go func() {
+			if err := srv.Serve(listeners[i]); !errors.Is(err, http.ErrServerClosed) {
+				serveErr <- fmt.Errorf("serve HTTP on %s: %w", listeners[i].Addr(), err)
+				return
+			}
+			serveErr <- nil
+		}()
 	}
-	srv := &http.Server{
-		Handler:           handler,
+	logger.Info("intake API listening", "addr", ln.Addr().String(), "public_addr", publicLn.Addr().String(),
+		"task_queue", opts.TaskQueue, "gateways", opts.Rules.GatewayNames())
+
+	// Either listener failing stops both, as a signal does.
+	var errs []error
+	received := 0
+	select {
+	case err := <-serveErr:
+		received++
+		if err != nil {
+			errs = append(errs, err)
+		}
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down; finishing in-flight requests", "grace", shutdownGrace.String())
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
+	defer cancel()
+	for _, srv := range servers {
+		if err := srv.Shutdown(shutdownCtx); err != nil {
+			errs = append(errs, fmt.Errorf("shut down the intake API: %w", err))
+		}
+	}
+	for range len(servers) - received {
+		if err := <-serveErr; err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	logger.Info("intake API stopped")
+	return nil
+}
+
+// Default listen addresses: the private API on loopback unless configured
+// otherwise, so a fresh install does not expose it.
+const (
+	DefaultAPIAddr    = "127.0.0.1:8080"
+	DefaultPublicAddr = ":8081"
+)
+
+func newHTTPServer(h http.Handler, logger *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		// Long enough for a request that waits the handler's full timeout.
@@ -96,25 +162,4 @@ func (a *app) serve(ctx context.Context, args []string) error {
 		IdleTimeout:  2 * time.Minute,
 		ErrorLog:     slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
-	logger.Info("intake API listening", "addr", ln.Addr().String(), "task_queue", opts.TaskQueue, "gateways", opts.Rules.GatewayNames(),
-		"read_model", store != nil)
-
-	select {
-	case err := <-serveErr:
-		return fmt.Errorf("serve HTTP on %s: %w", ln.Addr(), err)
-	case <-ctx.Done():
-	}
-	logger.Info("shutting down; finishing in-flight requests", "grace", shutdownGrace.String())
-	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("shut down the intake API: %w", err)
-	}
-	if err := <-serveErr; !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("serve HTTP on %s: %w", ln.Addr(), err)
-	}
-	logger.Info("intake API stopped")
-	return nil
 }

@@ -278,11 +278,12 @@ func TestBadRequestTable(t *testing.T) {
 	for _, tt := range cases {
 		t.Run(tt.name, func(t *testing.T) {
 			tc := &recordingTemporal{}
-			h := NewHandler(starter.NewClient(tc, starter.Options{Rules: rules}), slog.New(slog.DiscardHandler), WithRules(rules))
+			h := NewHandler(starter.NewClient(tc, starter.Options{Rules: rules}), slog.New(slog.DiscardHandler), WithRules(rules), withTestKeys())
 			req := httptest.NewRequest(tt.method, tt.path, strings.NewReader(tt.body))
 			if tt.contentType != "" {
 				req.Header.Set("Content-Type", tt.contentType)
 			}
+			req.Header.Set("Authorization", "Bearer "+acmeKey)
 			rec := httptest.NewRecorder()
 			h.ServeHTTP(rec, req)
 			if rec.Code != tt.wantStatus {

@@ -2,6 +2,8 @@ package intake
 
 import (
 	"fmt"
+	"math"
+	"strconv"
 	"time"
 
 	"github.com/dunningco/dunning/cardlink"
@@ -33,6 +35,8 @@ func WebhooksConfigured(getenv func(string) string) bool {
 //	  (+ CARD_LINK_TTL, default 336h, as the workers have it)
 //	DUNNING_STATUS_TIMEOUT                  how long the status waits for the
 //	                                        live query (WithStatusTimeout)
+//	DUNNING_API_RATE, DUNNING_API_BURST     each API key's rate limit
+//	                                        (WithRateLimit; 0 turns it off)
 //	DUNNING_TENANTS_FILE with a tenant's    POST /v1/webhooks/stripe/{tenant}
 //	  stripe_webhook_secret                 (WithStripeWebhooks)
 //
@@ -74,6 +78,26 @@ func OptionsFromEnv(getenv func(string) string, store Stores) ([]Option, error) 
 			return nil, fmt.Errorf("DUNNING_STATUS_TIMEOUT %q is not a positive duration such as 2s", v)
 		}
 		opts = append(opts, WithStatusTimeout(d))
+	}
+	if rateText, burstText := getenv("DUNNING_API_RATE"), getenv("DUNNING_API_BURST"); rateText != "" || burstText != "" {
+		perSecond, burst := float64(DefaultRate), DefaultBurst
+		if rateText != "" {
+			v, err := strconv.ParseFloat(rateText, 64)
+			if err != nil || v < 0 || math.IsInf(v, 0) || math.IsNaN(v) {
+				return nil, fmt.Errorf("DUNNING_API_RATE %q is not a number of requests a second such as 50 (0 turns the limit off)", rateText)
+			}
+			perSecond = v
+		}
+		if burstText != "" {
+			v, err := strconv.Atoi(burstText)
+			if err != nil || v < 1 {
+				return nil, fmt.Errorf("DUNNING_API_BURST %q is not a whole number of requests, at least 1", burstText)
+			}
+			burst = v
+		} else if rateText != "" {
+			burst = max(1, int(math.Ceil(2*perSecond)))
+		}
+		opts = append(opts, WithRateLimit(perSecond, burst))
 	}
 	stripeOpt, err := stripeOptionFromEnv(getenv, store)
 	if err != nil {

@@ -76,12 +76,20 @@ type handler struct {
 	// cannot; statusTimeout bounds the live query then.
 	readModel     ReadModel
 	statusTimeout time.Duration
+	// surface is which routes this handler serves (WithSurface); auth,
+	// limiter and idem guard the private ones.
+	surface Surface
+	auth    Authenticator
+	limiter *limiter
+	idem    IdempotencyStore
 }
 
-// NewHandler serves the intake API:
+// NewHandler serves the intake API. The private surface needs an API key
+// (WithAuthenticator; see NewPrivateHandler):
 //
 //	POST /v1/declines
 //	POST /v1/reminders
+//	GET  /v1/reminders/{id...}, DELETE /v1/reminders/{id...}
 //	GET  /v1/runs?tenant=...            (with WithReadModel)
 //	GET  /v1/runs/{tenant}/{invoice}
 //	POST /v1/runs/{tenant}/{invoice}/cancel
@@ -89,24 +97,47 @@ type handler struct {
 //	POST /v1/runs/{tenant}/{invoice}/payment-method-updated
 //	POST /v1/runs/{tenant}/{invoice}/paid
 //	POST /v1/runs/{tenant}/{invoice}/resume
-//	GET  /healthz
+//
+// The public surface authenticates each request its own way (see
+// NewPublicHandler):
+//
 //	POST /v1/webhooks/twilio/sms      (with WithTwilioInbound)
 //	POST /v1/webhooks/sendgrid/events (with WithSendGridEvents)
 //	GET  /v1/card-links/{token}       (with WithCardLinks)
+//
+// and GET /healthz is on both. Without WithSurface the handler serves both
+// surfaces, as tests and single-listener embedders want.
 func NewHandler(runs Runs, logger *slog.Logger, opts ...Option) http.Handler {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	h := &handler{runs: runs, logger: logger, policies: policy.Builtin(), timeout: DefaultTimeout, statusTimeout: DefaultStatusTimeout}
+	h := &handler{runs: runs, logger: logger, policies: policy.Builtin(), timeout: DefaultTimeout, statusTimeout: DefaultStatusTimeout,
+		limiter: newLimiter(DefaultRate, DefaultBurst)}
 	for _, opt := range opts {
 		opt(h)
 	}
 
-	mux := http.NewServeMux()
+	private, public := http.NewServeMux(), http.NewServeMux()
 	// Each path is registered twice: with its method, and without one so
 	// other methods get a JSON 405 rather than the mux's plain-text one.
+	// The path says which surface a route is on (IsPublicPath); private
+	// routes are guarded by scope and tenant (guard), their POSTs honour
+	// Idempotency-Key.
+	handle := func(method, path string, fn http.HandlerFunc) *http.ServeMux {
+		switch {
+		case IsPublicPath(path) || path == healthPath:
+			// The health check is served from here on both surfaces.
+			public.HandleFunc(method+" "+path, fn)
+			return public
+		case method == http.MethodPost:
+			private.HandleFunc(method+" "+path, h.guard(method, h.idempotent(fn)))
+		default:
+			private.HandleFunc(method+" "+path, h.guard(method, fn))
+		}
+		return private
+	}
 	route := func(method, path string, fn http.HandlerFunc) {
-		mux.HandleFunc(method+" "+path, fn)
+		mux := handle(method, path, fn)
 		allow := method
 		if method == http.MethodGet {
 			allow = "GET, HEAD"
@@ -120,7 +151,7 @@ func NewHandler(runs Runs, logger *slog.Logger, opts ...Option) http.Handler {
 	route(http.MethodPost, "/v1/reminders", h.startReminders)
 	route(http.MethodGet, "/v1/reminders/{id...}", h.reminderRun)
 	// DELETE cancels; route already answers other methods with 405.
-	mux.HandleFunc(http.MethodDelete+" /v1/reminders/{id...}", h.reminderRun)
+	handle(http.MethodDelete, "/v1/reminders/{id...}", h.reminderRun)
 	route(http.MethodGet, "/v1/runs", h.listRuns)
 	route(http.MethodGet, "/v1/runs/{tenant}/{invoice}", h.status)
 	route(http.MethodPost, "/v1/runs/{tenant}/{invoice}/cancel", h.cancel)
@@ -131,14 +162,13 @@ func NewHandler(runs Runs, logger *slog.Logger, opts ...Option) http.Handler {
 	if h.cardLinks != nil {
 		route(http.MethodGet, "/v1/card-links/{token}", h.resolveCardLink)
 	}
-	route(http.MethodGet, "/healthz", func(w http.ResponseWriter, _ *http.Request) {
+	route(http.MethodGet, healthPath, func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	h.registerWebhooks(route)
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path))
-	})
-	return h.recoverPanics(mux)
+	private.HandleFunc("/", notFound)
+	public.HandleFunc("/", notFound)
+	return h.recoverPanics(h.surfaces(private, public))
 }
 
 // startResponse is the 202 answer to a decline report.
@@ -164,11 +194,15 @@ func (h *handler) startRun(w http.ResponseWriter, r *http.Request) {
 		writeBodyError(w, err)
 		return
 	}
+	report.Tenant = fillTenant(r, report.Tenant)
 	// Checked and normalized here, before any run is touched; the client
 	// checks again with the same rules, which changes nothing.
 	in, err := h.rules.Decline(report.Input())
 	if err != nil {
 		writeInvalid(w, err)
+		return
+	}
+	if !allowTenant(w, r, in.Tenant, bodyField("/tenant", "")) {
 		return
 	}
 	if err := starter.CheckPolicyName(h.policies, report.Policy); err != nil {

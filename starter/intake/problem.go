@@ -21,6 +21,12 @@ const (
 	ProblemInvalid   = "/problems/invalid-request"   // 422: well-formed but breaks a rule
 	ProblemConflict  = "/problems/conflict"          // 409: the run ended, or holds another amount
 	ProblemRejected  = "/problems/rejected"          // 409: the run refused (e.g. expedite)
+
+	ProblemUnauthorized          = "/problems/unauthorized"           // 401: no API key, or not a valid one
+	ProblemForbidden             = "/problems/forbidden"              // 403: the key lacks the scope, or names another tenant
+	ProblemRateLimited           = "/problems/rate-limited"           // 429: the key's rate limit; see Retry-After
+	ProblemIdempotencyMismatch   = "/problems/idempotency-key-reused" // 422: the Idempotency-Key came with another request
+	ProblemIdempotencyInProgress = "/problems/idempotency-key-in-use" // 409: the key's first request is still running
 )
 
 // Problem is an RFC 9457 problem details object.
@@ -89,6 +95,16 @@ func problemTitle(typ string, status int) string {
 		return "Conflict with the dunning run"
 	case ProblemRejected:
 		return "Refused by the dunning run"
+	case ProblemUnauthorized:
+		return "Unauthorized"
+	case ProblemForbidden:
+		return "Forbidden"
+	case ProblemRateLimited:
+		return "Too many requests"
+	case ProblemIdempotencyMismatch:
+		return "Idempotency-Key reused"
+	case ProblemIdempotencyInProgress:
+		return "Idempotency-Key in use"
 	}
 	return http.StatusText(status)
 }

@@ -350,6 +350,11 @@ func (h *handler) listRuns(w http.ResponseWriter, r *http.Request) {
 		writeError(w, qerr.Status, qerr.Error(), qerr.Problems...)
 		return
 	}
+	// A list is always one tenant's (?tenant is required), and only the
+	// key's own unless it is an admin key.
+	if !allowTenant(w, r, q.Tenant, paramField("tenant", "")) {
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
 	defer cancel()
 	page, err := h.readModel.ListRunStatus(ctx, q)

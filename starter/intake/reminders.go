@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/dunningco/dunning/starter"
@@ -29,6 +30,9 @@ type ReminderSteering interface {
 
 var _ ReminderSteering = (*starter.Client)(nil)
 
+// maxReminderIDLen is the longest reminder run ID starter.Client takes.
+const maxReminderIDLen = 512
+
 // reminderRun serves GET (status) and DELETE (cancel, ?reason=...) on
 // /v1/reminders/{id...}, where id is the run ID without "reminders/".
 func (h *handler) reminderRun(w http.ResponseWriter, r *http.Request) {
@@ -38,6 +42,15 @@ func (h *handler) reminderRun(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := "reminders/" + r.PathValue("id")
+	// The ID begins with the tenant: another tenant's run is one this key
+	// cannot see. An ID over the client's limit names no run and is
+	// refused by it as malformed (400).
+	if p, ok := PrincipalFrom(r.Context()); ok && len(id) <= maxReminderIDLen {
+		if tenant, _, _ := strings.Cut(r.PathValue("id"), "/"); !p.MayActFor(tenant) {
+			writeError(w, http.StatusNotFound, fmt.Sprintf("no reminder run %q", id))
+			return
+		}
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
 	defer cancel()
 	var err error
@@ -136,9 +149,13 @@ func (h *handler) startReminders(w http.ResponseWriter, r *http.Request) {
 		writeBodyError(w, err)
 		return
 	}
+	req.Tenant = fillTenant(r, req.Tenant)
 	in, err := h.rules.Reminder(req.Input())
 	if err != nil {
 		writeInvalid(w, err)
+		return
+	}
+	if !allowTenant(w, r, in.Tenant, bodyField("/tenant", "")) {
 		return
 	}
 	if err := starter.CheckPolicyName(h.policies, req.Policy); err != nil {
