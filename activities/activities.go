@@ -23,6 +23,9 @@ type Ledger interface {
 	// ReportStatus records where an open run stands in the read model; an
 	// older report than the stored one changes nothing.
 	ReportStatus(ctx context.Context, st ledger.RunStatus) error
+	// Enqueue records a run event in the outbox; a key already taken
+	// changes nothing.
+	Enqueue(ctx context.Context, e ledger.OutboxEvent) (ledger.OutboxEvent, error)
 	BeginAttempt(ctx context.Context, a ledger.Attempt) (ledger.Attempt, error)
 	FinishAttempt(ctx context.Context, key string, o ledger.AttemptOutcome) error
 	Attempts(ctx context.Context, workflowID string) ([]ledger.Attempt, error)

@@ -116,5 +116,15 @@ func (a *Charges) Attempt(ctx context.Context, in AttemptInput) (AttemptOutput, 
 			return AttemptOutput{}, err
 		}
 	}
+	if d := res.Decline; d != nil {
+		if err := enqueueEvent(ctx, a.Ledger, EventAttemptFailed, in.Tenant, in.IdempotencyKey+"/failed", in.WorkflowID, AttemptFailedEvent{
+			Type: EventAttemptFailed, WorkflowID: in.WorkflowID, Tenant: in.Tenant, InvoiceID: in.InvoiceID,
+			Attempt: in.Attempt, Reason: in.Reason, DeclineCode: out.DeclineCode, AdviceCode: out.AdviceCode,
+			NetworkDeclineCode: out.NetworkDeclineCode, NetworkAdviceCode: out.NetworkAdviceCode,
+			Category: string(d.Category), Advice: string(d.Advice), BlockedUntil: res.BlockedUntil, At: at,
+		}); err != nil {
+			return AttemptOutput{}, err
+		}
+	}
 	return res, nil
 }

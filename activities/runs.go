@@ -78,9 +78,14 @@ func (a *Runs) OpenRun(ctx context.Context, in OpenRunInput) error {
 		return ledgerErr(err, "open run %s", in.WorkflowID)
 	}
 	if in.Block != nil {
-		return blockCard(ctx, a.Ledger, *in.Block)
+		if err := blockCard(ctx, a.Ledger, *in.Block); err != nil {
+			return err
+		}
 	}
-	return nil
+	return enqueueEvent(ctx, a.Ledger, EventRunStarted, in.Tenant, in.WorkflowID+"/started", in.WorkflowID, RunStartedEvent{
+		Type: EventRunStarted, WorkflowID: in.WorkflowID, Tenant: in.Tenant, InvoiceID: in.InvoiceID, CustomerID: in.CustomerID,
+		Amount: amount.Decimal(), Currency: amount.Currency.Code, Policy: in.Policy, OpenedAt: in.OpenedAt,
+	})
 }
 
 // CloseRun records the outcome and enqueues the run.closed event (key

@@ -3,10 +3,12 @@ package activities_test
 import (
 	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/dunningco/dunning/activities"
+	"github.com/dunningco/dunning/gateway"
 	"github.com/dunningco/dunning/ledger/ledgertest"
 	"github.com/dunningco/dunning/outbox"
 )
@@ -221,4 +223,35 @@ func TestCloseRunRepeated(t *testing.T) {
 	if data, _ := decodeJSON(t, reqs[0].Body)["data"].(map[string]any); data["outcome"] != "recovered" {
 		t.Errorf("run.closed data = %v, want outcome recovered", data)
 	}
+}
+
+// Opening a run records run.started for the tenant once, however often the
+// activity is retried; a declined attempt records attempt.failed the same way.
+func TestRunEventsAreRecordedOnce(t *testing.T) {
+	store := ledgertest.NewStore(t)
+	runs := &activities.Runs{Ledger: store}
+	in := openRunInput(testWorkflowID, "inv-1")
+	for range 2 {
+		if err := runs.OpenRun(ctxFor(t), in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ev := outboxEvent(t, store, testWorkflowID+"/started")
+	if ev.Kind != activities.EventRunStarted || !strings.Contains(string(ev.Body), `"invoice_id": "inv-1"`) {
+		t.Errorf("run.started = %s %s", ev.Kind, ev.Body)
+	}
+	assertCount(t, store, "outbox", 1)
+
+	charges := &activities.Charges{Gateways: map[string]gateway.Gateway{"simulator": gateway.NewSimulator()}, Ledger: store, Logger: quietLogger}
+	attempt := activities.AttemptInput{ChargeInput: chargeInput(1, "sim:decline;code=stolen_card"), Card: activities.CardSnapshot{Key: "fp:f1", Network: "visa", PaymentMethod: "sim:decline;code=stolen_card"}, At: t0}
+	for range 2 {
+		if _, err := charges.Attempt(ctxFor(t), attempt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	failed := outboxEvent(t, store, attempt.IdempotencyKey+"/failed")
+	if failed.Kind != activities.EventAttemptFailed || !strings.Contains(string(failed.Body), `"decline_code": "stolen_card"`) {
+		t.Errorf("attempt.failed = %s %s", failed.Kind, failed.Body)
+	}
+	assertCount(t, store, "outbox", 2)
 }

@@ -53,5 +53,5 @@ func (p *platform) testHeldRunResumes(t *testing.T) {
 	if res.Outcome != policy.Recovered || res.Attempts != 1 || p.simulator.ChargesFor(invoice) != 1 {
 		t.Fatalf("result %+v with %d charges, want recovered on its one attempt", res, p.simulator.ChargesFor(invoice))
 	}
-	p.recordHistory(t, id, "v4-lean-held-resumed")
+	p.recordHistory(t, id, "v5-held-resumed")
 }

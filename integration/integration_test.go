@@ -275,7 +275,7 @@ func (p *platform) testRecoversThroughAPI(t *testing.T) {
 		t.Errorf("messages = %v", kinds)
 	}
 
-	p.recordHistory(t, "dunning/acme/inv-recover", "v4-lean-recovered")
+	p.recordHistory(t, "dunning/acme/inv-recover", "v5-recovered")
 
 	code, status := p.do(t, http.MethodGet, "/v1/runs/acme/inv-recover", "")
 	if ref, _ := status["policy"].(string); code != http.StatusOK || status["phase"] != "recovered" || !strings.HasPrefix(ref, "it-fast@2#") {
@@ -298,12 +298,19 @@ func (p *platform) testExhaustsPausesAndSuspends(t *testing.T) {
 	if len(changes) != 2 || changes[0].State != "paused" || changes[1].State != "suspended" {
 		t.Fatalf("service changes = %+v", changes)
 	}
-	// The outbox dispatcher delivers each change, and the run.closed event
-	// after them, within a poll or two.
+	// The outbox dispatcher delivers each event of the run (started, three
+	// declined attempts, two service changes, closed) within a poll or two.
 	waitFor(t, func() bool {
 		events, err := p.store.OutboxEvents(context.Background(), "dunning/acme/inv-exhaust")
-		if err != nil || len(events) != 3 {
+		if err != nil || len(events) != 7 {
 			return false
+		}
+		kinds := map[string]int{}
+		for _, e := range events {
+			kinds[e.Kind]++
+		}
+		if kinds["run.started"] != 1 || kinds["attempt.failed"] != 3 || kinds["service.state_changed"] != 2 || kinds["run.closed"] != 1 {
+			t.Errorf("events by kind = %v", kinds)
 		}
 		for _, e := range events {
 			if e.Status != ledger.OutboxDelivered {
@@ -324,7 +331,7 @@ func (p *platform) testExhaustsPausesAndSuspends(t *testing.T) {
 	if run.Status != "exhausted" {
 		t.Errorf("ledger run status = %s", run.Status)
 	}
-	p.recordHistory(t, "dunning/acme/inv-exhaust", "v4-lean-exhausted")
+	p.recordHistory(t, "dunning/acme/inv-exhaust", "v5-exhausted")
 }
 
 func (p *platform) testExpediteAndCancelThroughAPI(t *testing.T) {
@@ -347,7 +354,7 @@ func (p *platform) testExpediteAndCancelThroughAPI(t *testing.T) {
 	if len(attempts) != 1 || attempts[0].Reason != "expedite" {
 		t.Fatalf("ledger attempts = %+v", attempts)
 	}
-	p.recordHistory(t, "dunning/acme/inv-steer", "v4-lean-steered")
+	p.recordHistory(t, "dunning/acme/inv-steer", "v5-steered")
 	// A closed run refuses further steering and a second run for the invoice.
 	if code, _ := p.do(t, http.MethodPost, "/v1/runs/acme/inv-steer/cancel", `{"reason":"again"}`); code != http.StatusConflict && code != http.StatusNotFound {
 		t.Errorf("cancel after close: %d", code)
@@ -440,8 +447,8 @@ func (p *platform) testIntakeBlockIsShared(t *testing.T) {
 	if res := p.result(t, "inv-mac03-a"); res.Outcome != policy.Exhausted || res.Attempts != 0 {
 		t.Fatalf("A = %+v, want exhausted without a charge", res)
 	}
-	p.recordHistory(t, "dunning/acme/inv-mac03-a", "v4-lean-blocked-at-intake")
-	p.recordHistory(t, "dunning/acme/inv-mac03-b", "v4-lean-shared-block")
+	p.recordHistory(t, "dunning/acme/inv-mac03-a", "v5-blocked-at-intake")
+	p.recordHistory(t, "dunning/acme/inv-mac03-b", "v5-shared-block")
 	for _, inv := range []string{"inv-mac03-a", "inv-mac03-b"} {
 		if rows, _ := p.store.Attempts(context.Background(), "dunning/acme/"+inv); len(rows) != 0 {
 			t.Errorf("%s: ledger attempts %+v", inv, rows)
@@ -469,7 +476,7 @@ func (p *platform) testExpediteOnCategory1Refused(t *testing.T) {
 		t.Fatalf("cancel: %d", code)
 	}
 	p.result(t, "inv-visa14")
-	p.recordHistory(t, "dunning/acme/inv-visa14", "v4-lean-refused-expedite")
+	p.recordHistory(t, "dunning/acme/inv-visa14", "v5-refused-expedite")
 }
 
 func (p *platform) testBadInputStartsNothing(t *testing.T) {

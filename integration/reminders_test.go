@@ -42,6 +42,6 @@ func (p *platform) testRemindersStopOnCancelAndPayment(t *testing.T) {
 			t.Errorf("reminder run %s = %+v, want %s with nothing sent", id, res, want)
 		}
 	}
-	p.recordHistory(t, cancelled, "v4-reminders-cancelled")
-	p.recordHistory(t, paid, "v4-reminders-paid")
+	p.recordHistory(t, cancelled, "v5-reminders-cancelled")
+	p.recordHistory(t, paid, "v5-reminders-paid")
 }

@@ -75,6 +75,9 @@ type run struct {
 	// local activities, send each message step in one activity and continue
 	// as new when their history grows; see lean.go.
 	lean bool
+	// runEvents runs (version "charge-gate" 3) record card updates and
+	// holds as run events.
+	runEvents bool
 	// runs counts the continue-as-new hand-overs before this run.
 	runs int
 	// attention is set while the run holds for ops (hold.go); heldPhase is
@@ -97,6 +100,8 @@ type run struct {
 	noRetryUntil time.Time
 	// pendingBlocks are card blocks to write to the shared ledger.
 	pendingBlocks []activities.BlockInput
+	// pendingEvents are run events for the tenant to record in the outbox.
+	pendingEvents []activities.EventInput
 }
 
 // DunningWorkflow recovers one failed invoice: it asks the policy engine for
@@ -152,8 +157,11 @@ func DunningWorkflow(ctx workflow.Context, in Input) (Result, error) {
 	//
 	// Version 2 is the lean run (lean.go): ledger-only steps as local
 	// activities, one Notify per message step, continue-as-new.
-	gate := workflow.GetVersion(ctx, "charge-gate", workflow.DefaultVersion, 2)
-	r.gated, r.lean = gate >= 1, gate >= 2
+	//
+	// Version 3 also records the run events only the workflow sees (a card
+	// update, a hold and its end) for the tenant's endpoint.
+	gate := workflow.GetVersion(ctx, "charge-gate", workflow.DefaultVersion, 3)
+	r.gated, r.lean, r.runEvents = gate >= 1, gate >= 2, gate >= 3
 	if r.gated {
 		r.declineAware, r.credits = true, true
 	} else {

@@ -56,6 +56,8 @@ type harness struct {
 	blocks       []activities.BlockInput
 	// chargeHook runs inside every charge activity (old and gated runs).
 	chargeHook func()
+	// events are the run events the workflow recorded itself.
+	events []activities.EventInput
 	// reports are the read-model reports the run made.
 	reports []activities.StatusReport
 	// closeErr, when set, fails CloseRun with the error it returns.
@@ -118,6 +120,10 @@ func newHarnessWithBudget(t *testing.T, succeedOn int, budget *activities.Networ
 	}
 	h.env.OnActivity(runs.OpenRun, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.OpenRunInput) error {
 		h.opened = &in
+		return nil
+	})
+	h.env.OnActivity(runs.Event, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.EventInput) error {
+		h.events = append(h.events, in)
 		return nil
 	})
 	h.env.OnActivity(runs.ReportStatus, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.StatusReport) error {

@@ -223,6 +223,16 @@ func (r *run) onCardUpdate(ctx workflow.Context, req PaymentMethodUpdate) {
 		r.notBefore, r.noRetryUntil, r.blockedAt = time.Time{}, time.Time{}, time.Time{}
 	}
 	r.cardUpdatedAt = workflow.Now(ctx)
+	if r.runEvents {
+		// The tenant hears of it from the loop (a local activity there, not
+		// here, so the signal receiver never waits on the ledger).
+		r.pendingEvents = append(r.pendingEvents, activities.EventInput{
+			Kind: activities.EventCardUpdated, Key: fmt.Sprintf("%s/card-updated-%d", r.id, r.cardUpdatedAt.UnixMilli()),
+			WorkflowID: r.id, Tenant: r.in.Tenant,
+			Data: activities.CardUpdatedEvent{Type: activities.EventCardUpdated, WorkflowID: r.id, Tenant: r.in.Tenant,
+				Network: r.card.Network, SameCard: same, At: r.cardUpdatedAt},
+		})
+	}
 	r.wake = true
 }
 
@@ -342,8 +352,15 @@ func (r *run) refuse(ctx workflow.Context, reason policy.Reason, v policy.Verdic
 	r.status.Refusals = append(r.status.Refusals, Refusal{At: workflow.Now(ctx), Reason: reason, Rule: v.Rule, Until: v.Until, By: by})
 }
 
-// flushBlocks writes queued card blocks to the shared card ledger.
+// flushBlocks writes queued card blocks to the shared card ledger, and
+// queued run events to the outbox.
 func (r *run) flushBlocks(ctx workflow.Context) {
+	for len(r.pendingEvents) > 0 {
+		if err := r.ledger(ctx, runs.Event, r.pendingEvents[0]).Get(ctx, nil); err != nil {
+			workflow.GetLogger(ctx).Error("run event not recorded", "key", r.pendingEvents[0].Key, "error", err)
+		}
+		r.pendingEvents = r.pendingEvents[1:]
+	}
 	for len(r.pendingBlocks) > 0 {
 		b := r.pendingBlocks[0]
 		if err := r.ledger(ctx, limits.Block, b).Get(ctx, nil); err != nil {

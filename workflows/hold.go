@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -96,6 +97,23 @@ func (r *run) reportHold(ctx workflow.Context) {
 	}
 	if err := r.ledger(ctx, runs.ReportStatus, rep).Get(ctx, nil); err != nil {
 		workflow.GetLogger(ctx).Warn("hold not recorded in the read model", "error", err)
+	}
+	// The tenant hears of the hold and of its end (one event per hold,
+	// keyed by when it began).
+	ev := activities.EventInput{WorkflowID: r.id, Tenant: r.in.Tenant}
+	if a := r.attention; a != nil {
+		ev.Kind, ev.Key = activities.EventNeedsAttention, fmt.Sprintf("%s/hold-%d", r.id, a.Since.UnixMilli())
+		ev.Data = activities.AttentionEvent{Type: ev.Kind, WorkflowID: r.id, Tenant: r.in.Tenant, Cause: a.Cause, Detail: a.Detail, Since: a.Since, At: rep.At}
+	} else if n := len(r.status.Holds); n > 0 {
+		h := r.status.Holds[n-1]
+		ev.Kind, ev.Key = activities.EventResumed, fmt.Sprintf("%s/hold-%d/resumed", r.id, h.From.UnixMilli())
+		ev.Data = activities.AttentionEvent{Type: ev.Kind, WorkflowID: r.id, Tenant: r.in.Tenant, Cause: h.Cause, Detail: h.Ended, Since: h.From, At: rep.At}
+	}
+	if ev.Kind == "" || !r.runEvents {
+		return
+	}
+	if err := r.ledger(ctx, runs.Event, ev).Get(ctx, nil); err != nil {
+		workflow.GetLogger(ctx).Warn("hold event not recorded", "error", err)
 	}
 }
 

@@ -78,6 +78,11 @@ func TestOurFailuresHoldTheRunUntilResumed(t *testing.T) {
 			if len(st.Holds) != 1 || st.Holds[0].Cause != tt.cause || !strings.Contains(st.Holds[0].Ended, "resumed by ops") {
 				t.Errorf("holds = %+v", st.Holds)
 			}
+			// The tenant heard of the hold and of its end.
+			if len(h.events) != 2 || h.events[0].Kind != activities.EventNeedsAttention || h.events[1].Kind != activities.EventResumed ||
+				h.events[0].Key == h.events[1].Key {
+				t.Errorf("run events = %+v", h.events)
+			}
 			// The read model heard of the hold and of its end.
 			if len(h.reports) != 2 || h.reports[0].Phase != string(PhaseNeedsAttention) || h.reports[0].AttentionCause != tt.cause ||
 				h.reports[1].Phase != string(PhaseRecovering) || h.reports[1].AttentionCause != "" {
@@ -249,5 +254,31 @@ func TestLateWakeExtendsTheSchedule(t *testing.T) {
 	step := r.pol.Next(r.engineState(back))
 	if step.Action != policy.ActionRetry || step.Attempt != 1 || step.At.Before(back) || step.At.After(back.Add(2*day)) {
 		t.Fatalf("after the outage: %+v, want retry 1 soon after the platform is back", step)
+	}
+}
+
+// A payment-method update is told to the tenant once, saying whether it
+// named the card already on file.
+func TestCardUpdateIsARunEvent(t *testing.T) {
+	h := newHarness(t, 0)
+	in := input()
+	in.Card = Card{Fingerprint: "fp_1", Network: "visa"}
+	h.at(time.Hour, func() {
+		h.env.SignalWorkflow(SignalPaymentMethodUpdated, PaymentMethodUpdate{Card: &Card{Fingerprint: "fp_1", Network: "visa"}})
+	})
+	h.at(2*time.Hour, func() {
+		h.env.SignalWorkflow(SignalPaymentMethodUpdated, PaymentMethodUpdate{PaymentMethod: "pm_new", Card: &Card{Fingerprint: "fp_2", Network: "mastercard"}})
+	})
+	h.run(in)
+	var got []activities.CardUpdatedEvent
+	keys := map[string]bool{}
+	for _, e := range h.events {
+		if e.Kind == activities.EventCardUpdated {
+			got = append(got, e.Data.(activities.CardUpdatedEvent))
+			keys[e.Key] = true
+		}
+	}
+	if len(got) != 2 || len(keys) != 2 || !got[0].SameCard || got[1].SameCard || got[1].Network != "mastercard" {
+		t.Errorf("card.updated events = %+v", got)
 	}
 }
