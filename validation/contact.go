@@ -3,6 +3,7 @@ package validation
 import (
 	"errors"
 	"fmt"
+	"github.com/dunningco/dunning/pii"
 	"net/mail"
 	"regexp"
 	"strings"
@@ -29,14 +30,14 @@ func Email(s string) (string, error) {
 	}
 	parsed, err := mail.ParseAddress(addr)
 	if err != nil {
-		return "", fmt.Errorf("%s is not an email address (%s)", quote(s), strings.TrimPrefix(err.Error(), "mail: "))
+		return "", fmt.Errorf("%s is not an email address (%s)", maskedEmail(s), strings.TrimPrefix(err.Error(), "mail: "))
 	}
 	if parsed.Name != "" || parsed.Address != addr {
-		return "", fmt.Errorf("%s must be a bare address such as ada@example.com, without a display name, quotes or comments", quote(s))
+		return "", fmt.Errorf("%s must be a bare address such as ada@example.com, without a display name, quotes or comments", maskedEmail(s))
 	}
 	_, domain, _ := strings.Cut(addr, "@")
 	if !strings.Contains(domain, ".") || strings.HasSuffix(domain, ".") {
-		return "", fmt.Errorf("%s has no fully qualified domain", quote(s))
+		return "", fmt.Errorf("%s has no fully qualified domain", maskedEmail(s))
 	}
 	return addr, nil
 }
@@ -71,11 +72,11 @@ func ParsePhone(s, defaultRegion string) (Phone, error) {
 	}
 	s = strings.TrimSpace(s)
 	if !strings.HasPrefix(s, "+") && defaultRegion == "" {
-		return Phone{}, fmt.Errorf("%s is not an E.164 number such as +48123456789 (give customer.country to send national numbers)", quote(s))
+		return Phone{}, fmt.Errorf("%s is not an E.164 number such as +48123456789 (give customer.country to send national numbers)", maskedPhone(s))
 	}
 	num, err := phonenumbers.Parse(s, defaultRegion)
 	if err != nil || !phonenumbers.IsValidNumber(num) {
-		return Phone{}, fmt.Errorf("%s is not a valid phone number; send it in E.164 form such as +48123456789", quote(s))
+		return Phone{}, fmt.Errorf("%s is not a valid phone number; send it in E.164 form such as +48123456789", maskedPhone(s))
 	}
 	p := Phone{E164: phonenumbers.Format(num, phonenumbers.E164)}
 	if region := phonenumbers.GetRegionCodeForNumber(num); len(region) == 2 && region != "ZZ" {
@@ -164,3 +165,9 @@ func (p *problems) checkTimeZone(pointer, zone string) {
 		p.add(pointer, "%s is not an IANA time zone such as \"Europe/Warsaw\"", quote(zone))
 	}
 }
+
+// maskedEmail and maskedPhone quote a refused contact with most of it
+// masked: errors reach logs and API answers, and must not carry the
+// customer's address or number in full.
+func maskedEmail(s string) string { return quote(pii.MaskEmail(s)) }
+func maskedPhone(s string) string { return quote(pii.MaskPhone(s)) }

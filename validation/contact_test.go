@@ -148,3 +148,14 @@ func TestCustomerProblems(t *testing.T) {
 		})
 	}
 }
+
+// A refused email or phone number is named masked: errors reach logs and
+// API answers.
+func TestRefusedContactsAreMasked(t *testing.T) {
+	if _, err := Email("ada.lovelace@localhost"); err == nil || strings.Contains(err.Error(), "ada.lovelace") {
+		t.Errorf("email error = %v, want the address masked", err)
+	}
+	if _, err := ParsePhone("+4812345678901234", ""); err == nil || strings.Contains(err.Error(), "12345678901234") {
+		t.Errorf("phone error = %v, want the number masked", err)
+	}
+}
