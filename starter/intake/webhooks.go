@@ -11,6 +11,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -272,6 +273,15 @@ func (h *handler) sendGridEventsHandler() http.HandlerFunc {
 				writeError(w, http.StatusForbidden, "missing or invalid "+eventwebhook.VerificationHTTPHeader)
 				return
 			}
+			// A valid signature over an old timestamp is a replay: the
+			// signature does not expire by itself.
+			if age, ok := sendGridAge(timestamp, cfg.now()); !ok || age > SendGridTolerance || age < -SendGridTolerance {
+				h.logger.WarnContext(r.Context(), "refused a signed SendGrid event batch outside the timestamp tolerance",
+					"remote_addr", r.RemoteAddr, "timestamp", timestamp)
+				writeError(w, http.StatusForbidden, fmt.Sprintf("the batch's %s is more than %s from now; a replayed batch is refused",
+					eventwebhook.TimestampHTTPHeader, SendGridTolerance))
+				return
+			}
 		}
 
 		var events []sendGridEvent
@@ -344,4 +354,19 @@ func jsonErrorText(err error) string {
 		return fmt.Sprintf("expected %s, got %s", e.Type, e.Value)
 	}
 	return "invalid JSON"
+}
+
+// SendGridTolerance is how far a signed batch's timestamp may be from now.
+// SendGrid signs the timestamp with the body, so within it a replay needs a
+// fresh signature; beyond it the batch is refused.
+const SendGridTolerance = 10 * time.Minute
+
+// sendGridAge is how long ago the batch's timestamp header (Unix seconds)
+// says it was signed.
+func sendGridAge(header string, now time.Time) (time.Duration, bool) {
+	secs, err := strconv.ParseInt(strings.TrimSpace(header), 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	return now.Sub(time.Unix(secs, 0)), true
 }

@@ -511,7 +511,7 @@ func TestSendGridEventsBatch(t *testing.T) {
 		event("", "unsubscribe"), // unusable: skipped, the batch goes on
 		noTime,
 	)
-	ts := "1772625600"
+	ts := strconv.FormatInt(webhookNow.Add(-time.Minute).Unix(), 10)
 	rec, out := postEvents(t, h, body, signSendGrid(t, priv, ts, body), ts)
 	if rec.Code != http.StatusOK {
 		t.Fatalf("status = %d, want 200; body %s", rec.Code, rec.Body)
@@ -647,5 +647,34 @@ func TestSendGridEventsStoreFailure(t *testing.T) {
 	rec, _ := postEvents(t, h, body, signSendGrid(t, priv, ts, body), ts)
 	if rec.Code != http.StatusInternalServerError {
 		t.Errorf("status = %d, want 500; body %s", rec.Code, rec.Body)
+	}
+}
+
+// A validly signed batch outside the timestamp tolerance is a replay.
+func TestSendGridEventsRefusesReplays(t *testing.T) {
+	key, priv := newSendGridKey(t)
+	body := sendGridBatch(t, event("a@example.com", "spamreport"))
+	for _, tt := range []struct {
+		name string
+		at   time.Time
+		want int
+	}{
+		{"400 days old", webhookNow.AddDate(0, 0, -400), http.StatusForbidden},
+		{"11 minutes old", webhookNow.Add(-11 * time.Minute), http.StatusForbidden},
+		{"from the future", webhookNow.Add(time.Hour), http.StatusForbidden},
+		{"9 minutes old", webhookNow.Add(-9 * time.Minute), http.StatusOK},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			store := &fakePreferences{}
+			h := newWebhookHandler(nil, WithSendGridEvents(key, store))
+			ts := strconv.FormatInt(tt.at.Unix(), 10)
+			rec, _ := postEvents(t, h, body, signSendGrid(t, priv, ts, body), ts)
+			if rec.Code != tt.want {
+				t.Fatalf("status = %d, want %d; body %s", rec.Code, tt.want, rec.Body)
+			}
+			if tt.want != http.StatusOK && len(store.Calls()) != 0 {
+				t.Errorf("a replayed batch changed preferences: %+v", store.Calls())
+			}
+		})
 	}
 }
