@@ -154,7 +154,14 @@ func (h *handler) twilioSMSHandler() http.HandlerFunc {
 		action, keyword := optout.ParseSMSKeyword(params["Body"])
 		if action == optout.OptOut || action == optout.OptIn {
 			from := params["From"]
+			// A signed message replayed later (STOP after START) must not
+			// undo the customer's latest word: each MessageSid acts once.
+			done, ok := h.claimMessage(w, r, cfg, params)
+			if !ok {
+				return
+			}
 			err := cfg.consent.SetSMSOptOut(r.Context(), from, action == optout.OptOut, keyword, SourceTwilioInbound, cfg.now().UTC())
+			done(err)
 			switch {
 			case errors.Is(err, ledger.ErrInvalid):
 				// E.g. a sender that is not a phone number: there is no
@@ -369,4 +376,59 @@ func sendGridAge(header string, now time.Time) (time.Duration, bool) {
 		return 0, false
 	}
 	return now.Sub(time.Unix(secs, 0)), true
+}
+
+// WebhookEventStore records provider events acted on, so a replayed one is
+// not acted on twice; *ledger.Store implements it.
+type WebhookEventStore interface {
+	ClaimWebhookEvent(ctx context.Context, e ledger.WebhookEvent, lease time.Duration) (ledger.WebhookClaim, error)
+	CompleteWebhookEvent(ctx context.Context, e ledger.WebhookEvent, outcome string) error
+	ReleaseWebhookEvent(ctx context.Context, e ledger.WebhookEvent) error
+}
+
+// claimMessage claims an inbound message's MessageSid when the consent store
+// can record it. It reports false when the request was answered here: a
+// replay (200, nothing done) or the same message being handled right now
+// (409). done completes the claim, or releases it when acting failed.
+func (h *handler) claimMessage(w http.ResponseWriter, r *http.Request, cfg webhooks, params map[string]string) (done func(error), ok bool) {
+	events, can := cfg.consent.(WebhookEventStore)
+	sid := params["MessageSid"]
+	if !can || sid == "" {
+		return func(error) {}, true
+	}
+	account := params["AccountSid"]
+	if account == "" {
+		account = "twilio"
+	}
+	ev := ledger.WebhookEvent{Source: "twilio-sms", Tenant: account, EventID: sid, Type: "inbound"}
+	claim, err := events.ClaimWebhookEvent(r.Context(), ev, time.Minute)
+	switch {
+	case err != nil:
+		h.logger.ErrorContext(r.Context(), "recording the inbound message failed", "message_sid", sid, "error", err)
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, "the ledger is unavailable; try again")
+		return nil, false
+	case claim == ledger.WebhookProcessed:
+		h.logger.InfoContext(r.Context(), "replayed inbound message ignored", "message_sid", sid)
+		w.Header().Set("Content-Type", "text/xml")
+		w.WriteHeader(http.StatusOK)
+		_, _ = io.WriteString(w, emptyTwiML)
+		return nil, false
+	case claim == ledger.WebhookBusy:
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusConflict, "this message is being handled; try again")
+		return nil, false
+	}
+	return func(actErr error) {
+		// A context detached from the request: the outcome must be kept
+		// even if the caller hung up.
+		ctx := context.WithoutCancel(r.Context())
+		if actErr != nil && !errors.Is(actErr, ledger.ErrInvalid) {
+			_ = events.ReleaseWebhookEvent(ctx, ev)
+			return
+		}
+		if err := events.CompleteWebhookEvent(ctx, ev, "consent recorded"); err != nil {
+			h.logger.WarnContext(ctx, "inbound message acted on but not marked done", "message_sid", sid, "error", err)
+		}
+	}, true
 }

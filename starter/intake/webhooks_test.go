@@ -678,3 +678,59 @@ func TestSendGridEventsRefusesReplays(t *testing.T) {
 		})
 	}
 }
+
+// eventfulPreferences is fakePreferences that also records which messages
+// were acted on, as the ledger does.
+type eventfulPreferences struct {
+	fakePreferences
+	mu   sync.Mutex
+	done map[string]bool
+}
+
+func (p *eventfulPreferences) ClaimWebhookEvent(_ context.Context, e ledger.WebhookEvent, _ time.Duration) (ledger.WebhookClaim, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.done[e.EventID] {
+		return ledger.WebhookProcessed, nil
+	}
+	return ledger.WebhookClaimed, nil
+}
+
+func (p *eventfulPreferences) CompleteWebhookEvent(_ context.Context, e ledger.WebhookEvent, _ string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.done == nil {
+		p.done = map[string]bool{}
+	}
+	p.done[e.EventID] = true
+	return nil
+}
+
+func (p *eventfulPreferences) ReleaseWebhookEvent(context.Context, ledger.WebhookEvent) error {
+	return nil
+}
+
+// A signed STOP replayed after the customer's START does not opt them out
+// again: each MessageSid acts once.
+func TestTwilioReplayedMessageActsOnce(t *testing.T) {
+	store := &eventfulPreferences{}
+	h := newWebhookHandler(nil, WithTwilioInbound(testAuthToken, testTwilioURL, store))
+	send := func(sid, body string) int {
+		form := url.Values{"From": {"+48123456789"}, "Body": {body}, "MessageSid": {sid}, "AccountSid": {"AC1"}}
+		req := httptest.NewRequest(http.MethodPost, testTwilioPath, strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("X-Twilio-Signature", twilioSignature(testAuthToken, testTwilioURL, form))
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec.Code
+	}
+	for _, m := range []struct{ sid, body string }{{"SM1", "STOP"}, {"SM2", "START"}, {"SM1", "STOP"}} {
+		if code := send(m.sid, m.body); code != http.StatusOK {
+			t.Fatalf("%s %s: %d", m.sid, m.body, code)
+		}
+	}
+	calls := store.Calls()
+	if len(calls) != 2 || !calls[0].OptedOut || calls[1].OptedOut {
+		t.Fatalf("consent calls = %+v, want STOP then START only", calls)
+	}
+}
