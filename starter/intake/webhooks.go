@@ -171,7 +171,9 @@ func (h *handler) twilioSMSHandler() http.HandlerFunc {
 			case err != nil:
 				h.logger.ErrorContext(r.Context(), "recording SMS consent failed",
 					"message_sid", params["MessageSid"], "action", action.String(), "error", err)
-				writeError(w, http.StatusInternalServerError, "internal error; the failure was logged")
+				// Twilio may send it again: the claim was handed back.
+				w.Header().Set("Retry-After", "5")
+				writeError(w, http.StatusServiceUnavailable, "the ledger is unavailable; the message was not recorded, try again")
 				return
 			default:
 				h.logger.InfoContext(r.Context(), "SMS consent recorded",

@@ -311,7 +311,7 @@ func TestTwilioInboundStoreErrors(t *testing.T) {
 		wantStatus int
 	}{
 		{"sender is not a phone number", "whatsapp:" + testPhone, fmt.Errorf("ledger: %w", ledger.ErrInvalid), http.StatusOK},
-		{"ledger unavailable", testPhone, errors.New("connection refused"), http.StatusInternalServerError},
+		{"ledger unavailable", testPhone, errors.New("connection refused"), http.StatusServiceUnavailable},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
