@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/dunningco/dunning/cardlink"
+	"github.com/dunningco/dunning/ledger"
 )
 
 // WithCardLinks serves GET /v1/card-links/{token}: the hosted card-update
@@ -23,6 +24,20 @@ type cardLinkAnswer struct {
 
 func (h *handler) resolveCardLink(w http.ResponseWriter, r *http.Request) {
 	claims, err := h.cardLinks.Verify(r.PathValue("token"), time.Now())
+	if err == nil && h.readModel != nil {
+		// A link outlives its run: once the run has closed (paid,
+		// cancelled, exhausted) there is nothing to update a card for.
+		view, verr := h.readModel.RunView(r.Context(), claims.RunID)
+		switch {
+		case verr == nil && view.Run.Status != "open":
+			writeError(w, http.StatusGone, "this invoice is settled or closed; the card-update link no longer applies")
+			return
+		case verr != nil && !errors.Is(verr, ledger.ErrNotFound):
+			w.Header().Set("Retry-After", "5")
+			writeError(w, http.StatusServiceUnavailable, "cannot check the link's invoice right now; try again")
+			return
+		}
+	}
 	switch {
 	case err == nil:
 		writeJSON(w, http.StatusOK, cardLinkAnswer{RunID: claims.RunID, CustomerID: claims.CustomerID, ExpiresAt: claims.Expires})

@@ -57,3 +57,25 @@ func TestResolveCardLink(t *testing.T) {
 		t.Errorf("without card links configured: %d, want 404", rec.Code)
 	}
 }
+
+// A card-update link stops working once its run has closed.
+func TestCardLinkOfAClosedRunIsGone(t *testing.T) {
+	signer := &cardlink.Signer{Secret: []byte(strings.Repeat("k", 32)), BaseURL: "https://billing.example.com/update-card", TTL: time.Hour}
+	token, err := signer.Token("dunning/acme/inv-1", "cus-1", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		status string
+		want   int
+	}{{"open", http.StatusOK}, {"recovered", http.StatusGone}, {"cancelled", http.StatusGone}} {
+		view := heldView()
+		view.Run.Status = tt.status
+		h := NewHandler(&fakeRuns{}, slog.New(slog.DiscardHandler), WithCardLinks(signer), WithReadModel(&fakeReadModel{view: view}))
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/v1/card-links/"+token, nil))
+		if rec.Code != tt.want {
+			t.Errorf("run %s: %d %s, want %d", tt.status, rec.Code, rec.Body, tt.want)
+		}
+	}
+}
