@@ -115,6 +115,14 @@ func (s *Store) Close() { s.pool.Close() }
 // Pool is the underlying connection pool, for health checks and reports.
 func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 
+// Ready reports whether PostgreSQL answers, for readiness checks.
+func (s *Store) Ready(ctx context.Context) error {
+	if err := s.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("ledger: ping: %w", err)
+	}
+	return nil
+}
+
 // Counts returns the number of rows in runs, attempts, messages,
 // service_changes and outbox, keyed by table name.
 func (s *Store) Counts(ctx context.Context) (map[string]int64, error) {

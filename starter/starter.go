@@ -323,6 +323,14 @@ func (c *Client) Paid(ctx context.Context, tenant, invoiceID string, req workflo
 	return c.signal(ctx, tenant, invoiceID, workflows.SignalPaidOutOfBand, req)
 }
 
+// Ready reports whether the Temporal server answers, for readiness checks.
+func (c *Client) Ready(ctx context.Context) error {
+	if _, err := c.tc.CheckHealth(ctx, &client.CheckHealthRequest{}); err != nil {
+		return fmt.Errorf("temporal health check: %w", err)
+	}
+	return nil
+}
+
 // Visibility is what Temporal's visibility store says of a run: the search
 // attributes the run sets when it parks. It answers without a worker.
 type Visibility struct {

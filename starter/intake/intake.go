@@ -13,6 +13,8 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/dunningco/dunning/cardlink"
@@ -125,7 +127,7 @@ func NewHandler(runs Runs, logger *slog.Logger, opts ...Option) http.Handler {
 	// Idempotency-Key.
 	handle := func(method, path string, fn http.HandlerFunc) *http.ServeMux {
 		switch {
-		case IsPublicPath(path) || path == healthPath:
+		case IsPublicPath(path) || path == healthPath || path == readyPath:
 			// The health check is served from here on both surfaces.
 			public.HandleFunc(method+" "+path, fn)
 			return public
@@ -165,6 +167,7 @@ func NewHandler(runs Runs, logger *slog.Logger, opts ...Option) http.Handler {
 	route(http.MethodGet, healthPath, func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
+	route(http.MethodGet, readyPath, h.ready)
 	h.registerWebhooks(route)
 	private.HandleFunc("/", notFound)
 	public.HandleFunc("/", notFound)
@@ -462,4 +465,48 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	// The status line is out; an encoding error can only be a broken
 	// connection, which the server logs itself.
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// readiness is what a dependency that can say whether it answers offers.
+type readiness interface {
+	Ready(ctx context.Context) error
+}
+
+// ready answers GET /readyz: 200 when Temporal and, with a read model,
+// PostgreSQL answer within two seconds; 503 with Retry-After naming what
+// does not.
+func (h *handler) ready(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	checks := map[string]string{}
+	failed := false
+	check := func(name string, dep any) {
+		rd, ok := dep.(readiness)
+		if !ok {
+			return
+		}
+		if err := rd.Ready(ctx); err != nil {
+			checks[name], failed = "unavailable", true
+			h.logger.WarnContext(r.Context(), "not ready", "dependency", name, "error", err)
+			return
+		}
+		checks[name] = "ok"
+	}
+	check("temporal", h.runs)
+	if h.readModel != nil {
+		check("postgresql", h.readModel)
+	}
+	if failed {
+		var down []string
+		for name, state := range checks {
+			if state != "ok" {
+				down = append(down, name)
+			}
+		}
+		slices.Sort(down)
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, "not ready: "+strings.Join(down, ", ")+" unavailable")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "checks": checks})
 }

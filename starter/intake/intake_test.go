@@ -658,3 +658,37 @@ func TestStartNormalizesBeforeTheRunStarts(t *testing.T) {
 		t.Errorf("customer = %+v, want +33612345678 in FR, Europe/Paris", c)
 	}
 }
+
+// readyRuns is fakeRuns whose Temporal answers the health check with err.
+type readyRuns struct {
+	fakeRuns
+	err error
+}
+
+func (r *readyRuns) Ready(context.Context) error { return r.err }
+
+// GET /readyz answers 200 only when Temporal and PostgreSQL answer; it
+// needs no key on either surface.
+func TestReadiness(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		temporal error
+		want     int
+	}{
+		{"both answer", nil, http.StatusOK},
+		{"Temporal down", errors.New("connection refused"), http.StatusServiceUnavailable},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := NewHandler(&readyRuns{err: tt.temporal}, slog.New(slog.DiscardHandler), WithReadModel(&fakeReadModel{}))
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+			if rec.Code != tt.want {
+				t.Fatalf("status = %d %s, want %d", rec.Code, rec.Body, tt.want)
+			}
+			out := checkAnswer(t, rec)
+			if tt.want != http.StatusOK && (rec.Header().Get("Retry-After") == "" || !strings.Contains(out["detail"].(string), "temporal")) {
+				t.Errorf("answer = %v, want Retry-After and temporal named", out)
+			}
+		})
+	}
+}

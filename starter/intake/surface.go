@@ -61,7 +61,12 @@ func IsPublicPath(path string) bool {
 	return false
 }
 
-const healthPath = "/healthz"
+const (
+	healthPath = "/healthz"
+	// readyPath answers 200 only when Temporal and PostgreSQL answer, so a
+	// load balancer sends no traffic to an API that cannot serve it.
+	readyPath = "/readyz"
+)
 
 // surfaces sends a request to the surface its path belongs to, or answers
 // 404 when this handler does not serve that surface. Private requests are
@@ -71,7 +76,7 @@ func (h *handler) surfaces(private, public http.Handler) http.Handler {
 	authed := h.authenticate(private)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
-		case r.URL.Path == healthPath:
+		case r.URL.Path == healthPath || r.URL.Path == readyPath:
 			public.ServeHTTP(w, r)
 		case IsPublicPath(r.URL.Path):
 			if h.surface == SurfacePrivate {
