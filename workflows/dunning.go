@@ -294,18 +294,22 @@ func (r *run) loop(ctx workflow.Context) (Result, error) {
 		case policy.ActionService:
 			r.setService(ctx, step)
 		case policy.ActionClose:
-			reason := step.Why
-			if r.paidOutOfBand != nil {
-				reason = "paid out of band"
-				if r.paidOutOfBand.Reference != "" {
-					reason += " (" + r.paidOutOfBand.Reference + ")"
-				}
-			}
-			return r.close(ctx, step.Outcome, reason)
+			return r.close(ctx, step.Outcome, r.closingReason(step))
 		default:
 			return Result{}, fmt.Errorf("policy returned unknown action %q", step.Action)
 		}
 	}
+}
+
+// closingReason is why a close step closes the run, in words.
+func (r *run) closingReason(step policy.Step) string {
+	if r.paidOutOfBand == nil {
+		return step.Why
+	}
+	if r.paidOutOfBand.Reference != "" {
+		return "paid out of band (" + r.paidOutOfBand.Reference + ")"
+	}
+	return "paid out of band"
 }
 
 // creditSuspendedDays records the proration credit owed for the days the
@@ -648,15 +652,21 @@ func rootMessage(err error) string {
 // the next attempt would carry a new idempotency key. Transient gateway
 // errors retry with the same key until the gateway answers.
 func chargeCtx(ctx workflow.Context) workflow.Context {
-	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+	return workflow.WithActivityOptions(ctx, chargeOptions(10*time.Minute))
+}
+
+// chargeOptions retries a charge with the same key, backing off up to
+// maxInterval between tries.
+func chargeOptions(maxInterval time.Duration) workflow.ActivityOptions {
+	return workflow.ActivityOptions{
 		StartToCloseTimeout: 2 * time.Minute,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval:        5 * time.Second,
 			BackoffCoefficient:     2,
-			MaximumInterval:        10 * time.Minute,
+			MaximumInterval:        maxInterval,
 			NonRetryableErrorTypes: activities.NonRetryable,
 		},
-	})
+	}
 }
 
 func messageCtx(ctx workflow.Context) workflow.Context {

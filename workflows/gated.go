@@ -317,14 +317,7 @@ func (r *run) loopGated(ctx workflow.Context) (Result, error) {
 		case policy.ActionService:
 			r.setService(ctx, step)
 		case policy.ActionClose:
-			reason := step.Why
-			if r.paidOutOfBand != nil {
-				reason = "paid out of band"
-				if r.paidOutOfBand.Reference != "" {
-					reason += " (" + r.paidOutOfBand.Reference + ")"
-				}
-			}
-			return r.exit(ctx, step.Outcome, reason)
+			return r.exit(ctx, step.Outcome, r.closingReason(step))
 		default:
 			return Result{}, fmt.Errorf("policy returned unknown action %q", step.Action)
 		}

@@ -203,16 +203,9 @@ func (r *run) onHold(t time.Time) time.Time {
 // retrying unseen for ever. The hold keeps the attempt's key, so the retry
 // after it can never charge twice.
 func leanChargeCtx(ctx workflow.Context) workflow.Context {
-	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout:    2 * time.Minute,
-		ScheduleToCloseTimeout: 30 * time.Minute,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:        5 * time.Second,
-			BackoffCoefficient:     2,
-			MaximumInterval:        5 * time.Minute,
-			NonRetryableErrorTypes: activities.NonRetryable,
-		},
-	})
+	opts := chargeOptions(5 * time.Minute)
+	opts.ScheduleToCloseTimeout = 30 * time.Minute
+	return workflow.WithActivityOptions(ctx, opts)
 }
 
 // lateAfter is how late a timer may fire before the delay counts as our
