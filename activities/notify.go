@@ -73,16 +73,14 @@ func (a *Notifications) Notify(ctx context.Context, in NotifyInput) (NotifyOutpu
 	default:
 		return NotifyOutput{}, permanent(ErrTypeInvalidInput, fmt.Errorf("notify %s: unknown channel %q", in.IdempotencyKey, in.Channel))
 	}
-	if a.CardLinks != nil && in.Kind != "payment_recovered" && in.Data.CardUpdateURL == "" {
-		link, err := a.CardLinks.URL(in.WorkflowID, in.Data.CustomerID, time.Now())
-		if err != nil {
-			return NotifyOutput{}, permanent(ErrTypeInvalidInput, fmt.Errorf("notify %s: card-update link: %w", in.IdempotencyKey, err))
-		}
-		in.Data.CardUpdateURL = link
-	}
-	msg, err := notify.Render(in.Kind, in.Channel, in.Locale, in.Data)
+	// The message is rendered for the moment its ledger row was first
+	// written: a retry renders exactly what the first try stored and may
+	// have sent (the same card-update token, the same text), never a
+	// variant. PostgreSQL keeps microseconds.
+	issued := time.Now().UTC().Truncate(time.Microsecond)
+	msg, err := a.render(in, issued)
 	if err != nil {
-		return NotifyOutput{}, permanent(ErrTypeInvalidInput, fmt.Errorf("notify %s: %w", in.IdempotencyKey, err))
+		return NotifyOutput{}, err
 	}
 	row, err := a.Ledger.BeginMessage(ctx, ledger.Message{
 		IdempotencyKey: in.IdempotencyKey,
@@ -94,8 +92,14 @@ func (a *Notifications) Notify(ctx context.Context, in NotifyInput) (NotifyOutpu
 		Subject:        msg.Subject,
 		Body:           msg.Text,
 		Status:         "pending",
-		CreatedAt:      time.Now().UTC(),
+		CreatedAt:      issued,
 	})
+	if err == nil && !row.CreatedAt.Equal(issued) {
+		msg, err = a.render(in, row.CreatedAt)
+		if err != nil {
+			return NotifyOutput{}, err
+		}
+	}
 	if err != nil {
 		return NotifyOutput{}, ledgerErr(err, "notify %s: record message", in.IdempotencyKey)
 	}
@@ -168,6 +172,23 @@ func (a *Notifications) Notify(ctx context.Context, in NotifyInput) (NotifyOutpu
 		return NotifyOutput{}, ledgerErr(err, "notify %s: record send", in.IdempotencyKey)
 	}
 	return NotifyOutput{Status: status, Provider: receipt.Provider, ProviderRef: receipt.Ref}, nil
+}
+
+// render renders the message as of issued, with a card-update link issued
+// then when the message asks the customer to act.
+func (a *Notifications) render(in NotifyInput, issued time.Time) (notify.Rendered, error) {
+	if a.CardLinks != nil && in.Kind != "payment_recovered" && in.Data.CardUpdateURL == "" {
+		link, err := a.CardLinks.URL(in.WorkflowID, in.Data.CustomerID, issued)
+		if err != nil {
+			return notify.Rendered{}, permanent(ErrTypeInvalidInput, fmt.Errorf("notify %s: card-update link: %w", in.IdempotencyKey, err))
+		}
+		in.Data.CardUpdateURL = link
+	}
+	msg, err := notify.Render(in.Kind, in.Channel, in.Locale, in.Data)
+	if err != nil {
+		return notify.Rendered{}, permanent(ErrTypeInvalidInput, fmt.Errorf("notify %s: %w", in.IdempotencyKey, err))
+	}
+	return msg, nil
 }
 
 // blockedByPreference returns why the recipient must not get a message on

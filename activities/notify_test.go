@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/dunningco/dunning/activities"
+	"github.com/dunningco/dunning/cardlink"
 	"github.com/dunningco/dunning/ledger"
 	"github.com/dunningco/dunning/notify"
 	"github.com/dunningco/dunning/policy"
@@ -360,5 +361,32 @@ func TestNotifyDefersTextsOutsideTheWindow(t *testing.T) {
 	}
 	if n := len(f.sms.messages()); n != 1 {
 		t.Errorf("texts sent = %d, want 1", n)
+	}
+}
+
+// A retried send repeats exactly what the first try rendered and stored:
+// the same card-update link, subject and text, even a second later.
+func TestNotifyRetrySendsTheSameMessage(t *testing.T) {
+	f := newNotifyFixture(t)
+	f.notifications.CardLinks = &cardlink.Signer{Secret: []byte(strings.Repeat("k", 32)), BaseURL: "https://billing.example.com/update-card", TTL: time.Hour}
+	f.email.setErr(errors.New("mailer: 503 service unavailable"))
+	in := notifyInput("email", "jane@example.com")
+	if _, err := f.notifications.Notify(ctxFor(t), in); err == nil {
+		t.Fatal("first try succeeded, want a retryable error")
+	}
+	time.Sleep(1100 * time.Millisecond) // a new link minted now would differ
+	f.email.setErr(nil)
+	if _, err := f.notifications.Notify(ctxFor(t), in); err != nil {
+		t.Fatal(err)
+	}
+	sent := f.email.messages()
+	if len(sent) != 2 || sent[0].Body != sent[1].Body || sent[0].HTML != sent[1].HTML || sent[0].Subject != sent[1].Subject {
+		t.Fatalf("the retry sent another message:\n%q\n%q", sent[0].Body, sent[len(sent)-1].Body)
+	}
+	if !strings.Contains(sent[1].Body, "https://billing.example.com/update-card?token=") {
+		t.Errorf("body has no card-update link: %q", sent[1].Body)
+	}
+	if row := f.message(t, in.IdempotencyKey); row.Body != sent[1].Body {
+		t.Errorf("ledger body differs from what was sent")
 	}
 }
