@@ -8,9 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/dunningco/dunning/codec"
 	"github.com/dunningco/dunning/ledger"
@@ -67,6 +69,21 @@ func run(logger *slog.Logger) error {
 	}
 	dispatched := make(chan error, 1)
 	go func() { dispatched <- dispatcher.Run(ctx) }()
+
+	// Probes for the orchestrator: liveness and readiness (Temporal and
+	// PostgreSQL answer), on an internal address.
+	if addr := os.Getenv("DUNNING_WORKER_HEALTH_ADDR"); addr != "-" {
+		if addr == "" {
+			addr = "127.0.0.1:8082"
+		}
+		probes := &http.Server{Addr: addr, Handler: worker.HealthHandler(c, store), ReadHeaderTimeout: 5 * time.Second}
+		go func() {
+			if err := probes.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				logger.Error("health endpoint stopped", "addr", addr, "error", err)
+			}
+		}()
+		defer probes.Close()
+	}
 
 	// DialFromEnv accepted the keys; naming them lets a rotation be checked
 	// replica by replica.
