@@ -73,8 +73,9 @@ type Options struct {
 // Client starts dunning runs and sends them requests. It is safe for
 // concurrent use.
 type Client struct {
-	tc   client.Client
-	opts Options
+	tc      client.Client
+	opts    Options
+	reports reportLimits
 }
 
 // NewClient wraps a connected Temporal client.
@@ -154,6 +155,11 @@ func (c *Client) Start(ctx context.Context, in workflows.Input) (StartResult, er
 	started, ok := errors.AsType[*serviceerror.WorkflowExecutionAlreadyStarted](err)
 	if !ok {
 		return StartResult{}, fmt.Errorf("start dunning run %s: %w", id, err)
+	}
+	// A flood of reports for one invoice is refused here, before it
+	// reaches the run's history.
+	if wait, ok := c.reports.allow(id, time.Now()); !ok {
+		return StartResult{}, &TooManyReportsError{Wait: wait, Invoice: in.InvoiceID}
 	}
 	// The invoice has a run: an open one takes the decline if it is about
 	// the same debt; a closed one answers not found, and a closed invoice

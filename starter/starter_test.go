@@ -805,3 +805,29 @@ func TestStartExperimentIsStablePerCustomer(t *testing.T) {
 		t.Errorf("variants = %v, want both well used", seen)
 	}
 }
+
+// A flood of decline reports for one open run is refused after a burst,
+// before it reaches the run; another invoice is not affected.
+func TestStartBoundsReportsPerOpenRun(t *testing.T) {
+	tc := &fakeTemporal{err: serviceerror.NewWorkflowExecutionAlreadyStarted("Workflow execution is already running", "", "run-0"), signalErr: errNone}
+	c := NewClient(tc, Options{})
+	in := validInput()
+	for i := range reportBurst {
+		if _, err := c.Start(context.Background(), in); err != nil && !errors.Is(err, ErrConflict) {
+			// The fake describes no run; only the limit matters here.
+			if errors.Is(err, ErrTooManyReports) {
+				t.Fatalf("report %d refused inside the burst: %v", i+1, err)
+			}
+		}
+	}
+	_, err := c.Start(context.Background(), in)
+	var tooMany *TooManyReportsError
+	if !errors.As(err, &tooMany) || tooMany.Wait <= 0 {
+		t.Fatalf("report past the burst: %v, want ErrTooManyReports with a wait", err)
+	}
+	other := validInput()
+	other.InvoiceID = "inv-2002"
+	if _, err := c.Start(context.Background(), other); errors.Is(err, ErrTooManyReports) {
+		t.Errorf("another invoice was limited: %v", err)
+	}
+}

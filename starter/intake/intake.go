@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -414,6 +415,13 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error, tenant
 		// The message names the run's amount and the reported one.
 		writeError(w, http.StatusConflict, err.Error(),
 			bodyField("/amount", err.Error()), bodyField("/currency", err.Error()))
+	case errors.Is(err, starter.ErrTooManyReports):
+		wait := time.Minute
+		if e, ok := errors.AsType[*starter.TooManyReportsError](err); ok {
+			wait = e.Wait
+		}
+		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(wait.Seconds()+0.5))))
+		writeError(w, http.StatusTooManyRequests, err.Error())
 	case errors.Is(err, starter.ErrRunNotFound):
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no dunning run for tenant %q invoice %q", tenant, invoice))
 	case errors.Is(err, starter.ErrRunClosed):

@@ -316,6 +316,7 @@ func TestStartRunErrors(t *testing.T) {
 		{"unknown policy at the client", fmt.Errorf("%w \"default\"", starter.ErrUnknownPolicy), 422, "unknown policy"},
 		{"invalid at the client", fmt.Errorf("%w: inline policies are not accepted", starter.ErrInvalid), 422, "inline policies are not accepted"},
 		{"timeout", fmt.Errorf("start: %w", context.DeadlineExceeded), 504, "timed out"},
+		{"flood of reports", &starter.TooManyReportsError{Wait: 42 * time.Second, Invoice: "inv-1001"}, 429, "too many decline reports"},
 		{"server failure", errors.New("rpc error: code = Unavailable desc = connection refused at 10.0.0.7"), 500, "internal error"},
 	}
 	for _, tt := range tests {
@@ -328,6 +329,9 @@ func TestStartRunErrors(t *testing.T) {
 			msg, _ := out["error"].(string)
 			if !strings.Contains(msg, tt.wantError) {
 				t.Errorf("error = %q, want it to contain %q", msg, tt.wantError)
+			}
+			if tt.wantStatus == 429 && rec.Header().Get("Retry-After") != "42" {
+				t.Errorf("Retry-After = %q, want 42", rec.Header().Get("Retry-After"))
 			}
 			if tt.wantStatus == 500 && strings.Contains(msg, "10.0.0.7") {
 				t.Errorf("500 leaks internal detail: %q", msg)
