@@ -181,7 +181,7 @@ func (p *platform) testConflictingDecline(t *testing.T) {
 }
 
 // send makes a request and returns the status, content type and body.
-func (p *platform) send(t *testing.T, method, path, body string) (int, string, string) {
+func (p *platform) send(t testing.TB, method, path, body string) (int, string, string) {
 	t.Helper()
 	req, err := http.NewRequest(method, p.api.URL+path, strings.NewReader(body))
 	if err != nil {

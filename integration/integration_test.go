@@ -4,7 +4,6 @@
 package integration
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -200,25 +199,14 @@ func (p *platform) list(t *testing.T, query string) int {
 
 func (p *platform) do(t testing.TB, method, path, body string) (int, map[string]any) {
 	t.Helper()
-	req, err := http.NewRequest(method, p.api.URL+path, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+p.apiKey)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
+	code, _, raw := p.send(t, method, path, body)
 	var out map[string]any
-	if len(bytes.TrimSpace(raw)) > 0 {
-		if err := json.Unmarshal(raw, &out); err != nil {
+	if len(strings.TrimSpace(raw)) > 0 {
+		if err := json.Unmarshal([]byte(raw), &out); err != nil {
 			t.Fatalf("%s %s: response is not JSON: %s", method, path, raw)
 		}
 	}
-	return resp.StatusCode, out
+	return code, out
 }
 
 func decline(invoice, paymentMethod, policyName string) string {
