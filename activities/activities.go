@@ -31,6 +31,12 @@ type Ledger interface {
 	Attempts(ctx context.Context, workflowID string) ([]ledger.Attempt, error)
 	BeginMessage(ctx context.Context, m ledger.Message) (ledger.Message, error)
 	FinishMessage(ctx context.Context, key, status, provider, providerRef, detail string, at time.Time) error
+	// StartMessageSend marks a provider call as starting (outcome unknown
+	// until recorded) and returns the row as it was before.
+	StartMessageSend(ctx context.Context, key string, at time.Time) (ledger.Message, error)
+	// MessageSendNotAccepted records that the provider answered without
+	// taking the message, so the outcome is known again.
+	MessageSendNotAccepted(ctx context.Context, key string) error
 	// RecordServiceChangeWithEvent and RecordServiceCreditWithEvent record
 	// the row and its event for the billing system (when ev is not nil) in
 	// one transaction; repeating a call changes nothing.
@@ -56,6 +62,10 @@ const (
 	// wait (in progress, rate limited); retried with the same key.
 	ErrTypeGatewayBusy     = "GatewayBusy"
 	ErrTypeMessageRejected = "MessageRejected"
+	// ErrTypeMessageOutcomeUnknown: an earlier send may have reached the
+	// provider and the provider's listing has not settled yet; retried
+	// (after the delay the error carries) with the same key.
+	ErrTypeMessageOutcomeUnknown = "MessageOutcomeUnknown"
 	// ErrTypeCallbackRejected is no longer returned: billing callbacks go
 	// through the outbox, which records a refusal in the ledger. It stays
 	// so that workflow code and histories that name it keep working.

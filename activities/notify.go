@@ -73,10 +73,11 @@ func (a *Notifications) Notify(ctx context.Context, in NotifyInput) (NotifyOutpu
 	default:
 		return NotifyOutput{}, permanent(ErrTypeInvalidInput, fmt.Errorf("notify %s: unknown channel %q", in.IdempotencyKey, in.Channel))
 	}
-	// The message is rendered for the moment its ledger row was first
-	// written: a retry renders exactly what the first try stored and may
-	// have sent (the same card-update token, the same text), never a
-	// variant. PostgreSQL keeps microseconds.
+	// The message is rendered once, when its ledger row is first written,
+	// and every try sends the row's content: the same card-update token,
+	// subject, text and HTML, whatever this worker would render now
+	// (another card-link secret or TTL, changed templates). PostgreSQL
+	// keeps microseconds.
 	issued := time.Now().UTC().Truncate(time.Microsecond)
 	msg, err := a.render(in, issued)
 	if err != nil {
@@ -91,17 +92,15 @@ func (a *Notifications) Notify(ctx context.Context, in NotifyInput) (NotifyOutpu
 		Locale:         in.Locale,
 		Subject:        msg.Subject,
 		Body:           msg.Text,
+		HTML:           msg.HTML,
 		Status:         "pending",
 		CreatedAt:      issued,
 	})
-	if err == nil && !row.CreatedAt.Equal(issued) {
-		msg, err = a.render(in, row.CreatedAt)
-		if err != nil {
-			return NotifyOutput{}, err
-		}
-	}
 	if err != nil {
 		return NotifyOutput{}, ledgerErr(err, "notify %s: record message", in.IdempotencyKey)
+	}
+	if msg, err = a.storedContent(in, row); err != nil {
+		return NotifyOutput{}, err
 	}
 	switch row.Status {
 	case "sent", "dry-run", "skipped":
@@ -148,17 +147,96 @@ func (a *Notifications) Notify(ctx context.Context, in NotifyInput) (NotifyOutpu
 				Detail: "outside the SMS window in " + loc.String() + " until " + open.In(loc).Format("15:04")}, nil
 		}
 	}
-	receipt, err := sender.Send(ctx, notify.Message{
+	return a.send(ctx, in, sender, row, notify.Message{
 		IdempotencyKey: in.IdempotencyKey, Kind: in.Kind, Channel: in.Channel, To: in.Recipient,
 		Locale: in.Locale, Subject: msg.Subject, Body: msg.Text, HTML: msg.HTML,
 		WorkflowID: in.WorkflowID, Step: strings.TrimPrefix(in.IdempotencyKey, in.WorkflowID+"/"),
 	})
+}
+
+// storedContent is the content a pending or finished row holds: what the
+// first try rendered. Rows written before the ledger kept the HTML part get
+// it rendered for the moment the row was first written, as then.
+func (a *Notifications) storedContent(in NotifyInput, row ledger.Message) (notify.Rendered, error) {
+	stored := notify.Rendered{Subject: row.Subject, Text: row.Body, HTML: row.HTML}
+	if row.HTMLStored || in.Channel != "email" {
+		return stored, nil
+	}
+	then, err := a.render(in, row.CreatedAt)
 	if err != nil {
-		if errors.Is(err, notify.ErrRejected) {
+		return notify.Rendered{}, err
+	}
+	stored.HTML = then.HTML
+	return stored, nil
+}
+
+// sendReserve is kept from the activity's deadline for recording the
+// provider's answer: a provider call is cut that much before the deadline,
+// so the try itself records what it knows rather than being timed out with
+// the answer in flight.
+const sendReserve = 3 * time.Second
+
+// send delivers a pending message once. When an earlier try's provider call
+// may have reached the provider without its answer being recorded, the
+// provider is asked first (notify.Finder) and a message it holds is recorded
+// as sent, not sent again. A provider that cannot be asked gets the message
+// again, and the row says so.
+func (a *Notifications) send(ctx context.Context, in NotifyInput, sender notify.Notifier, row ledger.Message, m notify.Message) (NotifyOutput, error) {
+	var resent string // why a message with an unknown outcome is sent again
+	if row.OutcomeUnknown() {
+		finder, ok := sender.(notify.Finder)
+		if !ok {
+			resent = "sent again after an unknown outcome: the provider offers no lookup"
+		} else {
+			// A lookup sooner than the provider's listing settles may
+			// miss the message: wait it out, as a retry with the same key.
+			if wait := time.Until(row.UnknownSince.Add(finder.Settle())); wait > 0 {
+				return NotifyOutput{}, temporal.NewApplicationErrorWithOptions(
+					fmt.Sprintf("notify %s: an earlier send's outcome is unknown; asking the provider in %s, once its listing has settled",
+						in.IdempotencyKey, wait.Round(time.Second)),
+					ErrTypeMessageOutcomeUnknown, temporal.ApplicationErrorOptions{NextRetryDelay: wait})
+			}
+			receipt, found, err := finder.Find(ctx, m, row.FirstSendAt.Add(-lookupSkew))
+			switch {
+			case errors.Is(err, notify.ErrLookupUnavailable):
+				resent = "sent again after an unknown outcome without a lookup: " + err.Error()
+			case err != nil:
+				return NotifyOutput{}, fmt.Errorf("notify %s: look the earlier send up: %w", in.IdempotencyKey, err)
+			case found:
+				detail := fmt.Sprintf("found at the provider after an unknown outcome (%d call(s)); not sent again", row.SendAttempts)
+				if err := a.Ledger.FinishMessage(ctx, in.IdempotencyKey, "sent", receipt.Provider, receipt.Ref, detail, time.Now().UTC()); err != nil {
+					return NotifyOutput{}, ledgerErr(err, "notify %s: record the message found", in.IdempotencyKey)
+				}
+				a.logger().InfoContext(ctx, "message found at the provider after an unknown outcome; not sent again",
+					"key", in.IdempotencyKey, "channel", in.Channel, "ref", receipt.Ref)
+				return NotifyOutput{Status: "sent", Provider: receipt.Provider, ProviderRef: receipt.Ref, Detail: detail}, nil
+			default:
+				resent = fmt.Sprintf("sent again: not found at the provider after an unknown outcome (%d call(s))", row.SendAttempts)
+			}
+		}
+		a.logger().WarnContext(ctx, "message with an unknown outcome sent again", "key", in.IdempotencyKey, "channel", in.Channel, "why", resent)
+	}
+	if _, err := a.Ledger.StartMessageSend(ctx, in.IdempotencyKey, time.Now().UTC()); err != nil {
+		return NotifyOutput{}, ledgerErr(err, "notify %s: record send start", in.IdempotencyKey)
+	}
+	sendCtx := ctx
+	if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) > 2*sendReserve {
+		var cancel context.CancelFunc
+		sendCtx, cancel = context.WithDeadline(ctx, deadline.Add(-sendReserve))
+		defer cancel()
+	}
+	receipt, err := sender.Send(sendCtx, m)
+	if err != nil {
+		switch {
+		case errors.Is(err, notify.ErrRejected):
 			if ferr := a.Ledger.FinishMessage(ctx, in.IdempotencyKey, "failed", "", "", err.Error(), time.Now().UTC()); ferr != nil {
 				return NotifyOutput{}, ledgerErr(ferr, "notify %s: record rejection", in.IdempotencyKey)
 			}
 			return NotifyOutput{}, permanent(ErrTypeMessageRejected, fmt.Errorf("notify %s: %w", in.IdempotencyKey, err))
+		case errors.Is(err, notify.ErrNotAccepted):
+			if ferr := a.Ledger.MessageSendNotAccepted(ctx, in.IdempotencyKey); ferr != nil {
+				return NotifyOutput{}, ledgerErr(ferr, "notify %s: record refusal", in.IdempotencyKey)
+			}
 		}
 		return NotifyOutput{}, fmt.Errorf("notify %s: %w", in.IdempotencyKey, err)
 	}
@@ -168,11 +246,15 @@ func (a *Notifications) Notify(ctx context.Context, in NotifyInput) (NotifyOutpu
 	if receipt.Provider == notify.DryRunProvider {
 		status = "dry-run"
 	}
-	if err := a.Ledger.FinishMessage(ctx, in.IdempotencyKey, status, receipt.Provider, receipt.Ref, "", time.Now().UTC()); err != nil {
+	if err := a.Ledger.FinishMessage(ctx, in.IdempotencyKey, status, receipt.Provider, receipt.Ref, resent, time.Now().UTC()); err != nil {
 		return NotifyOutput{}, ledgerErr(err, "notify %s: record send", in.IdempotencyKey)
 	}
-	return NotifyOutput{Status: status, Provider: receipt.Provider, ProviderRef: receipt.Ref}, nil
+	return NotifyOutput{Status: status, Provider: receipt.Provider, ProviderRef: receipt.Ref, Detail: resent}, nil
 }
+
+// lookupSkew widens a provider lookup's start for clock differences between
+// our hosts and the provider's.
+const lookupSkew = 2 * time.Minute
 
 // render renders the message as of issued, with a card-update link issued
 // then when the message asks the customer to act.

@@ -390,3 +390,39 @@ func TestNotifyRetrySendsTheSameMessage(t *testing.T) {
 		t.Errorf("ledger body differs from what was sent")
 	}
 }
+
+// A retry sends the content the ledger holds, byte for byte, even when the
+// worker that retries renders differently (another card-link secret or TTL
+// during a rollout, or changed templates): the stored subject, text and HTML
+// are what the customer gets, never a fresh rendering.
+func TestNotifyRetrySendsTheStoredContent(t *testing.T) {
+	f := newNotifyFixture(t)
+	f.notifications.CardLinks = &cardlink.Signer{Secret: []byte(strings.Repeat("k", 32)), BaseURL: "https://billing.example.com/update-card", TTL: time.Hour}
+	f.email.setErr(errors.New("mailer: 503 service unavailable"))
+	in := notifyInput("email", "jane@example.com")
+	if _, err := f.notifications.Notify(ctxFor(t), in); err == nil {
+		t.Fatal("first try succeeded, want a retryable error")
+	}
+	stored := f.message(t, in.IdempotencyKey)
+	first := f.email.messages()[0]
+	if stored.HTML == "" || stored.HTML != first.HTML {
+		t.Fatalf("ledger HTML = %q, want the HTML the first try sent", stored.HTML)
+	}
+
+	// The retry lands on a worker configured with another link secret and
+	// TTL: what it would render now differs from what was stored.
+	retrying := *f.notifications
+	retrying.CardLinks = &cardlink.Signer{Secret: []byte(strings.Repeat("z", 32)), BaseURL: "https://billing.example.com/update-card", TTL: 2 * time.Hour}
+	f.email.setErr(nil)
+	if _, err := retrying.Notify(ctxFor(t), in); err != nil {
+		t.Fatal(err)
+	}
+	sent := f.email.messages()
+	if len(sent) != 2 {
+		t.Fatalf("provider saw %d sends, want 2", len(sent))
+	}
+	got := sent[1]
+	if got.Subject != stored.Subject || got.Body != stored.Body || got.HTML != stored.HTML {
+		t.Errorf("the retry sent content that differs from the ledger:\nsent   %q\nstored %q", got.Body, stored.Body)
+	}
+}

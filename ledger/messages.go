@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -22,26 +23,49 @@ var (
 type Message struct {
 	IdempotencyKey, WorkflowID                      string
 	Kind, Channel, Recipient, Locale, Subject, Body string
-	Status                                          string // pending, sent, dry-run, skipped, failed
-	Provider, ProviderRef, Detail                   string
-	CreatedAt, FinishedAt                           time.Time
+	// HTML is an email's HTML part as first rendered; HTMLStored is false
+	// on rows written before the ledger kept it.
+	HTML                          string
+	HTMLStored                    bool
+	Status                        string // pending, sent, dry-run, skipped, failed
+	Provider, ProviderRef, Detail string
+	CreatedAt, FinishedAt         time.Time
+	// SendAttempts counts the provider calls started for the message;
+	// FirstSendAt is when the first one started.
+	SendAttempts int
+	FirstSendAt  time.Time
+	// UnknownSince, on a pending message, is when a provider call started
+	// whose answer was never recorded: the provider may hold the message.
+	UnknownSince time.Time
 }
 
-const messageColumns = `idempotency_key, workflow_id, kind, channel, recipient, locale, subject, body,
-	status, provider, provider_ref, detail, created_at, finished_at`
+// OutcomeUnknown reports whether a provider call for the pending message
+// may have reached the provider without its answer being recorded.
+func (m Message) OutcomeUnknown() bool {
+	return m.Status == messagePending && !m.UnknownSince.IsZero()
+}
+
+const messageColumns = `idempotency_key, workflow_id, kind, channel, recipient, locale, subject, body, html,
+	status, provider, provider_ref, detail, created_at, finished_at, send_attempts, first_send_at, unknown_since`
 
 func scanMessage(row pgx.Row) (Message, error) {
 	var (
-		m        Message
-		created  time.Time
-		finished *time.Time
+		m                   Message
+		html                *string
+		created             time.Time
+		finished, firstSend *time.Time
+		unknown             *time.Time
 	)
-	err := row.Scan(&m.IdempotencyKey, &m.WorkflowID, &m.Kind, &m.Channel, &m.Recipient, &m.Locale, &m.Subject, &m.Body,
-		&m.Status, &m.Provider, &m.ProviderRef, &m.Detail, &created, &finished)
+	err := row.Scan(&m.IdempotencyKey, &m.WorkflowID, &m.Kind, &m.Channel, &m.Recipient, &m.Locale, &m.Subject, &m.Body, &html,
+		&m.Status, &m.Provider, &m.ProviderRef, &m.Detail, &created, &finished, &m.SendAttempts, &firstSend, &unknown)
 	if err != nil {
 		return Message{}, err
 	}
+	if html != nil {
+		m.HTML, m.HTMLStored = *html, true
+	}
 	m.CreatedAt, m.FinishedAt = created.UTC(), nullTime(finished)
+	m.FirstSendAt, m.UnknownSince = nullTime(firstSend), nullTime(unknown)
 	return m, nil
 }
 
@@ -66,16 +90,17 @@ func validateMessage(m Message) error {
 // sent. The workflow ID need not be a dunning run (reminder runs send
 // messages too); a key holding a different message is ErrConflict. Messages may still be recorded after the run closed (a
 // "payment recovered" notice follows the close). A zero CreatedAt is
-// recorded as now.
+// recorded as now. The content (subject, body, HTML) is kept as first
+// given: the stored row is what every try sends.
 func (s *Store) BeginMessage(ctx context.Context, m Message) (Message, error) {
 	if err := validateMessage(m); err != nil {
 		return Message{}, err
 	}
 	_, err := s.pool.Exec(ctx, `INSERT INTO messages
-		(idempotency_key, workflow_id, kind, channel, recipient, locale, subject, body, status, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9)
+		(idempotency_key, workflow_id, kind, channel, recipient, locale, subject, body, html, status, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', $10)
 		ON CONFLICT (idempotency_key) DO NOTHING`,
-		m.IdempotencyKey, m.WorkflowID, m.Kind, m.Channel, m.Recipient, m.Locale, m.Subject, m.Body, orNow(m.CreatedAt))
+		m.IdempotencyKey, m.WorkflowID, m.Kind, m.Channel, m.Recipient, m.Locale, m.Subject, m.Body, m.HTML, orNow(m.CreatedAt))
 	if err != nil {
 		return Message{}, fmt.Errorf("ledger: begin message %s: %w", m.IdempotencyKey, err)
 	}
@@ -111,6 +136,51 @@ func (s *Store) FinishMessage(ctx context.Context, key, status, provider, provid
 		return nil
 	}
 	return s.explainFinish(ctx, "messages", "message", key, status)
+}
+
+// StartMessageSend records, right before a provider call, that the call is
+// starting: one more send attempt, the first one's time, and an outcome
+// unknown until the provider's answer is recorded. It returns the row as it
+// was before, so the caller sees whether an earlier call's outcome was
+// unknown. Only a pending message can start a send (ErrConflict otherwise,
+// ErrNotFound for no such key). A zero at is recorded as now.
+func (s *Store) StartMessageSend(ctx context.Context, key string, at time.Time) (Message, error) {
+	if key == "" {
+		return Message{}, invalid("start message send: idempotency key is required")
+	}
+	prev, err := scanMessage(s.pool.QueryRow(ctx, `WITH prev AS (
+			SELECT `+messageColumns+` FROM messages WHERE idempotency_key = $1 AND status = 'pending' FOR UPDATE
+		), upd AS (
+			UPDATE messages m SET send_attempts = m.send_attempts + 1,
+				first_send_at = COALESCE(m.first_send_at, $2), unknown_since = $2
+			FROM prev WHERE m.idempotency_key = prev.idempotency_key
+		)
+		SELECT * FROM prev`, key, orNow(at)))
+	if errors.Is(err, pgx.ErrNoRows) {
+		if err := s.explainFinish(ctx, "messages", "message", key, messagePending); err != nil {
+			return Message{}, fmt.Errorf("ledger: start message send: %w", err)
+		}
+		return Message{}, fmt.Errorf("ledger: start message send %s: the message is no longer pending: %w", key, ErrConflict)
+	}
+	if err != nil {
+		return Message{}, fmt.Errorf("ledger: start message send %s: %w", key, err)
+	}
+	return prev, nil
+}
+
+// MessageSendNotAccepted records that the provider answered the latest call
+// without accepting the message (e.g. rate limited), so the outcome is known
+// again and the next try need not ask the provider first. A message no
+// longer pending is left as it is.
+func (s *Store) MessageSendNotAccepted(ctx context.Context, key string) error {
+	if key == "" {
+		return invalid("message send not accepted: idempotency key is required")
+	}
+	if _, err := s.pool.Exec(ctx, `UPDATE messages SET unknown_since = NULL
+		WHERE idempotency_key = $1 AND status = 'pending'`, key); err != nil {
+		return fmt.Errorf("ledger: message send %s not accepted: %w", key, err)
+	}
+	return nil
 }
 
 // Messages returns a run's messages ordered by creation time, then key.

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"time"
 )
 
 // Message is one rendered message for one recipient.
@@ -41,6 +42,31 @@ type Notifier interface {
 
 // ErrRejected marks a message the provider will never accept.
 var ErrRejected = errors.New("message rejected")
+
+// ErrNotAccepted marks an answer in which the provider said it did not take
+// the message this time (rate limited): nothing went out, and a retry may
+// send without asking the provider first. Errors without it (timeouts,
+// dropped connections, 5xx) leave the outcome unknown.
+var ErrNotAccepted = errors.New("message not accepted")
+
+// ErrLookupUnavailable marks a Finder that cannot look messages up (the
+// account lacks the API, or it is turned off); the caller falls back to
+// sending again and records that it did.
+var ErrLookupUnavailable = errors.New("message lookup unavailable")
+
+// Finder is a Notifier that can ask its provider whether a message was
+// accepted, for a send whose outcome is unknown: a call that may have
+// reached the provider but whose answer was lost (a crash, a timeout, a
+// dropped connection). Sending again without asking would duplicate it.
+type Finder interface {
+	// Find returns the provider's receipt for m when the provider holds a
+	// message for it created at or after since, and found false when it
+	// holds none. ErrLookupUnavailable: the provider cannot be asked.
+	Find(ctx context.Context, m Message, since time.Time) (r Receipt, found bool, err error)
+	// Settle is how long after a send the provider's lookup can be trusted
+	// to show it; a lookup sooner than that may miss it.
+	Settle() time.Duration
+}
 
 // DryRunProvider is the provider name on a DryRun receipt; messages it
 // handled are recorded with status "dry-run", not "sent".

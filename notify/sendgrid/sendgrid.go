@@ -9,12 +9,16 @@
 // message kind, the request carries template_id and dynamic_template_data
 // (subject, text, html, kind, locale) instead of the rendered content.
 //
-// Idempotency: the Mail Send API has no idempotency key, so the custom arg
-// is for tracing only and SendGrid does not de-duplicate on it. The ledger
-// decides whether a message went out: a retry after a recorded send returns
-// the recorded receipt without calling SendGrid. The window that remains is a
-// crash (or a lost response) between SendGrid's 202 and the ledger write; the
-// retry then sends one duplicate email.
+// Idempotency: the Mail Send API has no idempotency key, so SendGrid does
+// not de-duplicate on the custom arg. The ledger decides whether a message
+// went out: a retry after a recorded send returns the recorded receipt
+// without calling SendGrid. After a call whose answer was lost (a crash
+// between SendGrid's 202 and the ledger write, a timeout, a dropped
+// connection), Find asks the Email Activity API (GET /v3/messages) for a
+// message whose idempotency_key custom arg is ours, when the account has
+// that paid add-on and Config.EmailActivity says so. Without it Find answers
+// notify.ErrLookupUnavailable and the message is sent again: the one
+// duplicate that remains, recorded as such in the ledger.
 //
 // Errors: a 4xx other than 408 and 429 (bad request, bad or unauthorised key,
 // payload too large, ...) wraps notify.ErrRejected with SendGrid's error
@@ -33,6 +37,7 @@ import (
 	"net/mail"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -48,7 +53,15 @@ const (
 	// DefaultBaseURL is SendGrid's global API host.
 	DefaultBaseURL = "https://api.sendgrid.com"
 
-	endpoint = "/v3/mail/send"
+	endpoint         = "/v3/mail/send"
+	activityEndpoint = "/v3/messages"
+	// DefaultSettle is how long after a send Find waits before it trusts
+	// the Email Activity API, which indexes a message once SendGrid has
+	// processed it, not when it answers 202.
+	DefaultSettle = 2 * time.Minute
+	// findLimit bounds the messages one lookup reads; one key names one
+	// message to one recipient.
+	findLimit = 10
 	// requestTimeout bounds one API call when the caller's context has a
 	// later deadline or none.
 	requestTimeout = 30 * time.Second
@@ -83,6 +96,13 @@ type Config struct {
 	// When set for a kind, the message is sent as template_id plus
 	// dynamic_template_data instead of the rendered content.
 	TemplateIDs map[string]string
+	// EmailActivity says the account has the Email Activity API (a paid
+	// add-on) and the key may read it: a send whose outcome is unknown is
+	// then looked up before it is sent again.
+	EmailActivity bool
+	// Settle is how long after a send the Email Activity API is trusted to
+	// show it; DefaultSettle when zero.
+	Settle time.Duration
 	// Logger receives one line per send; slog.Default() when nil.
 	Logger *slog.Logger
 }
@@ -95,10 +115,15 @@ type Notifier struct {
 	replyTo    *sgmail.Email
 	categories []string
 	templates  map[string]string
+	activity   bool
+	settle     time.Duration
 	logger     *slog.Logger
 }
 
-var _ notify.Notifier = (*Notifier)(nil)
+var (
+	_ notify.Notifier = (*Notifier)(nil)
+	_ notify.Finder   = (*Notifier)(nil)
+)
 
 // New validates cfg and returns a Notifier.
 func New(cfg Config) (*Notifier, error) {
@@ -116,7 +141,15 @@ func New(cfg Config) (*Notifier, error) {
 		apiKey:    cfg.APIKey,
 		from:      sgmail.NewEmail(cfg.FromName, from),
 		templates: make(map[string]string, len(cfg.TemplateIDs)),
+		activity:  cfg.EmailActivity,
+		settle:    cfg.Settle,
 		logger:    cfg.Logger,
+	}
+	switch {
+	case n.settle < 0:
+		return nil, errors.New("sendgrid: settle must not be negative")
+	case n.settle == 0:
+		n.settle = DefaultSettle
 	}
 	if n.logger == nil {
 		n.logger = slog.Default()
@@ -188,6 +221,77 @@ func (n *Notifier) Send(ctx context.Context, m notify.Message) (notify.Receipt, 
 	}
 	n.logger.WarnContext(ctx, "email not sent: sendgrid failed, will retry", append(attrs, "detail", detail)...)
 	return notify.Receipt{}, fmt.Errorf("sendgrid: HTTP %d: %s", resp.StatusCode, detail)
+}
+
+// Settle implements notify.Finder.
+func (n *Notifier) Settle() time.Duration {
+	if !n.activity {
+		return 0 // nothing to wait for: Find cannot look
+	}
+	return n.settle
+}
+
+// Find implements notify.Finder through the Email Activity API: it filters
+// the account's messages by the idempotency_key custom arg (unique_args in
+// the query language) and returns the one to m.To. since is not part of the
+// query: the key names one message, and the API keeps only recent activity
+// anyway.
+func (n *Notifier) Find(ctx context.Context, m notify.Message, since time.Time) (notify.Receipt, bool, error) {
+	if !n.activity {
+		return notify.Receipt{}, false, fmt.Errorf("sendgrid: the Email Activity API is not enabled for this account (SENDGRID_EMAIL_ACTIVITY): %w", notify.ErrLookupUnavailable)
+	}
+	req := sendgridapi.GetRequest(n.apiKey, activityEndpoint, n.host)
+	req.Method = http.MethodGet
+	req.QueryParams = map[string]string{"query": activityQuery(m.IdempotencyKey), "limit": strconv.Itoa(findLimit)}
+
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	start := time.Now()
+	resp, err := sendgridapi.MakeRequestWithContext(ctx, req)
+	attrs := []any{"provider", Provider, "key", m.IdempotencyKey, "duration", time.Since(start)}
+	if err != nil {
+		n.logger.WarnContext(ctx, "email lookup failed: sendgrid unreachable", append(attrs, "error", err)...)
+		return notify.Receipt{}, false, fmt.Errorf("sendgrid: email activity: %w", err)
+	}
+	attrs = append(attrs, "status", resp.StatusCode)
+	switch {
+	case resp.StatusCode == http.StatusOK:
+	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusNotFound:
+		// No add-on, or a key without Email Activity access: say so and
+		// let the caller send, rather than hold the message for ever.
+		detail := errorMessage(resp.StatusCode, resp.Body)
+		n.logger.WarnContext(ctx, "email lookup refused: the account or key has no Email Activity access", append(attrs, "detail", detail)...)
+		return notify.Receipt{}, false, fmt.Errorf("sendgrid: email activity: HTTP %d: %s: %w", resp.StatusCode, detail, notify.ErrLookupUnavailable)
+	default:
+		detail := redact(errorMessage(resp.StatusCode, resp.Body), m.To)
+		n.logger.WarnContext(ctx, "email lookup failed", append(attrs, "detail", detail)...)
+		return notify.Receipt{}, false, fmt.Errorf("sendgrid: email activity: HTTP %d: %s", resp.StatusCode, detail)
+	}
+	var found struct {
+		Messages []struct {
+			MsgID   string `json:"msg_id"`
+			ToEmail string `json:"to_email"`
+		} `json:"messages"`
+	}
+	if err := json.Unmarshal([]byte(resp.Body), &found); err != nil {
+		return notify.Receipt{}, false, fmt.Errorf("sendgrid: email activity: decode answer: %w", err)
+	}
+	for _, msg := range found.Messages {
+		if strings.EqualFold(msg.ToEmail, m.To) {
+			n.logger.InfoContext(ctx, "email found at sendgrid", append(attrs, "ref", msg.MsgID)...)
+			return notify.Receipt{Provider: Provider, Ref: msg.MsgID}, true, nil
+		}
+	}
+	n.logger.InfoContext(ctx, "email not found at sendgrid", append(attrs, "listed", len(found.Messages))...)
+	return notify.Receipt{}, false, nil
+}
+
+// activityQuery is the Email Activity query for the message carrying key as
+// its idempotency_key custom arg, e.g.
+// unique_args['idempotency_key']="dunning/acme/inv-1/attempt-1-failed/email".
+func activityQuery(key string) string {
+	quoted := strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(key)
+	return "unique_args['" + ArgIdempotencyKey + `']="` + quoted + `"`
 }
 
 // build returns the Mail Send request body for m.

@@ -10,9 +10,15 @@
 // Idempotency: Twilio's Messages API has no idempotency key, so nothing in
 // the request de-duplicates a retry. The ledger decides whether a message
 // went out: a retry after a recorded send returns the recorded receipt
-// without calling Twilio. The window that remains is a crash (or a lost
-// response) between Twilio's 201 and the ledger write; the retry then sends
-// one duplicate SMS.
+// without calling Twilio. After a call whose answer was lost (a crash
+// between Twilio's 201 and the ledger write, a timeout, a dropped
+// connection), Find lists the Messages sent to the number (Messages list,
+// filtered by To) and matches ours: created since the first call started,
+// from our Messaging Service or number, with exactly the stored body. The
+// message's idempotency key also rides in the StatusCallback URL (query
+// parameter idempotency_key), so delivery callbacks name it; the Message
+// resource does not return its StatusCallback, so the lookup cannot match on
+// it and matches the body instead.
 //
 // Errors: twilio-go reports an API error as *client.TwilioRestError. A 4xx
 // other than 408 and 429 wraps notify.ErrRejected, e.g. 21211 (invalid To),
@@ -52,6 +58,16 @@ const (
 	// requestTimeout bounds one API call when the caller's context has a
 	// later deadline or none.
 	requestTimeout = 30 * time.Second
+	// DefaultSettle is how long after a send Find waits before it trusts
+	// the Messages list: Twilio creates the Message resource before it
+	// answers 201, so a few seconds cover replication.
+	DefaultSettle = 5 * time.Second
+	// findLimit bounds the Messages Find reads: the newest first, to one
+	// customer's number, since the first call started.
+	findLimit = 100
+	// CallbackKeyParam is the StatusCallback URL's query parameter that
+	// carries the message's idempotency key.
+	CallbackKeyParam = "idempotency_key"
 )
 
 var (
@@ -74,6 +90,9 @@ type Config struct {
 	// StatusCallbackURL, when set, receives Twilio's delivery status
 	// callbacks for every message.
 	StatusCallbackURL string
+	// Settle is how long after a send Find trusts the Messages list;
+	// DefaultSettle when zero.
+	Settle time.Duration
 	// BaseURL replaces the scheme and host of api.twilio.com (and prefixes
 	// its path, if any); DefaultBaseURL when empty.
 	BaseURL string
@@ -89,7 +108,10 @@ type Notifier struct {
 	logger    *slog.Logger
 }
 
-var _ notify.Notifier = (*Notifier)(nil)
+var (
+	_ notify.Notifier = (*Notifier)(nil)
+	_ notify.Finder   = (*Notifier)(nil)
+)
 
 // New validates cfg and returns a Notifier.
 func New(cfg Config) (*Notifier, error) {
@@ -109,6 +131,12 @@ func New(cfg Config) (*Notifier, error) {
 		if _, err := absoluteURL(cfg.StatusCallbackURL); err != nil {
 			return nil, fmt.Errorf("twilio: status callback URL: %w", err)
 		}
+	}
+	if cfg.Settle < 0 {
+		return nil, errors.New("twilio: settle must not be negative")
+	}
+	if cfg.Settle == 0 {
+		cfg.Settle = DefaultSettle
 	}
 	n := &Notifier{cfg: cfg, transport: http.DefaultTransport, logger: cfg.Logger}
 	if n.logger == nil {
@@ -142,7 +170,7 @@ func (n *Notifier) Send(ctx context.Context, m notify.Message) (notify.Receipt, 
 		params.SetFrom(n.cfg.From)
 	}
 	if n.cfg.StatusCallbackURL != "" {
-		params.SetStatusCallback(n.cfg.StatusCallbackURL)
+		params.SetStatusCallback(callbackURL(n.cfg.StatusCallbackURL, m.IdempotencyKey))
 	}
 
 	start := time.Now()
@@ -173,6 +201,86 @@ func (n *Notifier) Send(ctx context.Context, m notify.Message) (notify.Receipt, 
 	}
 	n.logger.InfoContext(ctx, "sms accepted by twilio", append(attrs, "ref", ref)...)
 	return notify.Receipt{Provider: Provider, Ref: ref}, nil
+}
+
+// Settle implements notify.Finder.
+func (n *Notifier) Settle() time.Duration { return n.cfg.Settle }
+
+// Find implements notify.Finder: it lists the Messages to m.To, newest
+// first, and returns the one that is ours: created at or after since, from
+// our Messaging Service (or number), with exactly m's body (every try sends
+// the content stored at the first). Twilio's DateSent filter is not used:
+// a message still queued has no date_sent yet, and it is precisely the
+// message a lost answer leaves behind.
+func (n *Notifier) Find(ctx context.Context, m notify.Message, since time.Time) (notify.Receipt, bool, error) {
+	if m.To == "" {
+		return notify.Receipt{}, false, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	params := &openapi.ListMessageParams{}
+	params.SetTo(m.To)
+	params.SetPageSize(findLimit)
+	params.SetLimit(findLimit)
+	start := time.Now()
+	list, err := n.client(ctx).Api.ListMessage(params)
+	attrs := []any{"provider", Provider, "key", m.IdempotencyKey, "duration", time.Since(start)}
+	if err != nil {
+		var apiErr *twclient.TwilioRestError
+		if errors.As(err, &apiErr) {
+			n.logger.WarnContext(ctx, "sms lookup failed", append(attrs, "status", apiErr.Status, "code", apiErr.Code)...)
+			return notify.Receipt{}, false, fmt.Errorf("twilio: list messages: HTTP %d, error %d: %s", apiErr.Status, apiErr.Code, redact(apiErr.Message, m.To))
+		}
+		n.logger.WarnContext(ctx, "sms lookup failed: twilio unreachable", append(attrs, "error", err)...)
+		return notify.Receipt{}, false, fmt.Errorf("twilio: list messages: %w", err)
+	}
+	for _, msg := range list {
+		if n.ours(msg, m, since) {
+			ref := deref(msg.Sid)
+			n.logger.InfoContext(ctx, "sms found at twilio", append(attrs, "ref", ref, "listed", len(list))...)
+			return notify.Receipt{Provider: Provider, Ref: ref}, true, nil
+		}
+	}
+	n.logger.InfoContext(ctx, "sms not found at twilio", append(attrs, "listed", len(list))...)
+	return notify.Receipt{}, false, nil
+}
+
+// ours reports whether a listed Message is m as we sent it at or after
+// since.
+func (n *Notifier) ours(msg openapi.ApiV2010Message, m notify.Message, since time.Time) bool {
+	if deref(msg.Body) != m.Body || !strings.HasPrefix(deref(msg.Direction), "outbound") || deref(msg.Status) == "canceled" {
+		return false
+	}
+	if n.cfg.MessagingServiceSID != "" {
+		if deref(msg.MessagingServiceSid) != n.cfg.MessagingServiceSID {
+			return false
+		}
+	} else if deref(msg.From) != n.cfg.From {
+		return false
+	}
+	// Twilio's dates are RFC 2822 (Mon, 16 Aug 2010 03:45:01 +0000).
+	created, err := time.Parse(time.RFC1123Z, deref(msg.DateCreated))
+	return err != nil || !created.Before(since.Truncate(time.Second))
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+// callbackURL is the status callback URL carrying the message's key, so a
+// delivery callback names the message it reports on.
+func callbackURL(base, key string) string {
+	u, err := url.Parse(base)
+	if err != nil || key == "" {
+		return base // New validated it; a key is always given
+	}
+	q := u.Query()
+	q.Set(CallbackKeyParam, key)
+	u.RawQuery = q.Encode()
+	return u.String()
 }
 
 // client returns a Twilio REST client whose requests are bound to ctx and,
