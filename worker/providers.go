@@ -32,6 +32,12 @@ type Providers struct {
 	EmailReplyTo                    string
 	SendGridCategories              []string
 	SendGridTemplateIDs             map[string]string
+	// SendGridEmailActivity: the account has the Email Activity API, so a
+	// send whose outcome is unknown is looked up before it is repeated
+	// (SENDGRID_EMAIL_ACTIVITY); SendGridActivitySettle is how long after
+	// a send the lookup is trusted (SENDGRID_EMAIL_ACTIVITY_SETTLE).
+	SendGridEmailActivity  bool
+	SendGridActivitySettle time.Duration
 
 	TwilioAccountSID, TwilioAuthToken string
 	TwilioMessagingServiceSID         string
@@ -86,6 +92,20 @@ func ProvidersFromEnv() (Providers, error) {
 		}
 		p.CardLinkTTL = d
 	}
+	if v := os.Getenv("SENDGRID_EMAIL_ACTIVITY"); v != "" {
+		on, err := strconv.ParseBool(v)
+		if err != nil {
+			return p, fmt.Errorf("SENDGRID_EMAIL_ACTIVITY %q is not true or false", v)
+		}
+		p.SendGridEmailActivity = on
+	}
+	if v := os.Getenv("SENDGRID_EMAIL_ACTIVITY_SETTLE"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return p, fmt.Errorf("SENDGRID_EMAIL_ACTIVITY_SETTLE %q is not a positive duration such as 2m", v)
+		}
+		p.SendGridActivitySettle = d
+	}
 	if v := os.Getenv("SENDGRID_TEMPLATE_IDS"); v != "" {
 		p.SendGridTemplateIDs = map[string]string{}
 		for _, pair := range splitList(v) {
@@ -136,12 +156,16 @@ func Build(ledger activities.Ledger, cfg Config, p Providers, logger *slog.Logge
 	if p.SendGridAPIKey != "" {
 		n, err := sendgrid.New(sendgrid.Config{
 			APIKey: p.SendGridAPIKey, BaseURL: p.SendGridBaseURL, FromEmail: p.EmailFrom, FromName: p.EmailFromName,
-			ReplyTo: p.EmailReplyTo, Categories: p.SendGridCategories, TemplateIDs: p.SendGridTemplateIDs, Logger: logger,
+			ReplyTo: p.EmailReplyTo, Categories: p.SendGridCategories, TemplateIDs: p.SendGridTemplateIDs,
+			EmailActivity: p.SendGridEmailActivity, Settle: p.SendGridActivitySettle, Logger: logger,
 		})
 		if err != nil {
 			return d, fmt.Errorf("sendgrid: %w", err)
 		}
 		d.Email = n
+		if !p.SendGridEmailActivity {
+			logger.Warn("email sends whose outcome is unknown are sent again without a lookup (SENDGRID_EMAIL_ACTIVITY unset): a lost SendGrid answer can duplicate one email")
+		}
 	} else {
 		logger.Warn("email in dry-run mode (SENDGRID_API_KEY unset): messages are rendered, recorded in the ledger and logged, not sent")
 		d.Email = notify.DryRun{Logger: logger}
