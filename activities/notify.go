@@ -347,9 +347,30 @@ func (a *Notifications) NotifyStep(ctx context.Context, in NotifyStepInput) (Not
 		}
 	}
 	if len(retry) > 0 {
-		return NotifyStepOutput{}, fmt.Errorf("notify step: %w", errors.Join(retry...))
+		return NotifyStepOutput{}, stepRetryError(retry)
 	}
 	return out, nil
+}
+
+// stepRetryError joins the errors of the messages worth retrying. When each
+// of them names how long to wait (a lookup waiting for the provider's
+// listing to settle), the step waits the shortest of those: Temporal reads
+// the delay only from an application error returned as it is, not from one
+// wrapped in a join.
+func stepRetryError(errs []error) error {
+	joined := fmt.Errorf("notify step: %w", errors.Join(errs...))
+	var wait time.Duration
+	for _, err := range errs {
+		appErr, ok := errors.AsType[*temporal.ApplicationError](err)
+		if !ok || appErr.NextRetryDelay() <= 0 {
+			return joined
+		}
+		if wait == 0 || appErr.NextRetryDelay() < wait {
+			wait = appErr.NextRetryDelay()
+		}
+	}
+	return temporal.NewApplicationErrorWithOptions(joined.Error(), ErrTypeMessageOutcomeUnknown,
+		temporal.ApplicationErrorOptions{NextRetryDelay: wait, Cause: joined})
 }
 
 // isPermanent reports whether err is an application error no retry can fix.

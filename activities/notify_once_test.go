@@ -381,3 +381,32 @@ func storedMessage(t *testing.T, store *ledger.Store, key string) ledger.Message
 	t.Fatalf("no message %s in the ledger", key)
 	return ledger.Message{}
 }
+
+// A step whose message waits for the provider's listing to settle asks
+// Temporal for that delay: the error it returns is an application error as
+// it is, the only form whose retry delay Temporal reads.
+func TestNotifyStepWaitsForTheLookup(t *testing.T) {
+	store := newLedger(t)
+	provider := &fakeProvider{fault: faultLoseAnswer, activity: true}
+	n, err := sendgrid.New(sendgrid.Config{
+		APIKey: "SG.test", BaseURL: provider.sendGrid(t).URL, FromEmail: "billing@example.com",
+		EmailActivity: true, Settle: time.Minute, Logger: quietLogger,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &activities.Notifications{Email: n, SMS: n, Ledger: store, Logger: quietLogger}
+	step := activities.NotifyStepInput{Messages: []activities.NotifyInput{notifyInput("email", "jane@example.com")}}
+	if _, err := a.NotifyStep(ctxFor(t), step); err == nil {
+		t.Fatal("first try succeeded; want the lost answer to fail it")
+	}
+	_, err = a.NotifyStep(ctxFor(t), step)
+	appErr, ok := errors.AsType[*temporal.ApplicationError](err)
+	if !ok || appErr.Type() != activities.ErrTypeMessageOutcomeUnknown || appErr.NonRetryable() ||
+		appErr.NextRetryDelay() <= 50*time.Second || appErr.NextRetryDelay() > time.Minute {
+		t.Fatalf("second try = %v; want a retryable %s asking for about a minute", err, activities.ErrTypeMessageOutcomeUnknown)
+	}
+	if total, _, _ := provider.counts(); total != 1 || provider.lookups != 0 {
+		t.Errorf("provider got %d messages and %d lookups; want 1 and none before the listing settles", total, provider.lookups)
+	}
+}

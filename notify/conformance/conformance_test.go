@@ -162,6 +162,46 @@ func TestSendGridConformance(t *testing.T) {
 		}
 	}
 
+	// The lookup after an unknown outcome asks the Email Activity API for
+	// our key (GET /v3/messages?query=...). The spec's example lists other
+	// recipients' messages, so nothing is found.
+	t.Run("lookup", func(t *testing.T) {
+		withActivity, err := sendgrid.New(sendgrid.Config{
+			APIKey: "SG.conformance-test-key", BaseURL: proxy.URL(), FromEmail: "billing@example.com",
+			EmailActivity: true, Logger: discard(),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := notify.Message{
+			IdempotencyKey: "dunning/acme/inv-42/attempt-1-failed/email", Kind: "payment_failed", Channel: "email",
+			To: "jane.doe@example.com", Subject: "Subject", Body: "Body", WorkflowID: "dunning/acme/inv-42",
+		}
+		_, found, err := withActivity.Find(ctx, m, time.Now().Add(-time.Hour))
+		ex := proxy.Last(t)
+		if err != nil || found {
+			t.Fatalf("Find = found %v, %v (Prism: HTTP %d, violations %s); want not found", found, err, ex.Status, ex.Violations)
+		}
+		if ex.Status != http.StatusOK || ex.Violations != "" {
+			t.Errorf("Prism: HTTP %d, violations %s; want 200 and none", ex.Status, ex.Violations)
+		}
+		if ex.Method != http.MethodGet || ex.Path != "/v3/messages" {
+			t.Errorf("request = %s %s, want GET /v3/messages", ex.Method, ex.Path)
+		}
+		if want := `unique_args['idempotency_key']="` + m.IdempotencyKey + `"`; ex.Query.Get("query") != want {
+			t.Errorf("query = %q, want %q", ex.Query.Get("query"), want)
+		}
+		if got := ex.Header.Get("Authorization"); got != "Bearer SG.conformance-test-key" {
+			t.Errorf("Authorization = %q", got)
+		}
+
+		// Without the add-on the notifier says so instead of asking.
+		_, _, err = n.Find(ctx, m, time.Now().Add(-time.Hour))
+		if !errors.Is(err, notify.ErrLookupUnavailable) {
+			t.Errorf("Find without Email Activity = %v, want notify.ErrLookupUnavailable", err)
+		}
+	})
+
 	t.Run("refused", func(t *testing.T) {
 		valid := notify.Message{
 			IdempotencyKey: "dunning/acme/inv-42/refused/email", Kind: "payment_failed", Channel: "email",
@@ -258,7 +298,8 @@ func TestTwilioConformance(t *testing.T) {
 					WorkflowID: "dunning/acme/inv-42", Step: kind + "/sms",
 				}
 				send(t, viaService, m, url.Values{
-					"To": {m.To}, "Body": {r.Text}, "MessagingServiceSid": {serviceSID}, "StatusCallback": {callback},
+					"To": {m.To}, "Body": {r.Text}, "MessagingServiceSid": {serviceSID},
+					"StatusCallback": {callback + "?idempotency_key=" + url.QueryEscape(m.IdempotencyKey)},
 				})
 			})
 		}
@@ -271,6 +312,35 @@ func TestTwilioConformance(t *testing.T) {
 	}
 	t.Run("from number", func(t *testing.T) {
 		send(t, viaNumber, valid, url.Values{"To": {valid.To}, "Body": {valid.Body}, "From": {"+15557654321"}})
+	})
+
+	// The lookup after an unknown outcome lists the Messages to the
+	// number (twilio-go's ListMessage). Prism answers with the spec's
+	// empty-page example: the full-page example links a next page, which
+	// the client would follow.
+	t.Run("lookup", func(t *testing.T) {
+		proxy.SetTamper(func(h http.Header, body []byte) []byte {
+			h.Set("Prefer", "example=readEmptySentdateGreater")
+			return body
+		})
+		defer proxy.SetTamper(nil)
+		_, found, err := viaService.Find(ctx, valid, time.Now().Add(-time.Hour))
+		ex := proxy.Last(t)
+		if err != nil || found {
+			t.Fatalf("Find = found %v, %v (Prism: HTTP %d, violations %s); want not found", found, err, ex.Status, ex.Violations)
+		}
+		if ex.Status != http.StatusOK || ex.Violations != "" {
+			t.Errorf("Prism: HTTP %d, violations %s; want 200 and none", ex.Status, ex.Violations)
+		}
+		if ex.Method != http.MethodGet || ex.Path != messagePath {
+			t.Errorf("request = %s %s, want GET %s", ex.Method, ex.Path, messagePath)
+		}
+		if got := ex.Query.Get("To"); got != valid.To {
+			t.Errorf("To = %q, want the recipient", got)
+		}
+		if user, _, ok := (&http.Request{Header: ex.Header}).BasicAuth(); !ok || user != accountSID {
+			t.Errorf("basic auth user %q (present %v), want the account SID", user, ok)
+		}
 	})
 
 	t.Run("refused", func(t *testing.T) {

@@ -63,7 +63,9 @@ type Request struct {
 	// Method and Path are as the notifier sent them (before any prefix was
 	// removed for Prism).
 	Method, Path string
-	Header       http.Header
+	// Query is the request's query string, parsed.
+	Query  url.Values
+	Header http.Header
 	// Body is the request body as the notifier sent it (before any Tamper).
 	Body   []byte
 	Status int
@@ -254,7 +256,7 @@ func (m *Mock) serve(w http.ResponseWriter, req *http.Request) {
 	edit, down := m.tamper, m.down
 	m.mu.Unlock()
 	if down {
-		m.record(Request{Method: req.Method, Path: req.URL.Path, Header: req.Header.Clone(), Body: body,
+		m.record(Request{Method: req.Method, Path: req.URL.Path, Query: req.URL.Query(), Header: req.Header.Clone(), Body: body,
 			Status: http.StatusServiceUnavailable, Refused: true})
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusServiceUnavailable)
@@ -290,7 +292,7 @@ func (m *Mock) serve(w http.ResponseWriter, req *http.Request) {
 	}
 
 	m.record(Request{
-		Method: req.Method, Path: req.URL.Path, Header: req.Header.Clone(), Body: body,
+		Method: req.Method, Path: req.URL.Path, Query: req.URL.Query(), Header: req.Header.Clone(), Body: body,
 		Status: resp.StatusCode, Violations: resp.Header.Get("sl-violations"),
 	})
 
