@@ -664,3 +664,53 @@ func mapsEqual(a, b map[string]int64) bool {
 	}
 	return true
 }
+
+// The first content given is the one kept, HTML included, and the row
+// tracks provider calls whose answer was never recorded.
+func TestMessageSendState(t *testing.T) {
+	s := ledgertest.NewStore(t)
+	ctx := ctxFor(t)
+	mustOpenRun(t, s, newRun("wf-1", "inv-1"))
+
+	m := newMessage("wf-1", "wf-1/m1", t0)
+	m.HTML = "<p>Pagamento falhou</p>"
+	first, err := s.BeginMessage(ctx, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !first.HTMLStored || first.HTML != m.HTML || first.SendAttempts != 0 || first.OutcomeUnknown() {
+		t.Fatalf("new message = %+v", first)
+	}
+	again := m
+	again.Subject, again.Body, again.HTML = "other", "other", "<p>other</p>"
+	if kept, err := s.BeginMessage(ctx, again); err != nil || kept.Subject != m.Subject || kept.Body != m.Body || kept.HTML != m.HTML {
+		t.Fatalf("second BeginMessage = %+v, %v; want the first content", kept, err)
+	}
+
+	prev, err := s.StartMessageSend(ctx, m.IdempotencyKey, t0.Add(time.Minute))
+	if err != nil || prev.SendAttempts != 0 || prev.OutcomeUnknown() {
+		t.Fatalf("first StartMessageSend = %+v, %v; want the untouched row", prev, err)
+	}
+	prev, err = s.StartMessageSend(ctx, m.IdempotencyKey, t0.Add(2*time.Minute))
+	if err != nil || prev.SendAttempts != 1 || !prev.OutcomeUnknown() ||
+		!prev.FirstSendAt.Equal(t0.Add(time.Minute)) || !prev.UnknownSince.Equal(t0.Add(time.Minute)) {
+		t.Fatalf("second StartMessageSend = %+v, %v; want one call whose outcome is unknown", prev, err)
+	}
+	if err := s.MessageSendNotAccepted(ctx, m.IdempotencyKey); err != nil {
+		t.Fatal(err)
+	}
+	row, err := s.BeginMessage(ctx, m)
+	if err != nil || row.SendAttempts != 2 || row.OutcomeUnknown() || !row.FirstSendAt.Equal(t0.Add(time.Minute)) {
+		t.Fatalf("after a refusal = %+v, %v; want two calls, outcome known", row, err)
+	}
+
+	if err := s.FinishMessage(ctx, m.IdempotencyKey, "sent", "smtp", "msg-1", "", t0.Add(3*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.StartMessageSend(ctx, m.IdempotencyKey, t0); !errors.Is(err, ledger.ErrConflict) {
+		t.Errorf("StartMessageSend after the send = %v, want ErrConflict", err)
+	}
+	if _, err := s.StartMessageSend(ctx, "wf-1/nope", t0); !errors.Is(err, ledger.ErrNotFound) {
+		t.Errorf("StartMessageSend of an unknown key = %v, want ErrNotFound", err)
+	}
+}
