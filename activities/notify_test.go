@@ -426,3 +426,39 @@ func TestNotifyRetrySendsTheStoredContent(t *testing.T) {
 		t.Errorf("the retry sent content that differs from the ledger:\nsent   %q\nstored %q", got.Body, stored.Body)
 	}
 }
+
+// A provider that answered "not this time" (rate limited) took nothing: the
+// retry sends without asking it first. Any other failure leaves the outcome
+// unknown, and a provider without a lookup gets the message again, noted.
+func TestNotifyRetryAfterAnswerOrUnknownOutcome(t *testing.T) {
+	tests := []struct {
+		name       string
+		err        error
+		wantDetail string
+	}{
+		{"rate limited", fmt.Errorf("mailer: HTTP 429: %w", notify.ErrNotAccepted), ""},
+		{"server error", errors.New("mailer: HTTP 500"), "sent again after an unknown outcome: the provider offers no lookup"},
+		{"connection dropped", errors.New("mailer: unexpected EOF"), "sent again after an unknown outcome: the provider offers no lookup"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newNotifyFixture(t)
+			in := notifyInput("email", "jane@example.com")
+			f.email.setErr(tt.err)
+			if _, err := f.notifications.Notify(ctxFor(t), in); err == nil {
+				t.Fatal("first try succeeded")
+			}
+			if row := f.message(t, in.IdempotencyKey); row.SendAttempts != 1 || row.OutcomeUnknown() != (tt.wantDetail != "") {
+				t.Errorf("after the first try: %d calls, outcome unknown %v", row.SendAttempts, row.OutcomeUnknown())
+			}
+			f.email.setErr(nil)
+			out, err := f.notifications.Notify(ctxFor(t), in)
+			if err != nil || out.Status != "sent" || out.Detail != tt.wantDetail {
+				t.Fatalf("retry = %+v, %v; want sent with detail %q", out, err, tt.wantDetail)
+			}
+			if row := f.message(t, in.IdempotencyKey); row.Detail != tt.wantDetail || row.SendAttempts != 2 {
+				t.Errorf("ledger detail %q after %d calls, want %q after 2", row.Detail, row.SendAttempts, tt.wantDetail)
+			}
+		})
+	}
+}

@@ -220,6 +220,10 @@ func (n *Notifier) Send(ctx context.Context, m notify.Message) (notify.Receipt, 
 		return notify.Receipt{}, fmt.Errorf("sendgrid: HTTP %d: %s: %w", resp.StatusCode, detail, notify.ErrRejected)
 	}
 	n.logger.WarnContext(ctx, "email not sent: sendgrid failed, will retry", append(attrs, "detail", detail)...)
+	if resp.StatusCode == http.StatusTooManyRequests {
+		// Rate limited: SendGrid took nothing, so the retry need not look.
+		return notify.Receipt{}, fmt.Errorf("sendgrid: HTTP %d: %s: %w", resp.StatusCode, detail, notify.ErrNotAccepted)
+	}
 	return notify.Receipt{}, fmt.Errorf("sendgrid: HTTP %d: %s", resp.StatusCode, detail)
 }
 

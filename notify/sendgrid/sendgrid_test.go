@@ -368,6 +368,11 @@ func TestSendErrors(t *testing.T) {
 			if got := errors.Is(err, notify.ErrRejected); got != tt.wantRejected {
 				t.Errorf("errors.Is(%v, ErrRejected) = %v, want %v", err, got, tt.wantRejected)
 			}
+			// Only a rate limit says the provider took nothing; any other
+			// failure leaves the outcome unknown, to be looked up.
+			if got := errors.Is(err, notify.ErrNotAccepted); got != (tt.status == http.StatusTooManyRequests) {
+				t.Errorf("errors.Is(%v, ErrNotAccepted) = %v, want %v", err, got, !got)
+			}
 			if !strings.Contains(err.Error(), tt.wantInError) {
 				t.Errorf("error %q does not contain %q", err, tt.wantInError)
 			}

@@ -193,6 +193,10 @@ func (n *Notifier) Send(ctx context.Context, m notify.Message) (notify.Receipt, 
 				apiErr.Status, apiErr.Code, detail, notify.ErrRejected)
 		}
 		n.logger.WarnContext(ctx, "sms not sent: twilio failed, will retry", attrs...)
+		if apiErr.Status == http.StatusTooManyRequests {
+			// Rate limited: Twilio took nothing, so the retry need not look.
+			return notify.Receipt{}, fmt.Errorf("twilio: HTTP %d, error %d: %s: %w", apiErr.Status, apiErr.Code, detail, notify.ErrNotAccepted)
+		}
 		return notify.Receipt{}, fmt.Errorf("twilio: HTTP %d, error %d: %s", apiErr.Status, apiErr.Code, detail)
 	}
 	var ref string
