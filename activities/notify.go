@@ -55,11 +55,13 @@ type Notifications struct {
 	Logger    *slog.Logger
 }
 
-// Notify renders and sends one message. The ledger row is written before the
-// provider call and finished after it: a retry after a finished send returns
-// the recorded result without sending again. The window that remains (a crash
-// after the provider accepted but before the row was finished) is closed by
-// the provider's own idempotency where it has one; the key goes with the send.
+// Notify renders and sends one message. The ledger row, with the rendered
+// content, is written before the first provider call and finished after the
+// answer: a retry after a finished send returns the recorded result without
+// sending again, and a retry of a pending one sends the stored content. A
+// retry after a call whose answer was never recorded (a crash after the
+// provider accepted, a lost or late answer) first asks the provider whether
+// it holds the message (see send).
 func (a *Notifications) Notify(ctx context.Context, in NotifyInput) (NotifyOutput, error) {
 	if in.IdempotencyKey == "" {
 		return NotifyOutput{}, permanent(ErrTypeInvalidInput, fmt.Errorf("notify for %s: idempotency key is required", in.WorkflowID))
