@@ -24,6 +24,7 @@ import (
 	"github.com/dunningco/dunning/ledger"
 	"github.com/dunningco/dunning/notify"
 	"github.com/dunningco/dunning/outbox"
+	"github.com/dunningco/dunning/starter"
 	"github.com/dunningco/dunning/tenants"
 	"github.com/dunningco/dunning/workflows"
 )
@@ -108,6 +109,9 @@ type Deps struct {
 	// CardLinks signs card-update links for messages; nil leaves them out.
 	CardLinks *cardlink.Signer
 	Logger    *slog.Logger
+	// PendingConsents tells the SMS send path about opt-outs Temporal
+	// holds while the ledger was down; New sets it from its client.
+	PendingConsents activities.PendingConsents
 }
 
 // Register adds the workflow and every activity to r.
@@ -119,10 +123,12 @@ func Register(r sdkworker.Registry, d Deps) {
 		gws[g.Name()] = g
 	}
 	r.RegisterActivity(&activities.Charges{Gateways: gws, Ledger: d.Ledger, Logger: d.Logger, Limits: d.Limits})
-	r.RegisterActivity(&activities.Notifications{Email: d.Email, SMS: d.SMS, Ledger: d.Ledger, CardLinks: d.CardLinks, Logger: d.Logger})
+	r.RegisterActivity(&activities.Notifications{Email: d.Email, SMS: d.SMS, Ledger: d.Ledger, CardLinks: d.CardLinks, Logger: d.Logger,
+		PendingConsents: d.PendingConsents})
 	r.RegisterActivity(&activities.ServiceActions{Ledger: d.Ledger})
 	r.RegisterActivity(&activities.NetworkLimits{Ledger: d.Ledger, Limits: d.Limits})
 	r.RegisterActivity(&activities.Runs{Ledger: d.Ledger})
+	registerConsents(r, d)
 }
 
 // NewDispatcher builds the outbox dispatcher that delivers the billing
@@ -169,6 +175,9 @@ var setStickyCache sync.Once
 func New(c client.Client, taskQueue string, d Deps) sdkworker.Worker {
 	// Process-wide in the SDK, and only honoured before the first worker.
 	setStickyCache.Do(func() { sdkworker.SetStickyWorkflowCacheSize(StickyCacheSize) })
+	if d.PendingConsents == nil {
+		d.PendingConsents = starter.NewClient(c, starter.Options{TaskQueue: taskQueue})
+	}
 	w := sdkworker.New(c, taskQueue, sdkworker.Options{
 		// On SIGTERM, activities in flight (a charge, a send) get this long
 		// to finish and record their outcome before the process exits.
