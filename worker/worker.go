@@ -25,6 +25,7 @@ import (
 	"github.com/dunningco/dunning/notify"
 	"github.com/dunningco/dunning/outbox"
 	"github.com/dunningco/dunning/starter"
+	"github.com/dunningco/dunning/sweeper"
 	"github.com/dunningco/dunning/tenants"
 	"github.com/dunningco/dunning/workflows"
 )
@@ -210,4 +211,24 @@ func EnsureSearchAttributes(ctx context.Context, c client.Client, namespace stri
 		return fmt.Errorf("add search attributes: %w", err)
 	}
 	return nil
+}
+
+// NewSweeper builds the sweeper that closes, as aborted, runs whose
+// workflow ended without closing them (package sweeper). Run it next to
+// every worker (Run(ctx) in a goroutine): replicas take turns through a
+// PostgreSQL advisory lock, so one sweeps at a time. DUNNING_SWEEP_INTERVAL
+// sets how often (default 5m).
+func NewSweeper(store *ledger.Store, c client.Client, logger *slog.Logger) (*sweeper.Sweeper, error) {
+	interval := sweeper.DefaultInterval
+	if v := strings.TrimSpace(os.Getenv("DUNNING_SWEEP_INTERVAL")); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return nil, fmt.Errorf("DUNNING_SWEEP_INTERVAL %q is not a positive duration such as 5m", v)
+		}
+		interval = d
+	}
+	return &sweeper.Sweeper{
+		Ledger: store, Temporal: c, Lock: sweeper.PoolLocker{Pool: store.Pool()},
+		Logger: logger.With("component", "sweeper"), Interval: interval,
+	}, nil
 }
