@@ -109,3 +109,39 @@ func TestAbortedRunIsSwept(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestTerminatedRunRestartsWithoutSweep: the reuse policy
+// ALLOW_DUPLICATE_FAILED_ONLY lets a new decline start a fresh execution
+// after a terminated one even before any sweep; the fresh execution takes
+// over the still-open ledger row (and records itself as its holder), so a
+// later sweep leaves it alone.
+func TestTerminatedRunRestartsWithoutSweep(t *testing.T) {
+	p := start(t)
+	ctx := context.Background()
+	const invoice = "inv-restarted"
+	id := workflows.WorkflowID("acme", invoice)
+	_, body := p.do(t, http.MethodPost, "/v1/declines", decline(invoice, "sim:decline;code=insufficient_funds", "default"))
+	waitFor(t, func() bool {
+		run, err := p.store.GetRun(ctx, id)
+		return err == nil && run.Status == "open" && run.ExecutionRunID == body["run_id"]
+	})
+	if err := p.temporal.TerminateWorkflow(ctx, id, "", "by ops"); err != nil {
+		t.Fatal(err)
+	}
+	code, again := p.do(t, http.MethodPost, "/v1/declines", decline(invoice, "sim:decline;code=insufficient_funds", "default"))
+	t.Logf("new decline after terminate, before any sweep: %d %v", code, again)
+	if code != http.StatusAccepted || again["run_id"] == body["run_id"] {
+		t.Fatalf("new decline: %d %v; want 202 and a fresh execution", code, again)
+	}
+	waitFor(t, func() bool {
+		run, err := p.store.GetRun(ctx, id)
+		return err == nil && run.Status == "open" && run.ExecutionRunID == again["run_id"]
+	})
+	sw := &sweeper.Sweeper{Ledger: p.store, Temporal: p.temporal, Grace: -1}
+	if rep, err := sw.Sweep(ctx); err != nil || rep.Aborted != 0 {
+		t.Fatalf("sweep = %+v, %v; want the restarted run left alone", rep, err)
+	}
+	if err := p.temporal.CancelWorkflow(ctx, id, ""); err != nil {
+		t.Fatal(err)
+	}
+}
