@@ -53,6 +53,9 @@ type Notifications struct {
 	// that asks the customer to act.
 	CardLinks *cardlink.Signer
 	Logger    *slog.Logger
+	// PendingConsents, when set, is asked before every text: a STOP that
+	// Temporal holds while the ledger was down counts as an opt-out.
+	PendingConsents PendingConsents
 }
 
 // Notify renders and sends one message. The ledger row, with the rendered
@@ -282,6 +285,15 @@ func (a *Notifications) render(in NotifyInput, issued time.Time) (notify.Rendere
 func (a *Notifications) blockedByPreference(ctx context.Context, channel, recipient string) (string, error) {
 	switch channel {
 	case "sms":
+		if a.PendingConsents != nil {
+			optedOut, found, err := a.PendingConsents.PendingSMSOptOut(ctx, recipient)
+			if err != nil {
+				return "", err
+			}
+			if found && optedOut {
+				return "recipient opted out of SMS (not yet in the ledger)", nil
+			}
+		}
 		optedOut, keyword, err := a.Ledger.SMSOptOut(ctx, recipient)
 		if err != nil || !optedOut {
 			return "", err

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"go.temporal.io/sdk/activity"
+
 	"github.com/dunningco/dunning/ledger"
 	"github.com/dunningco/dunning/money"
 )
@@ -63,15 +65,25 @@ type Runs struct {
 }
 
 // OpenRun records the run. An invoice whose run already closed is never
-// dunned again, even after Temporal has forgotten the closed workflow.
+// dunned again, even after Temporal has forgotten the closed workflow. A
+// run the sweeper aborted (its workflow ended without closing it) is
+// reopened for this execution, and the tenant gets a run.started event of
+// its own for each reopening.
 func (a *Runs) OpenRun(ctx context.Context, in OpenRunInput) error {
 	amount, err := money.Parse(in.Amount, in.Currency)
 	if err != nil {
 		return permanent(ErrTypeInvalidInput, fmt.Errorf("open run %s: %w", in.WorkflowID, err))
 	}
-	_, err = a.Ledger.OpenRun(ctx, ledger.Run{
+	// The execution holding the run, so the sweeper can tell it from the
+	// one that ended (package sweeper).
+	var execution string
+	if activity.IsActivity(ctx) {
+		execution = activity.GetInfo(ctx).WorkflowExecution.RunID
+	}
+	stored, err := a.Ledger.OpenRun(ctx, ledger.Run{
 		WorkflowID: in.WorkflowID, Tenant: in.Tenant, InvoiceID: in.InvoiceID, CustomerID: in.CustomerID,
 		Amount: amount.Value, Currency: amount.Currency.Code, Policy: in.Policy, Status: "open", OpenedAt: in.OpenedAt,
+		ExecutionRunID: execution,
 	})
 	if err != nil {
 		// An invoice whose run closed, or that belongs to another run, stays shut.
@@ -82,7 +94,11 @@ func (a *Runs) OpenRun(ctx context.Context, in OpenRunInput) error {
 			return err
 		}
 	}
-	return enqueueEvent(ctx, a.Ledger, EventRunStarted, in.Tenant, in.WorkflowID+"/started", in.WorkflowID, RunStartedEvent{
+	key := in.WorkflowID + "/started"
+	if stored.Aborts > 0 {
+		key = fmt.Sprintf("%s/started-%d", in.WorkflowID, stored.Aborts)
+	}
+	return enqueueEvent(ctx, a.Ledger, EventRunStarted, in.Tenant, key, in.WorkflowID, RunStartedEvent{
 		Type: EventRunStarted, WorkflowID: in.WorkflowID, Tenant: in.Tenant, InvoiceID: in.InvoiceID, CustomerID: in.CustomerID,
 		Amount: amount.Decimal(), Currency: amount.Currency.Code, Policy: in.Policy, OpenedAt: in.OpenedAt,
 	})

@@ -17,6 +17,11 @@ const (
 	runRecovered = "recovered"
 	runExhausted = "exhausted"
 	runCancelled = "cancelled"
+	// RunAborted is the status of a run whose workflow ended without
+	// closing it (terminated, failed, timed out, cancelled); see AbortRun.
+	// It is final for the workflow that ended, not for the invoice: the
+	// next OpenRun reopens the run.
+	RunAborted = "aborted"
 )
 
 var closedRunStatuses = []string{runRecovered, runExhausted, runCancelled}
@@ -27,13 +32,21 @@ type Run struct {
 	Amount                                    decimal.Decimal
 	Currency                                  string
 	Policy                                    string
-	Status                                    string // open, recovered, exhausted, cancelled
+	Status                                    string // open, recovered, exhausted, cancelled, aborted
 	OpenedAt                                  time.Time
 	ClosedAt                                  time.Time // zero while open
 	ClosingReason                             string
+	// ExecutionRunID is the Temporal run ID of the workflow execution that
+	// opened the run (the first of its continue-as-new chain); empty when
+	// unknown (runs opened before it was recorded, or outside a workflow).
+	ExecutionRunID string
+	// Aborts counts how many times the run was aborted (AbortRun) and
+	// reopened since.
+	Aborts int
 }
 
-const runColumns = `workflow_id, tenant, invoice_id, customer_id, amount::text, currency, policy, status, opened_at, closed_at, closing_reason`
+const runColumns = `workflow_id, tenant, invoice_id, customer_id, amount::text, currency, policy, status, opened_at, closed_at, closing_reason,
+	execution_run_id, aborts`
 
 func scanRun(row pgx.Row) (Run, error) {
 	var (
@@ -43,7 +56,7 @@ func scanRun(row pgx.Row) (Run, error) {
 		closed *time.Time
 	)
 	err := row.Scan(&r.WorkflowID, &r.Tenant, &r.InvoiceID, &r.CustomerID, &amount, &r.Currency,
-		&r.Policy, &r.Status, &opened, &closed, &r.ClosingReason)
+		&r.Policy, &r.Status, &opened, &closed, &r.ClosingReason, &r.ExecutionRunID, &r.Aborts)
 	if err != nil {
 		return Run{}, err
 	}
@@ -93,10 +106,10 @@ func (s *Store) OpenRun(ctx context.Context, r Run) (Run, error) {
 		// DO NOTHING without a target covers both the workflow ID and the
 		// (tenant, invoice_id) key; the read below tells them apart.
 		_, err := tx.Exec(ctx, `INSERT INTO runs
-			(workflow_id, tenant, invoice_id, customer_id, amount, currency, policy, status, opened_at)
-			VALUES ($1, $2, $3, $4, $5::numeric, $6, $7, 'open', $8)
+			(workflow_id, tenant, invoice_id, customer_id, amount, currency, policy, status, opened_at, execution_run_id)
+			VALUES ($1, $2, $3, $4, $5::numeric, $6, $7, 'open', $8, $9)
 			ON CONFLICT DO NOTHING`,
-			r.WorkflowID, r.Tenant, r.InvoiceID, r.CustomerID, numericText(r.Amount), r.Currency, r.Policy, r.OpenedAt)
+			r.WorkflowID, r.Tenant, r.InvoiceID, r.CustomerID, numericText(r.Amount), r.Currency, r.Policy, r.OpenedAt, r.ExecutionRunID)
 		if err != nil {
 			return fmt.Errorf("ledger: open run %s: %w", r.WorkflowID, err)
 		}
@@ -117,8 +130,21 @@ func (s *Store) OpenRun(ctx context.Context, r Run) (Run, error) {
 			return fmt.Errorf("ledger: open run %s: it was opened for invoice %s of tenant %s: %w",
 				r.WorkflowID, stored.InvoiceID, stored.Tenant, ErrConflict)
 		}
-		if stored.Status != runOpen {
+		switch {
+		case stored.Status == RunAborted:
+			if stored, err = reopenRun(ctx, tx, r); err != nil {
+				return err
+			}
+		case stored.Status != runOpen:
 			return fmt.Errorf("ledger: open run %s: %w (%s: %s)", r.WorkflowID, ErrRunClosed, stored.Status, stored.ClosingReason)
+		case r.ExecutionRunID != "" && stored.ExecutionRunID != r.ExecutionRunID:
+			// A new execution took over an open run (its previous one
+			// failed before the sweeper saw it): it holds the run now.
+			if _, err := tx.Exec(ctx, `UPDATE runs SET execution_run_id = $2 WHERE workflow_id = $1`,
+				r.WorkflowID, r.ExecutionRunID); err != nil {
+				return fmt.Errorf("ledger: open run %s: record its execution: %w", r.WorkflowID, err)
+			}
+			stored.ExecutionRunID = r.ExecutionRunID
 		}
 		return openRunStatus(ctx, tx, stored.withOpenedAt(r.OpenedAt))
 	})
@@ -127,6 +153,29 @@ func (s *Store) OpenRun(ctx context.Context, r Run) (Run, error) {
 			return stored, err
 		}
 		return Run{}, err
+	}
+	return stored, nil
+}
+
+// reopenRun opens an aborted run again for the execution r describes.
+func reopenRun(ctx context.Context, tx pgx.Tx, r Run) (Run, error) {
+	_, err := tx.Exec(ctx, `UPDATE runs SET status = 'open', closed_at = NULL, closing_reason = '',
+			customer_id = $2, amount = $3::numeric, currency = $4, policy = $5, execution_run_id = $6
+		WHERE workflow_id = $1 AND status = 'aborted'`,
+		r.WorkflowID, r.CustomerID, numericText(r.Amount), r.Currency, r.Policy, r.ExecutionRunID)
+	if err != nil {
+		return Run{}, fmt.Errorf("ledger: reopen run %s: %w", r.WorkflowID, err)
+	}
+	// The read model leaves the final phase the abort gave it, whatever
+	// time the abort carried.
+	if _, err := tx.Exec(ctx, `UPDATE run_status SET phase = 'recovering', next_action = '', next_at = NULL,
+			attention_cause = '', attention_detail = '', attention_since = NULL, updated_at = GREATEST(updated_at, $2)
+		WHERE workflow_id = $1`, r.WorkflowID, orNow(r.OpenedAt)); err != nil {
+		return Run{}, fmt.Errorf("ledger: reopen run %s: record its status: %w", r.WorkflowID, err)
+	}
+	stored, err := getRun(ctx, tx, r.WorkflowID)
+	if err != nil {
+		return Run{}, fmt.Errorf("ledger: reopen run %s: %w", r.WorkflowID, err)
 	}
 	return stored, nil
 }

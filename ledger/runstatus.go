@@ -387,7 +387,7 @@ func noteServiceState(ctx context.Context, q querier, c ServiceChange) error {
 			service_state = $2,
 			phase = CASE $2 WHEN 'active' THEN 'recovering' WHEN 'paused' THEN 'paused' ELSE 'suspended' END,
 			updated_at = GREATEST(updated_at, $3)
-		WHERE workflow_id = $1 AND phase NOT IN ('recovered', 'exhausted', 'cancelled') AND updated_at <= $3`,
+		WHERE workflow_id = $1 AND phase NOT IN ('recovered', 'exhausted', 'cancelled', 'aborted') AND updated_at <= $3`,
 		c.WorkflowID, c.State, c.CreatedAt)
 	if err != nil {
 		return fmt.Errorf("ledger: service change %s: record it in the run's status: %w", c.IdempotencyKey, err)

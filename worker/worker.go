@@ -24,6 +24,8 @@ import (
 	"github.com/dunningco/dunning/ledger"
 	"github.com/dunningco/dunning/notify"
 	"github.com/dunningco/dunning/outbox"
+	"github.com/dunningco/dunning/starter"
+	"github.com/dunningco/dunning/sweeper"
 	"github.com/dunningco/dunning/tenants"
 	"github.com/dunningco/dunning/workflows"
 )
@@ -108,6 +110,9 @@ type Deps struct {
 	// CardLinks signs card-update links for messages; nil leaves them out.
 	CardLinks *cardlink.Signer
 	Logger    *slog.Logger
+	// PendingConsents tells the SMS send path about opt-outs Temporal
+	// holds while the ledger was down; New sets it from its client.
+	PendingConsents activities.PendingConsents
 }
 
 // Register adds the workflow and every activity to r.
@@ -119,10 +124,12 @@ func Register(r sdkworker.Registry, d Deps) {
 		gws[g.Name()] = g
 	}
 	r.RegisterActivity(&activities.Charges{Gateways: gws, Ledger: d.Ledger, Logger: d.Logger, Limits: d.Limits})
-	r.RegisterActivity(&activities.Notifications{Email: d.Email, SMS: d.SMS, Ledger: d.Ledger, CardLinks: d.CardLinks, Logger: d.Logger})
+	r.RegisterActivity(&activities.Notifications{Email: d.Email, SMS: d.SMS, Ledger: d.Ledger, CardLinks: d.CardLinks, Logger: d.Logger,
+		PendingConsents: d.PendingConsents})
 	r.RegisterActivity(&activities.ServiceActions{Ledger: d.Ledger})
 	r.RegisterActivity(&activities.NetworkLimits{Ledger: d.Ledger, Limits: d.Limits})
 	r.RegisterActivity(&activities.Runs{Ledger: d.Ledger})
+	registerConsents(r, d)
 }
 
 // NewDispatcher builds the outbox dispatcher that delivers the billing
@@ -169,6 +176,9 @@ var setStickyCache sync.Once
 func New(c client.Client, taskQueue string, d Deps) sdkworker.Worker {
 	// Process-wide in the SDK, and only honoured before the first worker.
 	setStickyCache.Do(func() { sdkworker.SetStickyWorkflowCacheSize(StickyCacheSize) })
+	if d.PendingConsents == nil {
+		d.PendingConsents = starter.NewClient(c, starter.Options{TaskQueue: taskQueue})
+	}
 	w := sdkworker.New(c, taskQueue, sdkworker.Options{
 		// On SIGTERM, activities in flight (a charge, a send) get this long
 		// to finish and record their outcome before the process exits.
@@ -201,4 +211,24 @@ func EnsureSearchAttributes(ctx context.Context, c client.Client, namespace stri
 		return fmt.Errorf("add search attributes: %w", err)
 	}
 	return nil
+}
+
+// NewSweeper builds the sweeper that closes, as aborted, runs whose
+// workflow ended without closing them (package sweeper). Run it next to
+// every worker (Run(ctx) in a goroutine): replicas take turns through a
+// PostgreSQL advisory lock, so one sweeps at a time. DUNNING_SWEEP_INTERVAL
+// sets how often (default 5m).
+func NewSweeper(store *ledger.Store, c client.Client, logger *slog.Logger) (*sweeper.Sweeper, error) {
+	interval := sweeper.DefaultInterval
+	if v := strings.TrimSpace(os.Getenv("DUNNING_SWEEP_INTERVAL")); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return nil, fmt.Errorf("DUNNING_SWEEP_INTERVAL %q is not a positive duration such as 5m", v)
+		}
+		interval = d
+	}
+	return &sweeper.Sweeper{
+		Ledger: store, Temporal: c, Lock: sweeper.PoolLocker{Pool: store.Pool()},
+		Logger: logger.With("component", "sweeper"), Interval: interval,
+	}, nil
 }

@@ -169,6 +169,13 @@ func run(ctx context.Context, logger *slog.Logger, args []string, ready chan<- e
 			logger.Warn("outbox dispatcher", "error", err)
 		}
 	}()
+	// Runs whose workflow ended without closing them (e.g. terminated in
+	// the Web UI) are closed as aborted; it stops with the dispatcher.
+	sweep, err := worker.NewSweeper(store, c, logger)
+	if err != nil {
+		return err
+	}
+	go func() { _ = sweep.Run(dispatchCtx) }()
 
 	extra, err := intake.OptionsFromEnv(getenv, store)
 	if err != nil {

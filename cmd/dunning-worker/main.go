@@ -69,6 +69,14 @@ func run(logger *slog.Logger) error {
 	}
 	dispatched := make(chan error, 1)
 	go func() { dispatched <- dispatcher.Run(ctx) }()
+	// Runs whose workflow ended without closing them are closed as aborted
+	// and the billing system told; one replica sweeps at a time.
+	sweep, err := worker.NewSweeper(store, c, logger)
+	if err != nil {
+		return err
+	}
+	swept := make(chan error, 1)
+	go func() { swept <- sweep.Run(ctx) }()
 
 	// Probes for the orchestrator: liveness and readiness (Temporal and
 	// PostgreSQL answer), on an internal address.
@@ -95,7 +103,7 @@ func run(logger *slog.Logger) error {
 	// Run returns after ctx ends and in-flight activities finish (graceful stop).
 	err = w.Run(interruptOn(ctx))
 	stop() // a worker that stopped on its own takes the dispatcher with it
-	return errors.Join(err, <-dispatched)
+	return errors.Join(err, <-dispatched, <-swept)
 }
 
 // interruptOn adapts a context to the worker's interrupt channel.

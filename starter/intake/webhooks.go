@@ -18,6 +18,7 @@ import (
 	"github.com/sendgrid/sendgrid-go/helpers/eventwebhook"
 	twilioclient "github.com/twilio/twilio-go/client"
 
+	"github.com/dunningco/dunning/activities"
 	"github.com/dunningco/dunning/ledger"
 	"github.com/dunningco/dunning/optout"
 	"github.com/dunningco/dunning/pii"
@@ -154,13 +155,17 @@ func (h *handler) twilioSMSHandler() http.HandlerFunc {
 		action, keyword := optout.ParseSMSKeyword(params["Body"])
 		if action == optout.OptOut || action == optout.OptIn {
 			from := params["From"]
+			consent := activities.SMSConsent{
+				Phone: from, OptedOut: action == optout.OptOut, Keyword: keyword, Source: SourceTwilioInbound,
+				At: cfg.now().UTC(), MessageSid: params["MessageSid"], AccountSid: params["AccountSid"],
+			}
 			// A signed message replayed later (STOP after START) must not
 			// undo the customer's latest word: each MessageSid acts once.
-			done, ok := h.claimMessage(w, r, cfg, params)
+			done, ok := h.claimMessage(w, r, cfg, params, consent)
 			if !ok {
 				return
 			}
-			err := cfg.consent.SetSMSOptOut(r.Context(), from, action == optout.OptOut, keyword, SourceTwilioInbound, cfg.now().UTC())
+			err := cfg.consent.SetSMSOptOut(r.Context(), from, consent.OptedOut, keyword, SourceTwilioInbound, consent.At)
 			done(err)
 			switch {
 			case errors.Is(err, ledger.ErrInvalid):
@@ -171,19 +176,57 @@ func (h *handler) twilioSMSHandler() http.HandlerFunc {
 			case err != nil:
 				h.logger.ErrorContext(r.Context(), "recording SMS consent failed",
 					"message_sid", params["MessageSid"], "action", action.String(), "error", err)
-				// Twilio may send it again: the claim was handed back.
-				w.Header().Set("Retry-After", "5")
-				writeError(w, http.StatusServiceUnavailable, "the ledger is unavailable; the message was not recorded, try again")
-				return
+				// Temporal holds it until the ledger is back, or Twilio
+				// sends it again: the claim was handed back.
+				if !h.holdConsent(w, r, consent) {
+					return
+				}
 			default:
 				h.logger.InfoContext(r.Context(), "SMS consent recorded",
 					"message_sid", params["MessageSid"], "action", action.String(), "keyword", keyword, "from", pii.MaskPhone(from))
 			}
 		}
-		w.Header().Set("Content-Type", "text/xml")
-		w.WriteHeader(http.StatusOK)
-		_, _ = io.WriteString(w, emptyTwiML)
+		twiML(w)
 	}
+}
+
+// twiML answers an inbound message with the empty TwiML document.
+func twiML(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "text/xml")
+	w.WriteHeader(http.StatusOK)
+	_, _ = io.WriteString(w, emptyTwiML)
+}
+
+// ConsentHolder holds an SMS consent durably while the ledger cannot take
+// it, and writes it there once it can; *starter.Client is one (through
+// Temporal, workflows.SMSConsentWorkflow). The handler uses it when its
+// Runs implements it.
+type ConsentHolder interface {
+	HoldSMSConsent(ctx context.Context, c activities.SMSConsent) error
+}
+
+// holdConsent hands a consent the ledger could not record to the holder.
+// It reports true when the holder has it and the caller may answer 200;
+// otherwise it has answered 503 with Retry-After, so Twilio sends the
+// message again (with PostgreSQL and Temporal both down, nothing here can
+// keep it).
+func (h *handler) holdConsent(w http.ResponseWriter, r *http.Request, c activities.SMSConsent) bool {
+	holder, ok := h.runs.(ConsentHolder)
+	if ok {
+		ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
+		err := holder.HoldSMSConsent(ctx, c)
+		cancel()
+		if err == nil {
+			h.logger.WarnContext(r.Context(), "ledger unavailable: SMS consent held by Temporal until it is back",
+				"message_sid", c.MessageSid, "opted_out", c.OptedOut, "from", pii.MaskPhone(c.Phone))
+			return true
+		}
+		h.logger.ErrorContext(r.Context(), "ledger and Temporal unavailable: SMS consent not kept, Twilio must send it again",
+			"message_sid", c.MessageSid, "error", err)
+	}
+	w.Header().Set("Retry-After", "5")
+	writeError(w, http.StatusServiceUnavailable, "the ledger is unavailable; the message was not recorded, try again")
+	return false
 }
 
 // sendGridEvent holds the fields of a SendGrid event the webhook reads.
@@ -392,7 +435,7 @@ type WebhookEventStore interface {
 // can record it. It reports false when the request was answered here: a
 // replay (200, nothing done) or the same message being handled right now
 // (409). done completes the claim, or releases it when acting failed.
-func (h *handler) claimMessage(w http.ResponseWriter, r *http.Request, cfg webhooks, params map[string]string) (done func(error), ok bool) {
+func (h *handler) claimMessage(w http.ResponseWriter, r *http.Request, cfg webhooks, params map[string]string, consent activities.SMSConsent) (done func(error), ok bool) {
 	events, can := cfg.consent.(WebhookEventStore)
 	sid := params["MessageSid"]
 	if !can || sid == "" {
@@ -407,14 +450,13 @@ func (h *handler) claimMessage(w http.ResponseWriter, r *http.Request, cfg webho
 	switch {
 	case err != nil:
 		h.logger.ErrorContext(r.Context(), "recording the inbound message failed", "message_sid", sid, "error", err)
-		w.Header().Set("Retry-After", "5")
-		writeError(w, http.StatusServiceUnavailable, "the ledger is unavailable; try again")
+		if h.holdConsent(w, r, consent) {
+			twiML(w)
+		}
 		return nil, false
 	case claim == ledger.WebhookProcessed:
 		h.logger.InfoContext(r.Context(), "replayed inbound message ignored", "message_sid", sid)
-		w.Header().Set("Content-Type", "text/xml")
-		w.WriteHeader(http.StatusOK)
-		_, _ = io.WriteString(w, emptyTwiML)
+		twiML(w)
 		return nil, false
 	case claim == ledger.WebhookBusy:
 		w.Header().Set("Retry-After", "5")
