@@ -290,9 +290,8 @@ func startTemporal(t *testing.T, b binaries) *temporalServer {
 	s := &temporalServer{t: t, bin: b.temporal, hostPort: net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}
 	s.args = []string{"server", "start-dev", "--headless",
 		"--ip", "127.0.0.1", "--port", strconv.Itoa(port),
-		"--http-port", strconv.Itoa(freePort(t)), "--metrics-port", strconv.Itoa(freePort(t)),
 		"--db-filename", filepath.Join(t.TempDir(), "temporal.db"),
-		"--namespace", "default", "--log-level", "error",
+		"--log-level", "error",
 	}
 	names := make([]string, 0)
 	types := workflows.SearchAttributeTypes()

@@ -352,7 +352,7 @@ func (m *fakeMessages) env() []string {
 		// The fake answers the Email Activity API, which a sender may ask
 		// whether an email whose answer was lost went out.
 		"SENDGRID_EMAIL_ACTIVITY=true",
-		"TWILIO_ACCOUNT_SID=AC" + strings.Repeat("0", 32), "TWILIO_AUTH_TOKEN=faults-token", "TWILIO_FROM=+15005550006",
+		"TWILIO_ACCOUNT_SID=AC" + strings.Repeat("0", 32), "TWILIO_AUTH_TOKEN=faults0token0000", "TWILIO_FROM=+15005550006",
 		"TWILIO_API_BASE=" + m.srv.URL, "TWILIO_STATUS_CALLBACK_URL=https://hooks.example.com/twilio/status",
 	}
 }
