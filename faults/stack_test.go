@@ -49,8 +49,14 @@ messages:
   - {kind: update_card_reminder, channels: [email]}
 `
 
+// faultsLongPolicy is faultsPolicy with a five-minute window: for outages
+// that must not reach the window's end.
+var faultsLongPolicy = strings.Replace(strings.Replace(faultsPolicy, "name: faults\n", "name: faults-long\n", 1), "window: 30s\n", "window: 5m\n", 1)
+
 // stackOptions choose what a scenario shares.
 type stackOptions struct {
+	// policy the stack's declines name: "faults" (default) or "faults-long".
+	policy string
 	// temporal is the server; nil starts one for this scenario.
 	temporal *temporalServer
 	// pg is a private PostgreSQL cluster for the ledger; nil uses a
@@ -71,6 +77,7 @@ type stack struct {
 	temporal *temporalServer
 	pg       *pgCluster
 	queue    string
+	policy   string
 	dbURL    string
 	store    *ledger.Store
 	tc       client.Client
@@ -106,7 +113,10 @@ func newStack(t *testing.T, opts stackOptions) *stack {
 	if opts.workers == 0 {
 		opts.workers = 1
 	}
-	s := &stack{t: t, bins: bins, temporal: opts.temporal, pg: opts.pg, queue: "faults-" + randomHex(4)}
+	if opts.policy == "" {
+		opts.policy = "faults"
+	}
+	s := &stack{t: t, bins: bins, temporal: opts.temporal, pg: opts.pg, queue: "faults-" + randomHex(4), policy: opts.policy}
 
 	// The ledger database is created and migrated here, before any
 	// process races to do it.
@@ -138,8 +148,10 @@ func newStack(t *testing.T, opts stackOptions) *stack {
 	s.gw = newFakeGateway(t, opts.outcome)
 	s.msgs = newFakeMessages(t)
 	policyDir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(policyDir, "faults.yaml"), []byte(faultsPolicy), 0o600); err != nil {
-		t.Fatal(err)
+	for name, text := range map[string]string{"faults.yaml": faultsPolicy, "faults-long.yaml": faultsLongPolicy} {
+		if err := os.WriteFile(filepath.Join(policyDir, name), []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 	s.env = []string{
 		"TEMPORAL_ADDRESS=" + s.temporal.hostPort, "TEMPORAL_NAMESPACE=default", "DUNNING_TASK_QUEUE=" + s.queue,
@@ -222,19 +234,19 @@ func (s *stack) startAPI() {
 }
 
 // declineBody is a decline report for invoice on the http gateway under the
-// faults policy.
-func declineBody(invoice, declineID, message string) string {
+// stack's policy.
+func (s *stack) declineBody(invoice, declineID, message string) string {
 	return fmt.Sprintf(`{"tenant":"acme","invoice_id":%q,
 		"customer":{"id":"cus-%s","email":"ada@example.com","phone":"+48123456789","time_zone":"Europe/Warsaw"},
 		"amount":"49.90","currency":"EUR","payment_method":"pm_card_visa",
-		"decline":{"id":%q,"gateway":"http","code":"insufficient_funds","message":%q},"policy":"faults"}`,
-		invoice, invoice, declineID, message)
+		"decline":{"id":%q,"gateway":"http","code":"insufficient_funds","message":%q},"policy":%q}`,
+		invoice, invoice, declineID, message, s.policy)
 }
 
 // decline reports a decline through the API and fails unless it is taken.
 func (s *stack) decline(invoice string) {
 	s.t.Helper()
-	code, _, body, err := s.post("/v1/declines", declineBody(invoice, "dec-"+invoice, "declined"))
+	code, _, body, err := s.post("/v1/declines", s.declineBody(invoice, "dec-"+invoice, "declined"))
 	if err != nil || code != http.StatusAccepted {
 		s.t.Fatalf("POST /v1/declines %s: %d %v %v", invoice, code, body, err)
 	}
