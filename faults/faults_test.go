@@ -37,7 +37,8 @@ func TestFaults(t *testing.T) {
 		{"gateway answers 409 in progress, then the charge", true, gatewayFault(fault{Status: http.StatusConflict, RetryAfter: "1"})},
 		{"gateway answers 429 with Retry-After, then the charge", false, gatewayFault(fault{Status: http.StatusTooManyRequests, RetryAfter: "2"})},
 		{"gateway answers 503, then the charge", false, gatewayFault(fault{Status: http.StatusServiceUnavailable})},
-		{"PostgreSQL down across the retries' moments", true, testPostgresOutage},
+		{"PostgreSQL down across the retries' moments", true, postgresOutage(false)},
+		{"PostgreSQL down while an attempt is at the gateway", false, postgresOutage(true)},
 		{"Temporal down: the API answers 503, the runs carry on", true, temporalDown("faults-long")},
 		{"Temporal down across the policy window's end", false, temporalDown("faults")},
 		{"Temporal server killed and restarted on its file", false, testTemporalRestart},
@@ -142,7 +143,9 @@ func testKillAfterGatewayAnswered(t *testing.T, shared *temporalServer) {
 // testKillDuringSend: the first email reaches the provider, which accepts
 // it while the worker dies. The retry must not send it again.
 func testKillDuringSend(t *testing.T, shared *temporalServer) {
-	s := newStack(t, stackOptions{temporal: shared, outcome: succeedFirst})
+	// The long window keeps this about the message: the 30 s one would
+	// be spent while the send's timeout runs out.
+	s := newStack(t, stackOptions{temporal: shared, outcome: succeedFirst, policy: "faults-long"})
 	arrived, release := make(chan call, 1), make(chan struct{})
 	s.msgs.setHooks(hooks{Before: onFirst(func(c call) bool { return strings.HasPrefix(c.Key, "email:") }, func(c call) fault {
 		arrived <- c
@@ -169,6 +172,8 @@ func testKillDuringSend(t *testing.T, shared *temporalServer) {
 func gatewayFault(f fault) func(*testing.T, *temporalServer) {
 	return func(t *testing.T, shared *temporalServer) {
 		s := newStack(t, stackOptions{temporal: shared, outcome: succeedFirst})
+		// Workflow IDs are per invoice on the shared server.
+		invoice := fmt.Sprintf("inv-gw-%d", f.Status)
 		var mu sync.Mutex
 		var times []time.Time
 		s.gw.setHooks(hooks{Before: func(c call) fault {
@@ -180,15 +185,15 @@ func gatewayFault(f fault) func(*testing.T, *temporalServer) {
 			}
 			return fault{}
 		}})
-		s.decline("inv-gw-fault")
-		res := s.result("inv-gw-fault", 3*time.Minute)
+		s.decline(invoice)
+		res := s.result(invoice, 3*time.Minute)
 		wantRecovered(t, res, 1)
-		l := s.checkOnce("inv-gw-fault", 1)
-		key := workflows.WorkflowID("acme", "inv-gw-fault") + "/attempt-1"
+		l := s.checkOnce(invoice, 1)
+		key := workflows.WorkflowID("acme", invoice) + "/attempt-1"
 		if n := s.gw.requestsFor(key); n != 3 {
 			t.Errorf("gateway saw %s %d times, want 3 (two faults, then the charge)", key, n)
 		}
-		if n := s.gw.requestsFor(workflows.WorkflowID("acme", "inv-gw-fault") + "/attempt-2"); n != 0 {
+		if n := s.gw.requestsFor(workflows.WorkflowID("acme", invoice) + "/attempt-2"); n != 0 {
 			t.Errorf("attempt 2 reached the gateway %d times while attempt 1 was unknown", n)
 		}
 		if len(l.attempts) != 1 || l.attempts[0].Status != "succeeded" {
@@ -206,41 +211,68 @@ func gatewayFault(f fault) func(*testing.T, *temporalServer) {
 	}
 }
 
-// testPostgresOutage: attempt 1 declines, then PostgreSQL (a private
-// cluster) goes down for longer than the whole policy window (30s), across
-// the moments of retries 2 and 3. The run must not exhaust on our outage:
-// once the ledger is back the late retry runs and recovers.
-func testPostgresOutage(t *testing.T, shared *temporalServer) {
+// postgresOutage: attempt 1 declines, and PostgreSQL (a private cluster)
+// goes down for 40 s, longer than the whole policy window (30 s). The run
+// must not exhaust on our outage: once the ledger is back the late retry
+// runs and recovers. midAttempt stops the database while the gateway
+// charges attempt 1, so the answer cannot be recorded until it is back;
+// otherwise it stops once attempt 1 is recorded and its message sent, so
+// the outage spans the moments of retries 2 and 3.
+func postgresOutage(midAttempt bool) func(*testing.T, *temporalServer) {
+	return func(t *testing.T, shared *temporalServer) { testPostgresOutage(t, shared, midAttempt) }
+}
+
+func testPostgresOutage(t *testing.T, shared *temporalServer, midAttempt bool) {
 	pg := newPGCluster(t)
 	s := newStack(t, stackOptions{temporal: shared, pg: pg})
-	declined := make(chan call, 1)
-	var once sync.Once
-	s.gw.setHooks(hooks{After: func(c call) {
-		if c.Attempt == 1 {
-			once.Do(func() { declined <- c })
-		}
-	}})
-	s.decline("inv-pg-outage")
-	select {
-	case <-declined:
-	case <-time.After(90 * time.Second):
-		t.Fatal("attempt 1 never reached the gateway")
+	invoice := "inv-pg-outage"
+	if midAttempt {
+		invoice = "inv-pg-mid-attempt"
 	}
-	// Let the worker record attempt 1's decline, then cut the database.
-	key1 := workflows.WorkflowID("acme", "inv-pg-outage") + "/attempt-1"
-	waitFor(t, 30*time.Second, "attempt 1 recorded", func() (bool, error) {
-		l := s.ledger("inv-pg-outage")
-		return len(l.attempts) == 1 && l.attempts[0].IdempotencyKey == key1 && l.attempts[0].Status == "declined", nil
-	})
-	pg.stop()
-	down := time.Now()
-	time.Sleep(40 * time.Second)
+	var (
+		down    time.Time
+		stopped = make(chan struct{})
+		once    sync.Once
+	)
+	if midAttempt {
+		s.gw.setHooks(hooks{Before: func(c call) fault {
+			if c.Attempt == 1 {
+				once.Do(func() {
+					// Inside the gateway's handler: the attempt is
+					// recorded as started, the answer will find no ledger.
+					if out, err := pg.cmd("pg_ctl", "-D", pg.data(), "-m", "immediate", "-w", "stop").CombinedOutput(); err != nil {
+						t.Errorf("stop PostgreSQL: %v\n%s", err, out)
+					}
+					down = time.Now()
+					close(stopped)
+				})
+			}
+			return fault{}
+		}})
+	} else {
+		s.msgs.setHooks(hooks{After: func(c call) {
+			if strings.HasSuffix(c.Key, "/attempt-1-failed/email") {
+				once.Do(func() { close(stopped) })
+			}
+		}})
+	}
+	s.decline(invoice)
+	select {
+	case <-stopped:
+	case <-time.After(90 * time.Second):
+		t.Fatal("attempt 1 never got that far")
+	}
+	if !midAttempt {
+		pg.stop()
+		down = time.Now()
+	}
+	time.Sleep(40*time.Second - time.Since(down))
 	pg.start()
 	t.Logf("PostgreSQL was down %s", time.Since(down).Round(time.Second))
 
-	res := s.result("inv-pg-outage", 5*time.Minute)
+	res := s.result(invoice, 5*time.Minute)
 	wantRecovered(t, res, 2)
-	l := s.checkOnce("inv-pg-outage", 1)
+	l := s.checkOnce(invoice, 1)
 	if len(l.attempts) != 2 || l.run.Status != "recovered" {
 		t.Errorf("ledger: run %s, %d attempts; want recovered on attempt 2", l.run.Status, len(l.attempts))
 	}
@@ -312,7 +344,9 @@ func testTemporalDown(t *testing.T, policyName string) {
 // back on its file: the run resumes where it was, one charge.
 func testTemporalRestart(t *testing.T, _ *temporalServer) {
 	own := startTemporal(t, tools(t))
-	s := newStack(t, stackOptions{temporal: own})
+	// The outage with the server's restart ends inside the long window;
+	// "Temporal down across the policy window's end" covers the other case.
+	s := newStack(t, stackOptions{temporal: own, policy: "faults-long"})
 	declined := make(chan call, 1)
 	var once sync.Once
 	s.gw.setHooks(hooks{After: func(c call) {
