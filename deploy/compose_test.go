@@ -10,9 +10,14 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/types"
+	enumspb "go.temporal.io/api/enums/v1"
+
+	"github.com/dunningco/dunning/worker"
+	"github.com/dunningco/dunning/workflows"
 )
 
 const (
@@ -26,6 +31,7 @@ const (
 const (
 	svcPostgres = "postgresql"
 	svcTemporal = "temporal"
+	svcSchema   = "temporal-schema"
 	svcSetup    = "temporal-setup"
 	svcUI       = "temporal-ui"
 	svcWorker   = "worker"
@@ -33,19 +39,24 @@ const (
 )
 
 // searchAttributes are the custom search attributes the dunning workflows
-// set, with the type each must be registered as.
-var searchAttributes = map[string]string{
-	"DunningStatus":       "Keyword",
-	"DunningTenant":       "Keyword",
-	"DunningCustomerID":   "Keyword",
-	"DunningInvoiceID":    "Keyword",
-	"DunningCurrency":     "Keyword",
-	"DunningPolicy":       "Keyword",
-	"DunningDeclineCode":  "Keyword",
-	"DunningAmountMinor":  "Int",
-	"DunningAttempts":     "Int",
-	"DunningNextActionAt": "Datetime",
-}
+// set, with the type each must be registered as: taken from the workflow
+// package, so a new attribute the compose file does not create fails here.
+var searchAttributes = func() map[string]string {
+	out := map[string]string{}
+	for name, typ := range workflows.SearchAttributeTypes() {
+		switch typ {
+		case enumspb.INDEXED_VALUE_TYPE_KEYWORD:
+			out[name] = "Keyword"
+		case enumspb.INDEXED_VALUE_TYPE_INT:
+			out[name] = "Int"
+		case enumspb.INDEXED_VALUE_TYPE_DATETIME:
+			out[name] = "Datetime"
+		default:
+			out[name] = typ.String()
+		}
+	}
+	return out
+}()
 
 // providerKeys are the third-party credentials the worker reads; empty means
 // dry-run.
@@ -116,7 +127,7 @@ func env(s types.ServiceConfig, key string) (string, bool) {
 
 func TestServicesExist(t *testing.T) {
 	p := loadProject(t, nil)
-	for _, name := range []string{svcPostgres, svcTemporal, svcSetup, svcUI, svcWorker, svcStarter} {
+	for _, name := range []string{svcPostgres, svcSchema, svcTemporal, svcSetup, svcUI, svcWorker, svcStarter} {
 		t.Run(name, func(t *testing.T) {
 			service(t, p, name)
 		})
@@ -247,7 +258,7 @@ func TestHealthchecks(t *testing.T) {
 	p := loadProject(t, nil)
 	for _, tc := range []struct{ service, probe string }{
 		{svcPostgres, "pg_isready"},
-		{svcTemporal, "cluster health"},
+		{svcTemporal, "7233"}, // the frontend's port
 	} {
 		t.Run(tc.service, func(t *testing.T) {
 			s := service(t, p, tc.service)
@@ -273,6 +284,10 @@ func TestDependencies(t *testing.T) {
 		{svcStarter, svcPostgres, types.ServiceConditionHealthy},
 		{svcSetup, svcTemporal, types.ServiceConditionHealthy},
 		{svcUI, svcTemporal, types.ServiceConditionHealthy},
+		// The schema exists before the server starts.
+		{svcSchema, svcPostgres, types.ServiceConditionHealthy},
+		{svcTemporal, svcSchema, types.ServiceConditionCompletedSuccessfully},
+		{svcStarter, svcSetup, types.ServiceConditionCompletedSuccessfully},
 	} {
 		t.Run(tc.service+"->"+tc.on, func(t *testing.T) {
 			s := service(t, p, tc.service)
@@ -436,15 +451,15 @@ var saFlag = regexp.MustCompile(`--name[= ]+"?(\w+)"?\s+--type[= ]+"?(\w+)"?`)
 func TestSearchAttributesCreated(t *testing.T) {
 	p := loadProject(t, nil)
 	s := service(t, p, svcSetup)
-	script := strings.Join(append(slices.Clone(s.Entrypoint), s.Command...), " ")
-	if !strings.Contains(script, "temporal operator search-attribute create") {
-		t.Fatalf("%s does not run `temporal operator search-attribute create`: %q", svcSetup, script)
+	sh := script(s)
+	if !strings.Contains(sh, "temporal operator search-attribute create") {
+		t.Fatalf("%s does not run `temporal operator search-attribute create`: %q", svcSetup, sh)
 	}
-	if !strings.Contains(script, "--namespace default") {
-		t.Errorf("%s does not target the default namespace: %q", svcSetup, script)
+	if !strings.Contains(sh, "--namespace default") {
+		t.Errorf("%s does not target the default namespace: %q", svcSetup, sh)
 	}
 	created := map[string]string{}
-	for _, m := range saFlag.FindAllStringSubmatch(script, -1) {
+	for _, m := range saFlag.FindAllStringSubmatch(sh, -1) {
 		created[m[1]] = m[2]
 	}
 	for name, typ := range searchAttributes {
@@ -465,6 +480,120 @@ func TestSearchAttributesCreated(t *testing.T) {
 	}
 	if s.Restart != "no" {
 		t.Errorf("%s is one-shot; restart = %q, want \"no\"", svcSetup, s.Restart)
+	}
+}
+
+// TestTemporalImages: the server runs from the current server image, its
+// schema and setup from the admin tools of the same release, and nothing
+// uses the auto-setup image, deprecated from server 1.30.
+func TestTemporalImages(t *testing.T) {
+	p := loadProject(t, nil)
+	for _, name := range serviceNames(p) {
+		if img := p.Services[name].Image; strings.Contains(img, "auto-setup") {
+			t.Errorf("%s uses %s; the auto-setup image is deprecated, use temporalio/server with admin-tools", name, img)
+		}
+	}
+	server := service(t, p, svcTemporal).Image
+	repo, version, _ := strings.Cut(server, ":")
+	if repo != "temporalio/server" {
+		t.Fatalf("temporal image = %q, want temporalio/server", server)
+	}
+	for _, name := range []string{svcSchema, svcSetup} {
+		img := service(t, p, name).Image
+		r, v, _ := strings.Cut(img, ":")
+		if r != "temporalio/admin-tools" {
+			t.Errorf("%s image = %q, want temporalio/admin-tools", name, img)
+		}
+		// Admin tools carry the schema files of their own release.
+		if !strings.HasPrefix(v, version) {
+			t.Errorf("%s image %q is not of the server's release %s", name, img, version)
+		}
+	}
+}
+
+// script is a one-shot service's shell script.
+func script(s types.ServiceConfig) string {
+	return strings.Join(append(slices.Clone(s.Entrypoint), s.Command...), " ")
+}
+
+// TestSchemaJob: temporal-schema creates both of Temporal's databases and
+// brings each schema up to the image's version, before the server starts.
+func TestSchemaJob(t *testing.T) {
+	p := loadProject(t, nil)
+	s := service(t, p, svcSchema)
+	sh := script(s)
+	for _, want := range []string{
+		"temporal-sql-tool", "--plugin postgres12", "--ep postgresql",
+		"temporal temporal_visibility", " create", "setup-schema -v 0.0",
+		"/etc/temporal/schema/postgresql/v12/", "update-schema",
+	} {
+		if !strings.Contains(sh, want) {
+			t.Errorf("%s does not run %q: %s", svcSchema, want, sh)
+		}
+	}
+	if s.Restart != "no" {
+		t.Errorf("%s is one-shot; restart = %q, want \"no\"", svcSchema, s.Restart)
+	}
+	pg := service(t, p, svcPostgres)
+	pgUser, _ := env(pg, "POSTGRES_USER")
+	pgPassword, _ := env(pg, "POSTGRES_PASSWORD")
+	if u, _ := env(s, "SQL_USER"); u != pgUser {
+		t.Errorf("SQL_USER = %q, want postgresql's user %q", u, pgUser)
+	}
+	if pw, _ := env(s, "SQL_PASSWORD"); pw != pgPassword {
+		t.Errorf("SQL_PASSWORD does not match postgresql's POSTGRES_PASSWORD")
+	}
+}
+
+// TestNamespaceRegistered: the setup job waits for the cluster's health and
+// registers the namespace the clients use.
+func TestNamespaceRegistered(t *testing.T) {
+	p := loadProject(t, nil)
+	sh := script(service(t, p, svcSetup))
+	for _, want := range []string{"temporal operator cluster health", "temporal operator namespace create --namespace default"} {
+		if !strings.Contains(sh, want) {
+			t.Errorf("%s does not run %q: %s", svcSetup, want, sh)
+		}
+	}
+}
+
+// TestStopGracePeriods: Docker SIGKILLs a container 10 s after SIGTERM by
+// default; a worker must get its whole stop timeout so in-flight charges
+// and sends finish and are recorded, and the API its shutdown grace.
+func TestStopGracePeriods(t *testing.T) {
+	p := loadProject(t, nil)
+	for _, tc := range []struct {
+		service string
+		min     time.Duration
+	}{
+		{svcWorker, worker.WorkerStopTimeout},
+		{svcStarter, 30 * time.Second},
+	} {
+		t.Run(tc.service, func(t *testing.T) {
+			s := service(t, p, tc.service)
+			if s.StopGracePeriod == nil || time.Duration(*s.StopGracePeriod) <= tc.min {
+				t.Errorf("stop_grace_period = %v, want more than %s", s.StopGracePeriod, tc.min)
+			}
+		})
+	}
+}
+
+// TestWebUIDecodesThroughCodecEndpoint: the UI's codec endpoint is the
+// API's /codec, and the API lets the UI's origin call it.
+func TestWebUIDecodesThroughCodecEndpoint(t *testing.T) {
+	p := loadProject(t, nil)
+	ui := service(t, p, svcUI)
+	endpoint, _ := env(ui, "TEMPORAL_CODEC_ENDPOINT")
+	u, err := url.Parse(endpoint)
+	if err != nil || u.Path != "/codec" || u.Port() != "8081" {
+		t.Errorf("TEMPORAL_CODEC_ENDPOINT = %q, want the starter's public /codec on :8081", endpoint)
+	}
+	if v, _ := env(ui, "TEMPORAL_CODEC_INCLUDE_CREDENTIALS"); v != "true" {
+		t.Errorf("TEMPORAL_CODEC_INCLUDE_CREDENTIALS = %q, want true (the codec session cookie)", v)
+	}
+	origins, _ := env(service(t, p, svcStarter), "DUNNING_CODEC_ORIGINS")
+	if !slices.Contains(strings.Split(origins, ","), "http://localhost:8233") {
+		t.Errorf("DUNNING_CODEC_ORIGINS = %q does not allow the UI's origin http://localhost:8233", origins)
 	}
 }
 

@@ -3,10 +3,13 @@ package starter
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
+	"strings"
 
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/log"
@@ -21,6 +24,18 @@ const (
 	EnvAPIKey    = "TEMPORAL_API_KEY"   // optional; enables TLS
 	EnvTLSCert   = "TEMPORAL_TLS_CERT"  // optional client certificate file (mTLS)
 	EnvTLSKey    = "TEMPORAL_TLS_KEY"   // its private key file
+	// EnvTLS=true turns TLS on without client credentials: a self-hosted
+	// frontend behind TLS. An API key or a client certificate turns it on
+	// by itself.
+	EnvTLS = "TEMPORAL_TLS"
+	// EnvTLSCA names a PEM file of the CA certificates that signed the
+	// server's certificate (a self-hosted cluster's private CA); without
+	// it the system roots verify the server, as Temporal Cloud needs.
+	EnvTLSCA = "TEMPORAL_TLS_CA"
+	// EnvTLSServerName overrides the name the server's certificate is
+	// checked against, when the address is not that name (an IP, or a
+	// load balancer in front of the frontend).
+	EnvTLSServerName = "TEMPORAL_TLS_SERVER_NAME"
 )
 
 // Connection defaults for a local development server.
@@ -30,9 +45,10 @@ const (
 )
 
 // ConnectionFromEnv builds Temporal client options from the environment, with
-// the SDK logging through slog.Default(). It does no I/O: certificate files
-// are read when connections are made, so DialFromEnv reports them missing.
-// The options carry no payload codec; DialFromEnv adds it.
+// the SDK logging through slog.Default(). It does no I/O: client certificate
+// files are read when connections are made, and the server CA file of
+// TEMPORAL_TLS_CA by DialFromEnv, which reports either missing. The options
+// carry no payload codec; DialFromEnv adds it.
 func ConnectionFromEnv() client.Options {
 	return connectionFromEnv(os.Getenv, slog.Default())
 }
@@ -45,10 +61,10 @@ func connectionFromEnv(getenv func(string) string, logger *slog.Logger) client.O
 	}
 	apiKey := getenv(EnvAPIKey)
 	certFile, keyFile := getenv(EnvTLSCert), getenv(EnvTLSKey)
-	if apiKey == "" && certFile == "" && keyFile == "" {
+	if apiKey == "" && certFile == "" && keyFile == "" && !tlsRequested(getenv) {
 		return opts
 	}
-	tlsConfig := &tls.Config{MinVersion: tls.VersionTLS12}
+	tlsConfig := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: strings.TrimSpace(getenv(EnvTLSServerName))}
 	if apiKey != "" {
 		opts.Credentials = client.NewAPIKeyStaticCredentials(apiKey)
 	}
@@ -83,6 +99,9 @@ func DialFromEnv(ctx context.Context) (client.Client, error) {
 		slog.Warn("payload encryption is off (" + codec.EnvDisabled + "=true): customer emails and phone numbers are stored in Temporal in plain text")
 	}
 	opts := ConnectionFromEnv()
+	if err := addServerCA(opts.ConnectionOptions.TLS, os.Getenv); err != nil {
+		return nil, err
+	}
 	opts.DataConverter = codec.DataConverter(payloads)
 	tc, err := client.DialContext(ctx, opts)
 	if err != nil {
@@ -104,6 +123,33 @@ func checkTLSEnv(getenv func(string) string) error {
 	if _, err := tls.LoadX509KeyPair(certFile, keyFile); err != nil {
 		return fmt.Errorf("load Temporal client certificate from %s=%s and %s=%s: %w", EnvTLSCert, certFile, EnvTLSKey, keyFile, err)
 	}
+	return nil
+}
+
+// tlsRequested reports whether TLS was asked for without credentials:
+// TEMPORAL_TLS=true, or a CA or server name to verify the server with.
+func tlsRequested(getenv func(string) string) bool {
+	on, _ := strconv.ParseBool(strings.TrimSpace(getenv(EnvTLS)))
+	return on || getenv(EnvTLSCA) != "" || strings.TrimSpace(getenv(EnvTLSServerName)) != ""
+}
+
+// addServerCA makes tlsConfig trust only the CAs in TEMPORAL_TLS_CA, when
+// set. It fails on a file that holds no certificate, which would otherwise
+// surface as an unknown-authority handshake error on every call.
+func addServerCA(tlsConfig *tls.Config, getenv func(string) string) error {
+	file := getenv(EnvTLSCA)
+	if file == "" || tlsConfig == nil {
+		return nil
+	}
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return fmt.Errorf("read Temporal server CA from %s: %w", EnvTLSCA, err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return fmt.Errorf("%s=%s holds no PEM certificate", EnvTLSCA, file)
+	}
+	tlsConfig.RootCAs = pool
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -43,6 +44,29 @@ func TestConnectionFromEnv(t *testing.T) {
 			wantTLS: true, wantCreds: true,
 		},
 		{
+			name:     "TLS without credentials",
+			env:      map[string]string{EnvAddress: "temporal.internal:7233", EnvTLS: "true"},
+			wantHost: "temporal.internal:7233", wantNamespace: DefaultNamespace,
+			wantTLS: true,
+		},
+		{
+			name:     "TLS off when false",
+			env:      map[string]string{EnvTLS: "false"},
+			wantHost: DefaultAddress, wantNamespace: DefaultNamespace,
+		},
+		{
+			name:     "a server CA turns TLS on",
+			env:      map[string]string{EnvTLSCA: "/etc/dunning/temporal-ca.pem"},
+			wantHost: DefaultAddress, wantNamespace: DefaultNamespace,
+			wantTLS: true,
+		},
+		{
+			name:     "API key and mTLS together",
+			env:      map[string]string{EnvAPIKey: "secret", EnvTLSCert: "/etc/dunning/client.pem", EnvTLSKey: "/etc/dunning/client.key"},
+			wantHost: DefaultAddress, wantNamespace: DefaultNamespace,
+			wantTLS: true, wantCreds: true, wantCertFunc: true,
+		},
+		{
 			name:     "mTLS",
 			env:      map[string]string{EnvTLSCert: "/etc/dunning/client.pem", EnvTLSKey: "/etc/dunning/client.key"},
 			wantHost: DefaultAddress, wantNamespace: DefaultNamespace,
@@ -69,6 +93,64 @@ func TestConnectionFromEnv(t *testing.T) {
 				t.Error("no client certificate loader")
 			}
 		})
+	}
+}
+
+func TestServerNameOverride(t *testing.T) {
+	env := map[string]string{EnvAddress: "10.0.0.5:7233", EnvTLSServerName: "temporal.internal"}
+	opts := connectionFromEnv(func(k string) string { return env[k] }, slog.New(slog.DiscardHandler))
+	if opts.ConnectionOptions.TLS == nil || opts.ConnectionOptions.TLS.ServerName != "temporal.internal" {
+		t.Fatalf("TLS = %+v, want ServerName temporal.internal", opts.ConnectionOptions.TLS)
+	}
+}
+
+// A private CA verifies a self-hosted server's certificate: a TLS server
+// whose certificate that CA signed accepts the handshake, one the system
+// roots would refuse.
+func TestServerCA(t *testing.T) {
+	certFile, keyFile := writeKeyPair(t)
+	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{pair}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_ = c.(*tls.Conn).Handshake()
+			_ = c.Close()
+		}
+	}()
+	handshake := func(env map[string]string) error {
+		opts := connectionFromEnv(func(k string) string { return env[k] }, slog.New(slog.DiscardHandler))
+		if err := addServerCA(opts.ConnectionOptions.TLS, func(k string) string { return env[k] }); err != nil {
+			return err
+		}
+		c, err := tls.Dial("tcp", ln.Addr().String(), opts.ConnectionOptions.TLS)
+		if err != nil {
+			return err
+		}
+		return c.Close()
+	}
+	// The self-signed test certificate names dunning-test.
+	if err := handshake(map[string]string{EnvTLS: "true", EnvTLSServerName: "dunning-test"}); err == nil {
+		t.Error("handshake with system roots succeeded against a private CA")
+	}
+	if err := handshake(map[string]string{EnvTLSCA: certFile, EnvTLSServerName: "dunning-test"}); err != nil {
+		t.Errorf("handshake with %s: %v", EnvTLSCA, err)
+	}
+	if err := handshake(map[string]string{EnvTLSCA: keyFile}); err == nil || !strings.Contains(err.Error(), "no PEM certificate") {
+		t.Errorf("a CA file without certificates: err = %v", err)
+	}
+	if err := handshake(map[string]string{EnvTLSCA: "/nonexistent/ca.pem"}); err == nil || !strings.Contains(err.Error(), EnvTLSCA) {
+		t.Errorf("a missing CA file: err = %v", err)
 	}
 }
 
@@ -115,10 +197,15 @@ func writeKeyPair(t *testing.T) (certFile, keyFile string) {
 		t.Fatal(err)
 	}
 	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "dunning-test"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "dunning-test"},
+		DNSNames:              []string{"dunning-test"},
+		IsCA:                  true,
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		BasicConstraintsValid: true,
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {

@@ -431,6 +431,11 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error, tenant
 	case r.Context().Err() != nil:
 		// The caller went away; nobody reads the answer.
 		h.logger.InfoContext(r.Context(), "request abandoned by the client", "path", r.URL.Path, "error", err)
+	case retryableStatus(err) == http.StatusGatewayTimeout && !h.temporalAnswers(r.Context()):
+		// The SDK retries an unreachable server until the deadline, so
+		// an outage looks like a timeout: a health check tells them apart.
+		h.logger.WarnContext(r.Context(), "Temporal unavailable", "path", r.URL.Path, "error", err)
+		writeRetryable(w, http.StatusServiceUnavailable, "the dunning run cannot be reached right now (Temporal is unavailable); try again")
 	case retryableStatus(err) == http.StatusGatewayTimeout:
 		h.logger.WarnContext(r.Context(), "timed out waiting for the dunning run", "path", r.URL.Path, "error", err)
 		detail := "timed out waiting for the dunning run; the request may still take effect, check the run's status"
@@ -473,6 +478,18 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	// The status line is out; an encoding error can only be a broken
 	// connection, which the server logs itself.
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// temporalAnswers reports whether Temporal answers a health check within
+// two seconds. Runs that cannot say are taken to answer.
+func (h *handler) temporalAnswers(ctx context.Context) bool {
+	rd, ok := h.runs.(readiness)
+	if !ok {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	return rd.Ready(ctx) == nil
 }
 
 // readiness is what a dependency that can say whether it answers offers.

@@ -696,3 +696,30 @@ func TestReadiness(t *testing.T) {
 		})
 	}
 }
+
+// With Temporal down the SDK retries the call until the handler's deadline,
+// so the error is a timeout; the answer must still say "unavailable" (503,
+// try again later), not "slow run" (504), and a timeout while Temporal
+// answers its health check stays a 504.
+func TestTimeoutWhileTemporalIsDown(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		health   error
+		want     int
+		wantText string
+	}{
+		{"Temporal unreachable", errors.New("rpc error: code = Unavailable desc = connection refused"), http.StatusServiceUnavailable, "cannot be reached"},
+		{"Temporal answers, the run is slow", nil, http.StatusGatewayTimeout, "timed out"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			runs := &readyRuns{fakeRuns: fakeRuns{err: fmt.Errorf("start: %w", context.DeadlineExceeded)}, err: tt.health}
+			rec, out := do(t, newTestHandler(runs), http.MethodPost, "/v1/declines", "application/json", validJSON(t))
+			if rec.Code != tt.want || rec.Header().Get("Retry-After") == "" {
+				t.Fatalf("status = %d, Retry-After %q (body %s), want %d with Retry-After", rec.Code, rec.Header().Get("Retry-After"), rec.Body, tt.want)
+			}
+			if msg, _ := out["error"].(string); !strings.Contains(msg, tt.wantText) {
+				t.Errorf("error = %q, want it to contain %q", msg, tt.wantText)
+			}
+		})
+	}
+}
