@@ -30,6 +30,7 @@ import (
 
 	"github.com/dunningco/dunning/decline"
 	"github.com/dunningco/dunning/ledger"
+	"github.com/dunningco/dunning/workflows"
 )
 
 // Namespace prefixes every metric of ours.
@@ -146,7 +147,7 @@ func (m *Metrics) AttemptFinished(_ context.Context, a ledger.Attempt, network s
 // RunClosed implements ledger.Observer: the close, and for a recovered run
 // its amount.
 func (m *Metrics) RunClosed(ctx context.Context, r ledger.Run) {
-	m.runsClosed.WithLabelValues(r.Status, labelOr(r.Policy, unknown), labelOr(VariantFrom(ctx), none)).Inc()
+	m.runsClosed.WithLabelValues(r.Status, PolicyName(r.Policy), labelOr(VariantFrom(ctx), none)).Inc()
 	if r.Status == "recovered" {
 		m.recovered.add(r.Currency, r.Amount)
 	}
@@ -280,6 +281,16 @@ func RuleName(rule string) string {
 	}
 }
 
+// PolicyName is the policy label for a run's policy reference
+// "name@version#hash": name@version. The content hash tells two edits of one
+// version apart in the ledger; on a dashboard it would only split the line.
+func PolicyName(ref string) string {
+	if i := strings.IndexByte(ref, '#'); i >= 0 {
+		ref = ref[:i]
+	}
+	return labelOr(ref, unknown)
+}
+
 func labelOr(v, def string) string {
 	if v = strings.TrimSpace(v); v == "" {
 		return def
@@ -293,3 +304,7 @@ type slogErrorLog struct{}
 func (slogErrorLog) Println(v ...any) {
 	slog.Warn("metrics: scrape error", "error", errors.New(strings.TrimSpace(fmt.Sprintln(v...))))
 }
+
+// PhaseNeedsAttention is the read model's phase of runs held for our own
+// failure; WatchPhase makes it the gauge dunning_runs_needs_attention.
+const PhaseNeedsAttention = string(workflows.PhaseNeedsAttention)

@@ -14,6 +14,7 @@ import (
 
 	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/interceptor"
 	sdkworker "go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
@@ -108,6 +109,9 @@ type Deps struct {
 	// CardLinks signs card-update links for messages; nil leaves them out.
 	CardLinks *cardlink.Signer
 	Logger    *slog.Logger
+	// Interceptors wrap every workflow and activity the worker runs
+	// (package metrics times activities with one).
+	Interceptors []interceptor.WorkerInterceptor
 }
 
 // Register adds the workflow and every activity to r.
@@ -173,6 +177,7 @@ func New(c client.Client, taskQueue string, d Deps) sdkworker.Worker {
 		// On SIGTERM, activities in flight (a charge, a send) get this long
 		// to finish and record their outcome before the process exits.
 		WorkerStopTimeout: WorkerStopTimeout,
+		Interceptors:      d.Interceptors,
 	})
 	Register(w, d)
 	return w
