@@ -200,4 +200,29 @@ func TestMetricsAfterRecovery(t *testing.T) {
 		t.Errorf("GET /v1/runs without a key = %s, want 401", resp.Status)
 	}
 	t.Logf("worker metrics: %v", ws.Names())
+
+	// A run in an experiment (started as the Go client does, with the
+	// variant in its input) closes labelled with its variant.
+	fastPolicy := fast()
+	in := workflows.Input{Tenant: "acme", InvoiceID: "inv-metrics-b", Customer: workflows.Customer{ID: "cus-b", Email: "bo@example.com"},
+		Amount: "12.34", Currency: "EUR", PaymentMethod: "sim:succeed", Policy: &fastPolicy, Experiment: "retry-timing", Variant: "treatment",
+		Decline: workflows.Decline{Gateway: "simulator", Code: "insufficient_funds"}}
+	run, err := wc.ExecuteWorkflow(runCtx, client.StartWorkflowOptions{ID: workflows.WorkflowID("acme", "inv-metrics-b"), TaskQueue: workflows.TaskQueue,
+		TypedSearchAttributes: workflows.InitialSearchAttributes(in, 1234)}, workflows.WorkflowName, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := run.Get(runCtx, &res); err != nil || res.Outcome != policy.Recovered {
+		t.Fatalf("experiment run = %+v, %v; want recovered", res, err)
+	}
+	if ws, err = scrape.Get(ctx, probes.URL+"/metrics"); err != nil {
+		t.Fatal(err)
+	}
+	treatment := fmt.Sprintf(`dunning_runs_closed_total{outcome="recovered",policy=%q,variant="treatment"}`, metrics.PolicyName(fastPolicy.Ref()))
+	if got := ws[treatment]; got != 1 {
+		t.Errorf("%s = %v, want 1", treatment, got)
+	}
+	if got := ws[`dunning_recovered_amount_total{currency="EUR"}`]; got != 62.24 {
+		t.Errorf("recovered EUR after both runs = %v, want 62.24 (49.90 + 12.34)", got)
+	}
 }
