@@ -175,6 +175,9 @@ func TestMetricsAfterRecovery(t *testing.T) {
 	if got := ws.Sum("temporal_workflow_completed_total"); got != 1 {
 		t.Errorf("Temporal SDK temporal_workflow_completed_total = %v, want 1; names: %v", got, ws.Names())
 	}
+	if got := ws.Sum("temporal_workflow_task_schedule_to_start_latency_seconds_count"); got < 1 {
+		t.Errorf("Temporal SDK workflow task latency histogram holds %v samples, want some; names: %v", got, ws.Names())
+	}
 
 	// The API's.
 	as, err := scrape.Get(ctx, api.URL+"/metrics")

@@ -90,7 +90,7 @@ func New() *Metrics {
 		activityLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: Namespace, Name: "activity_duration_seconds",
 			Help:    "Time one activity execution took in the worker, by activity type and outcome (ok, error).",
-			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
+			Buckets: latencyBuckets,
 		}, []string{"activity_type", "outcome"}),
 	}
 	m.reg.MustRegister(

@@ -10,6 +10,10 @@ import (
 	temporalotel "go.temporal.io/sdk/contrib/opentelemetry"
 )
 
+// latencyBuckets are the histogram bounds, in seconds, of activity
+// durations and the Temporal SDK's latencies.
+var latencyBuckets = []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}
+
 // TemporalHandler is a metrics handler for the Temporal SDK (client.Options
 // MetricsHandler) that exports the SDK's own metrics (temporal_request_*,
 // temporal_workflow_task_*, temporal_activity_execution_latency_*, the
@@ -26,7 +30,12 @@ func (m *Metrics) TemporalHandler() (client.MetricsHandler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("metrics: Temporal SDK exporter: %w", err)
 	}
-	provider := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exporter))
+	// The SDK's timers are histograms in seconds; OpenTelemetry's default
+	// buckets (0 to 10,000) are meant for milliseconds and would put every
+	// latency in the first one.
+	seconds := sdkmetric.NewView(sdkmetric.Instrument{Kind: sdkmetric.InstrumentKindHistogram},
+		sdkmetric.Stream{Aggregation: sdkmetric.AggregationExplicitBucketHistogram{Boundaries: latencyBuckets}})
+	provider := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exporter), sdkmetric.WithView(seconds))
 	return temporalotel.NewMetricsHandler(temporalotel.MetricsHandlerOptions{
 		Meter: provider.Meter("temporal-sdk-go"),
 		// The SDK's counters only grow: exported as Prometheus counters.
