@@ -46,16 +46,19 @@ const attemptColumns = `idempotency_key, workflow_id, attempt, reason, amount::t
 	status, decline_code, advice_code, message, gateway_ref, network_decline_code, network_advice_code, requires_action,
 	started_at, finished_at`
 
-func scanAttempt(row pgx.Row) (Attempt, error) {
+func scanAttempt(row pgx.Row) (Attempt, error) { return scanAttemptWith(row) }
+
+// scanAttemptWith scans the attempt columns, then extra destinations.
+func scanAttemptWith(row pgx.Row, extra ...any) (Attempt, error) {
 	var (
 		a        Attempt
 		amount   string
 		started  time.Time
 		finished *time.Time
 	)
-	err := row.Scan(&a.IdempotencyKey, &a.WorkflowID, &a.Number, &a.Reason, &amount, &a.Currency, &a.Gateway,
+	err := row.Scan(append([]any{&a.IdempotencyKey, &a.WorkflowID, &a.Number, &a.Reason, &amount, &a.Currency, &a.Gateway,
 		&a.PaymentMethod, &a.Status, &a.DeclineCode, &a.AdviceCode, &a.Message, &a.GatewayRef,
-		&a.NetworkDeclineCode, &a.NetworkAdviceCode, &a.RequiresAction, &started, &finished)
+		&a.NetworkDeclineCode, &a.NetworkAdviceCode, &a.RequiresAction, &started, &finished}, extra...)...)
 	if err != nil {
 		return Attempt{}, err
 	}
@@ -144,17 +147,25 @@ func (s *Store) FinishAttempt(ctx context.Context, key string, o AttemptOutcome)
 	if !slices.Contains(finalAttemptStatuses, o.Status) {
 		return invalid("finish attempt %s: status %q is not one of %v", key, o.Status, finalAttemptStatuses)
 	}
-	tag, err := s.pool.Exec(ctx, `UPDATE attempts
+	// RETURNING tells a first finish (a row) from a repeated one (none),
+	// and gives the observer the attempt and its card's network.
+	var network string
+	finished, err := scanAttemptWith(s.pool.QueryRow(ctx, `UPDATE attempts
 		SET status = $2, decline_code = $3, advice_code = $4, message = $5, gateway_ref = $6, finished_at = $7,
 		    network_decline_code = $8, network_advice_code = $9, requires_action = $10
-		WHERE idempotency_key = $1 AND status = 'pending'`,
+		WHERE idempotency_key = $1 AND status = 'pending'
+		RETURNING `+attemptColumns+`, coalesce((SELECT network FROM card_attempts c WHERE c.idempotency_key = $1), '')`,
 		key, o.Status, o.DeclineCode, o.AdviceCode, o.Message, o.GatewayRef, orNow(o.At),
-		o.NetworkDeclineCode, o.NetworkAdviceCode, o.RequiresAction)
-	if err != nil {
+		o.NetworkDeclineCode, o.NetworkAdviceCode, o.RequiresAction), &network)
+	switch {
+	case err == nil:
+		if err := noteAttempts(ctx, s.pool, key); err != nil {
+			return err
+		}
+		s.observe(func(ob Observer) { ob.AttemptFinished(ctx, finished, network) })
+		return nil
+	case !errors.Is(err, pgx.ErrNoRows):
 		return fmt.Errorf("ledger: finish attempt %s: %w", key, err)
-	}
-	if tag.RowsAffected() == 1 {
-		return noteAttempts(ctx, s.pool, key)
 	}
 	if err := s.explainFinish(ctx, "attempts", "attempt", key, o.Status); err != nil {
 		return err

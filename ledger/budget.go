@@ -169,7 +169,11 @@ func (s *Store) ReserveCardAttempt(ctx context.Context, r Reservation, lim Limit
 	r.Network = normalizeNetwork(r.Network)
 	r.At = orNow(r.At).UTC()
 
-	var v Verdict
+	var (
+		v Verdict
+		// denied is the denial this call recorded first, for the observer.
+		denied *CardDenial
+	)
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, r.CardKey); err != nil {
 			return fmt.Errorf("lock card: %w", err)
@@ -184,12 +188,16 @@ func (s *Store) ReserveCardAttempt(ctx context.Context, r Reservation, lim Limit
 			if !v.NotBefore.IsZero() {
 				notBefore = &v.NotBefore
 			}
-			_, err := tx.Exec(ctx, `INSERT INTO card_denials
+			tag, err := tx.Exec(ctx, `INSERT INTO card_denials
 				(idempotency_key, rule, card_key, network, workflow_id, not_before, denied_at)
 				VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING`,
 				r.IdempotencyKey, v.Rule, r.CardKey, r.Network, r.WorkflowID, notBefore, r.At)
 			if err != nil {
 				return fmt.Errorf("record denial: %w", err)
+			}
+			if tag.RowsAffected() == 1 {
+				denied = &CardDenial{IdempotencyKey: r.IdempotencyKey, Rule: v.Rule, CardKey: r.CardKey, Network: r.Network,
+					WorkflowID: r.WorkflowID, NotBefore: v.NotBefore, DeniedAt: r.At}
 			}
 			return nil
 		}
@@ -208,6 +216,9 @@ func (s *Store) ReserveCardAttempt(ctx context.Context, r Reservation, lim Limit
 	})
 	if err != nil {
 		return Verdict{}, fmt.Errorf("ledger: reserve card attempt %s: %w", r.IdempotencyKey, err)
+	}
+	if denied != nil {
+		s.observe(func(o Observer) { o.CardDenied(ctx, *denied) })
 	}
 	return v, nil
 }

@@ -125,15 +125,18 @@ func (s *Store) FinishMessage(ctx context.Context, key, status, provider, provid
 	if !slices.Contains(finalMessageStatuses, status) {
 		return invalid("finish message %s: status %q is not one of %v", key, status, finalMessageStatuses)
 	}
-	tag, err := s.pool.Exec(ctx, `UPDATE messages
+	// RETURNING tells a first finish (a row) from a repeated one (none).
+	finished, err := scanMessage(s.pool.QueryRow(ctx, `UPDATE messages
 		SET status = $2, provider = $3, provider_ref = $4, detail = $5, finished_at = $6
-		WHERE idempotency_key = $1 AND status = 'pending'`,
-		key, status, provider, providerRef, detail, orNow(at))
-	if err != nil {
-		return fmt.Errorf("ledger: finish message %s: %w", key, err)
-	}
-	if tag.RowsAffected() == 1 {
+		WHERE idempotency_key = $1 AND status = 'pending'
+		RETURNING `+messageColumns,
+		key, status, provider, providerRef, detail, orNow(at)))
+	switch {
+	case err == nil:
+		s.observe(func(o Observer) { o.MessageFinished(ctx, finished) })
 		return nil
+	case !errors.Is(err, pgx.ErrNoRows):
+		return fmt.Errorf("ledger: finish message %s: %w", key, err)
 	}
 	return s.explainFinish(ctx, "messages", "message", key, status)
 }

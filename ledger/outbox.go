@@ -209,16 +209,22 @@ func (s *Store) CloseRunWithEvent(ctx context.Context, workflowID, status, reaso
 		}
 		ev = &e
 	}
-	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if err := closeRun(ctx, tx, workflowID, status, reason, at); err != nil {
+	var closed *Run
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var err error
+		if closed, err = closeRun(ctx, tx, workflowID, status, reason, at); err != nil {
 			return err
 		}
 		if ev == nil {
 			return nil
 		}
-		_, err := enqueue(ctx, tx, *ev)
+		_, err = enqueue(ctx, tx, *ev)
 		return err
 	})
+	if err == nil && closed != nil {
+		s.observe(func(o Observer) { o.RunClosed(ctx, *closed) })
+	}
+	return err
 }
 
 // RecordServiceCreditWithEvent records the credit as RecordServiceCredit

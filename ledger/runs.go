@@ -196,9 +196,16 @@ func (s *Store) CloseRun(ctx context.Context, workflowID, status, reason string,
 	if err := validateClose(workflowID, status); err != nil {
 		return err
 	}
-	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		return closeRun(ctx, tx, workflowID, status, reason, at)
+	var closed *Run
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var err error
+		closed, err = closeRun(ctx, tx, workflowID, status, reason, at)
+		return err
 	})
+	if err == nil && closed != nil {
+		s.observe(func(o Observer) { o.RunClosed(ctx, *closed) })
+	}
+	return err
 }
 
 func validateClose(workflowID, status string) error {
@@ -211,27 +218,31 @@ func validateClose(workflowID, status string) error {
 	return nil
 }
 
-// closeRun is CloseRun in the transaction q, after validation.
-func closeRun(ctx context.Context, q querier, workflowID, status, reason string, at time.Time) error {
-	tag, err := q.Exec(ctx, `UPDATE runs SET status = $2, closed_at = $3, closing_reason = $4
-		WHERE workflow_id = $1 AND status = 'open'`, workflowID, status, orNow(at), reason)
-	if err != nil {
-		return fmt.Errorf("ledger: close run %s: %w", workflowID, err)
+// closeRun is CloseRun in the transaction q, after validation. It returns
+// the closed run when this call closed it, nil when it was closed before.
+func closeRun(ctx context.Context, q querier, workflowID, status, reason string, at time.Time) (*Run, error) {
+	r, err := scanRun(q.QueryRow(ctx, `UPDATE runs SET status = $2, closed_at = $3, closing_reason = $4
+		WHERE workflow_id = $1 AND status = 'open' RETURNING `+runColumns, workflowID, status, orNow(at), reason))
+	if err == nil {
+		if err := closeRunStatus(ctx, q, workflowID); err != nil {
+			return nil, err
+		}
+		return &r, nil
 	}
-	if tag.RowsAffected() == 1 {
-		return closeRunStatus(ctx, q, workflowID)
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("ledger: close run %s: %w", workflowID, err)
 	}
 	var current string
 	err = q.QueryRow(ctx, `SELECT status FROM runs WHERE workflow_id = $1`, workflowID).Scan(&current)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
-		return fmt.Errorf("ledger: close run %s: %w", workflowID, ErrNotFound)
+		return nil, fmt.Errorf("ledger: close run %s: %w", workflowID, ErrNotFound)
 	case err != nil:
-		return fmt.Errorf("ledger: close run %s: %w", workflowID, err)
+		return nil, fmt.Errorf("ledger: close run %s: %w", workflowID, err)
 	case current == status:
-		return nil
+		return nil, nil
 	default:
-		return fmt.Errorf("ledger: close run %s as %s: %w (as %s)", workflowID, status, ErrRunClosed, current)
+		return nil, fmt.Errorf("ledger: close run %s as %s: %w (as %s)", workflowID, status, ErrRunClosed, current)
 	}
 }
 

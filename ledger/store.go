@@ -50,6 +50,9 @@ type querier interface {
 // Store is the ledger on one PostgreSQL database. It is safe for concurrent use.
 type Store struct {
 	pool *pgxpool.Pool
+	// observer, when set, hears of facts recorded for the first time
+	// (SetObserver).
+	observer Observer
 }
 
 // Open connects to databaseURL, creating the database if it does not exist,

@@ -103,11 +103,23 @@ func DialFromEnv(ctx context.Context) (client.Client, error) {
 		return nil, err
 	}
 	opts.DataConverter = codec.DataConverter(payloads)
+	if h, ok := ctx.Value(metricsHandlerKey{}).(client.MetricsHandler); ok {
+		opts.MetricsHandler = h
+	}
 	tc, err := client.DialContext(ctx, opts)
 	if err != nil {
 		return nil, fmt.Errorf("connect to Temporal at %s (namespace %q): %w", opts.HostPort, opts.Namespace, err)
 	}
 	return tc, nil
+}
+
+type metricsHandlerKey struct{}
+
+// WithMetricsHandler returns ctx asking DialFromEnv to report the Temporal
+// SDK's metrics to h (package metrics serves them on /metrics). It rides on
+// the context so DialFromEnv keeps the signature commands and tests inject.
+func WithMetricsHandler(ctx context.Context, h client.MetricsHandler) context.Context {
+	return context.WithValue(ctx, metricsHandlerKey{}, h)
 }
 
 // checkTLSEnv fails fast on a half-configured or unreadable client

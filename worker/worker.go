@@ -14,6 +14,7 @@ import (
 
 	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/interceptor"
 	sdkworker "go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
@@ -113,6 +114,9 @@ type Deps struct {
 	// PendingConsents tells the SMS send path about opt-outs Temporal
 	// holds while the ledger was down; New sets it from its client.
 	PendingConsents activities.PendingConsents
+	// Interceptors wrap every workflow and activity the worker runs
+	// (package metrics times activities with one).
+	Interceptors []interceptor.WorkerInterceptor
 }
 
 // Register adds the workflow and every activity to r.
@@ -183,6 +187,7 @@ func New(c client.Client, taskQueue string, d Deps) sdkworker.Worker {
 		// On SIGTERM, activities in flight (a charge, a send) get this long
 		// to finish and record their outcome before the process exits.
 		WorkerStopTimeout: WorkerStopTimeout,
+		Interceptors:      d.Interceptors,
 	})
 	Register(w, d)
 	return w

@@ -83,6 +83,12 @@ func run(ctx context.Context, logger *slog.Logger, args []string, ready chan<- e
 		return fmt.Errorf("open ledger at DATABASE_URL: %w", err)
 	}
 	defer store.Close()
+	// One registry for the worker's and the API's metrics, served on the
+	// private API's GET /metrics (devMetrics, metrics.go).
+	m, sdkMetrics, err := devMetrics(store)
+	if err != nil {
+		return err
+	}
 
 	// Customer data in payloads is encrypted in dev mode too, so what a
 	// developer sees is what production stores; the UI decodes through the
@@ -108,10 +114,11 @@ func run(ctx context.Context, logger *slog.Logger, args []string, ready chan<- e
 	}()
 
 	c, err := client.DialContext(ctx, client.Options{
-		HostPort:      srv.HostPort(),
-		Namespace:     srv.Namespace(),
-		Logger:        tlog.NewStructuredLogger(logger.With("component", "temporal-client")),
-		DataConverter: payloads.dataConverter(),
+		HostPort:       srv.HostPort(),
+		Namespace:      srv.Namespace(),
+		Logger:         tlog.NewStructuredLogger(logger.With("component", "temporal-client")),
+		DataConverter:  payloads.dataConverter(),
+		MetricsHandler: sdkMetrics,
 	})
 	if err != nil {
 		return fmt.Errorf("connect to dev server: %w", err)
@@ -148,6 +155,7 @@ func run(ctx context.Context, logger *slog.Logger, args []string, ready chan<- e
 	if err != nil {
 		return err
 	}
+	deps.Interceptors = append(deps.Interceptors, m.Interceptor())
 	w := worker.New(c, cfg.TaskQueue, deps)
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
@@ -194,7 +202,7 @@ func run(ctx context.Context, logger *slog.Logger, args []string, ready chan<- e
 	// The read model answers status while the worker is down (e.g. in a
 	// debugger) and lists runs.
 	extra = append(extra, intake.WithPolicies(policies), intake.WithRules(intakeCfg.Rules), intake.WithReadModel(store))
-	runs := starter.NewClient(c, starter.Options{TaskQueue: cfg.TaskQueue, Policies: policies, Rules: intakeCfg.Rules})
+	runs := intake.CountDeclines(starter.NewClient(c, starter.Options{TaskQueue: cfg.TaskQueue, Policies: policies, Rules: intakeCfg.Rules}), m)
 	// The private API takes the dev key (and any made with dunning keys).
 	keyDir := ""
 	if *dbFile != "" {
@@ -217,7 +225,7 @@ func run(ctx context.Context, logger *slog.Logger, args []string, ready chan<- e
 		(&cardPage{links: links, runs: runs, logger: logger.With("component", "card-page"), now: time.Now}).register(mux)
 		cardPageLine = fmt.Sprintf("    Card-update page %s?token=... (the links in messages)\n", providers.CardUpdateURL)
 	}
-	api := &http.Server{Handler: private, ReadHeaderTimeout: 10 * time.Second}
+	api := &http.Server{Handler: m.Mount(private), ReadHeaderTimeout: 10 * time.Second}
 	public := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	apiErr := make(chan error, 2)
 	go func() { apiErr <- api.Serve(ln) }()
@@ -230,7 +238,7 @@ func run(ctx context.Context, logger *slog.Logger, args []string, ready chan<- e
   Dunning platform (dev mode) is up.
     Temporal Web UI  %s/namespaces/%s/workflows
     Temporal gRPC    %s
-    Intake API       http://%s (private: needs the API key)
+    Intake API       http://%s (private: needs the API key; GET /metrics for Prometheus)
     Public endpoints http://%s (webhooks, card page, codec)
 %s%s%s    Ledger           %s
 

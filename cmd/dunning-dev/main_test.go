@@ -17,6 +17,7 @@ import (
 
 	"github.com/dunningco/dunning/ledger"
 	"github.com/dunningco/dunning/ledger/ledgertest"
+	"github.com/dunningco/dunning/metrics/scrape"
 )
 
 func freePort(t *testing.T) string {
@@ -128,6 +129,25 @@ func TestDevModeServesUIAndAPI(t *testing.T) {
 			t.Fatalf("run phase %q, want recovered", st.Phase)
 		}
 		time.Sleep(500 * time.Millisecond)
+	}
+
+	// Prometheus reads the worker's and the API's metrics on the private
+	// address without a key: one decline received, one run recovered.
+	samples, err := scrape.Get(context.Background(), "http://"+api+"/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for series, want := range map[string]float64{
+		`dunning_declines_received_total{category="soft",code="insufficient_funds",gateway="simulator"}`: 1,
+		`dunning_recovered_amount_total{currency="EUR"}`:                                                 49.9,
+		"dunning_runs_needs_attention":                                                                   0,
+	} {
+		if got, ok := samples[series]; !ok || got != want {
+			t.Errorf("%s = %v (present %v), want %v", series, got, ok, want)
+		}
+	}
+	if got := samples.Sum("dunning_runs_closed_total"); got != 1 {
+		t.Errorf("dunning_runs_closed_total sums to %v, want 1", got)
 	}
 
 	// The private API wants the key; each listener has only its own paths.

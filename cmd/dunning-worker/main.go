@@ -16,6 +16,7 @@ import (
 
 	"github.com/dunningco/dunning/codec"
 	"github.com/dunningco/dunning/ledger"
+	"github.com/dunningco/dunning/metrics"
 	"github.com/dunningco/dunning/starter"
 	"github.com/dunningco/dunning/worker"
 )
@@ -40,7 +41,17 @@ func run(logger *slog.Logger) error {
 	}
 	defer store.Close()
 
-	c, err := starter.DialFromEnv(ctx)
+	// Metrics: ours count what the ledger records for the first time; the
+	// Temporal SDK's come through the client. Both are served on the
+	// health listener's GET /metrics.
+	m := metrics.New()
+	store.SetObserver(m)
+	sdkMetrics, err := m.TemporalHandler()
+	if err != nil {
+		return err
+	}
+
+	c, err := starter.DialFromEnv(starter.WithMetricsHandler(ctx, sdkMetrics))
 	if err != nil {
 		return fmt.Errorf("connect to Temporal: %w", err)
 	}
@@ -59,6 +70,7 @@ func run(logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	deps.Interceptors = append(deps.Interceptors, m.Interceptor())
 	w := worker.New(c, cfg.TaskQueue, deps)
 
 	// The activities only enqueue billing events; this delivers them. It
@@ -79,12 +91,13 @@ func run(logger *slog.Logger) error {
 	go func() { swept <- sweep.Run(ctx) }()
 
 	// Probes for the orchestrator: liveness and readiness (Temporal and
-	// PostgreSQL answer), on an internal address.
+	// PostgreSQL answer), and Prometheus's GET /metrics, on an internal
+	// address.
 	if addr := os.Getenv("DUNNING_WORKER_HEALTH_ADDR"); addr != "-" {
 		if addr == "" {
 			addr = "127.0.0.1:8082"
 		}
-		probes := &http.Server{Addr: addr, Handler: worker.HealthHandler(c, store), ReadHeaderTimeout: 5 * time.Second}
+		probes := &http.Server{Addr: addr, Handler: m.Mount(worker.HealthHandler(c, store)), ReadHeaderTimeout: 5 * time.Second}
 		go func() {
 			if err := probes.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				logger.Error("health endpoint stopped", "addr", addr, "error", err)

@@ -17,6 +17,7 @@ import (
 	"github.com/dunningco/dunning/codec"
 	"github.com/dunningco/dunning/idempotency"
 	"github.com/dunningco/dunning/ledger"
+	"github.com/dunningco/dunning/metrics"
 	"github.com/dunningco/dunning/starter"
 	"github.com/dunningco/dunning/starter/intake"
 )
@@ -61,7 +62,14 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	logger := slog.New(slog.NewJSONHandler(a.stderr, nil))
 	slog.SetDefault(logger)
 
-	tc, err := a.dial(ctx)
+	// Metrics on the private listener's GET /metrics: declines received,
+	// runs needing attention, and the Temporal SDK's client metrics.
+	m := metrics.New()
+	sdkMetrics, err := m.TemporalHandler()
+	if err != nil {
+		return err
+	}
+	tc, err := a.dial(starter.WithMetricsHandler(ctx, sdkMetrics))
 	if err != nil {
 		return err
 	}
@@ -75,6 +83,9 @@ func (a *app) serve(ctx context.Context, args []string) error {
 		return fmt.Errorf("open the ledger: %w", err)
 	}
 	defer store.Close()
+	if err := m.WatchPhase(metrics.PhaseNeedsAttention, store.RunsInPhase); err != nil {
+		return err
+	}
 	keys, err := apikeys.NewStore(store.Pool(), pepper, logger)
 	if err != nil {
 		return err
@@ -91,7 +102,7 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	}
 	// One set of rules for the API and the client behind it.
 	extra = append(extra, intake.WithPolicies(opts.Policies), intake.WithRules(opts.Rules))
-	runs := starter.NewClient(tc, opts)
+	runs := intake.CountDeclines(starter.NewClient(tc, opts), m)
 	// The Web UI and the temporal CLI decode payloads at /codec when
 	// DUNNING_CODEC_TOKEN is set; /codec has its own token, so it is public.
 	public, err := codec.MountFromEnv(a.getenv, intake.NewPublicHandler(runs, logger, extra...), logger)
@@ -99,7 +110,7 @@ func (a *app) serve(ctx context.Context, args []string) error {
 		return err
 	}
 
-	servers := []*http.Server{newHTTPServer(intake.NewPrivateHandler(runs, logger, extra...), logger), newHTTPServer(public, logger)}
+	servers := []*http.Server{newHTTPServer(m.Mount(intake.NewPrivateHandler(runs, logger, extra...)), logger), newHTTPServer(public, logger)}
 	listeners := []net.Listener{ln, publicLn}
 	serveErr := make(chan error, len(servers))
 	for i, srv := range servers {
