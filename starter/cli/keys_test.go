@@ -153,8 +153,8 @@ func TestKeysCommandErrors(t *testing.T) {
 		wantCode   int
 		wantStderr string
 	}{
-		{"no subcommand", env, []string{"keys"}, ExitUsage, "name a keys command"},
-		{"unknown subcommand", env, []string{"keys", "delete"}, ExitUsage, `unknown keys command "delete"`},
+		{"no subcommand", env, []string{"keys"}, ExitUsage, "Usage: dunning keys <create|list|rotate|revoke>"},
+		{"unknown subcommand", env, []string{"keys", "delete"}, ExitUsage, `unknown command "delete" of dunning keys`},
 		{"create without tenant", env, []string{"keys", "create", "-scopes", "runs:read"}, ExitUsage, "-tenant is required"},
 		{"create without scopes", env, []string{"keys", "create", "-tenant", "acme"}, ExitUsage, "-scopes is required"},
 		{"unknown scope", env, []string{"keys", "create", "-tenant", "acme", "-scopes", "runs:delete"}, ExitUsage, `unknown scope "runs:delete"`},
