@@ -32,7 +32,9 @@ type fakeTemporal struct {
 	client.Client
 	err    error
 	status workflows.Status
-	calls  []string
+	// reminders answers the status query of reminder runs.
+	reminders workflows.ReminderStatus
+	calls     []string
 	closed bool
 	input  workflows.Input
 	mu     sync.Mutex // guards queue, which serve's handler writes
@@ -70,6 +72,9 @@ func (f *fakeTemporal) QueryWorkflow(_ context.Context, id, _, query string, _ .
 	f.calls = append(f.calls, "Query "+id+" "+query)
 	if f.err != nil {
 		return nil, f.err
+	}
+	if strings.HasPrefix(id, "reminders/") {
+		return jsonValue{f.reminders}, nil
 	}
 	return jsonValue{f.status}, nil
 }
@@ -117,7 +122,9 @@ func (r fakeRun) GetRunID() string { return "run-1" }
 type fakeHandle struct{ client.WorkflowUpdateHandle }
 
 func (fakeHandle) Get(_ context.Context, v any) error {
-	*(v.(*workflows.AttemptRecord)) = workflows.AttemptRecord{Number: 3, Reason: "expedite", Outcome: "succeeded"}
+	at := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
+	*(v.(*workflows.AttemptRecord)) = workflows.AttemptRecord{Number: 3, Reason: "expedite", Outcome: "succeeded",
+		IdempotencyKey: "dunning/acme/inv-1001/attempt-3", StartedAt: at, FinishedAt: at.Add(2 * time.Second), GatewayRef: "ch_3"}
 	return nil
 }
 
