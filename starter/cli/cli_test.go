@@ -35,10 +35,10 @@ type fakeTemporal struct {
 	// reminders answers the status query of reminder runs.
 	reminders workflows.ReminderStatus
 	calls     []string
-	closed bool
-	input  workflows.Input
-	mu     sync.Mutex // guards queue, which serve's handler writes
-	queue  string     // the task queue of the last start
+	closed    bool
+	input     workflows.Input
+	mu        sync.Mutex // guards queue, which serve's handler writes
+	queue     string     // the task queue of the last start
 }
 
 func (f *fakeTemporal) startedOn() string {

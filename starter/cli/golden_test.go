@@ -70,8 +70,8 @@ func TestGoldenOutput(t *testing.T) {
 	tc := &fakeTemporal{status: goldenStatus(), reminders: workflows.ReminderStatus{
 		WorkflowID: "reminders/acme/pre-due/inv-2001", Tenant: "acme", Kind: "pre-due", CustomerID: "cus-42", InvoiceID: "inv-2001",
 		Anchor: g0.Add(240 * time.Hour), Policy: "default@3", State: workflows.ReminderWaiting,
-		Sent:    []workflows.MessageRecord{{Key: "pre-due-minus-3d/email", Kind: "pre_due", Channel: policy.Email, At: g0.Add(168 * time.Hour), Status: "sent"}},
-		Pending: []policy.ReminderStep{{Key: "pre-due-0d", At: g0.Add(240 * time.Hour), Channels: []policy.Channel{policy.Email, policy.SMS}}},
+		Sent:      []workflows.MessageRecord{{Key: "pre-due-minus-3d/email", Kind: "pre_due", Channel: policy.Email, At: g0.Add(168 * time.Hour), Status: "sent"}},
+		Pending:   []policy.ReminderStep{{Key: "pre-due-0d", At: g0.Add(240 * time.Hour), Channels: []policy.Channel{policy.Email, policy.SMS}}},
 		StartedAt: g0,
 	}}
 	signer := cardlink.Signer{Secret: []byte(strings.Repeat("s", 32)), BaseURL: "https://billing.example.com/card", TTL: 100 * 365 * 24 * time.Hour}
