@@ -9,6 +9,9 @@ import (
 	"strings"
 
 	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/gomarkdown/markdown"
+	mdhtml "github.com/gomarkdown/markdown/html"
+	"github.com/gomarkdown/markdown/parser"
 )
 
 // ServeDocument answers GET /openapi.json.
@@ -48,6 +51,7 @@ var referenceTemplate = template.Must(template.New("reference").Funcs(template.F
 	"sortedKeys": sortedKeys,
 	"surface":    surfaceText,
 	"keyless":    func(op opView) bool { return op.Security != nil && len(*op.Security) == 0 },
+	"md":         markdownHTML,
 }).Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{{.Doc.Info.Title}} reference</title>
@@ -63,7 +67,7 @@ main{margin-left:18rem;padding:1rem 2rem;max-width:60rem}
 code,.path{font-family:ui-monospace,monospace}.path{font-size:16px;font-weight:600}
 table{border-collapse:collapse;width:100%;margin:.5rem 0;font-size:13px}
 th,td{border:1px solid #dde;padding:3px 6px;text-align:left;vertical-align:top}th{background:#f4f5f7}
-.desc{white-space:pre-wrap}.tag{color:#667;font-size:12px}
+td p{margin:0}.tag{color:#667;font-size:12px}
 </style></head><body>
 <nav><strong>{{.Doc.Info.Title}}</strong> <span class="tag">v{{.Doc.Info.Version}}</span>
 <a href="/openapi.json">openapi.json</a>
@@ -72,23 +76,23 @@ th,td{border:1px solid #dde;padding:3px 6px;text-align:left;vertical-align:top}t
 </nav>
 <main>
 <h1>{{.Doc.Info.Title}}</h1>
-<p class="desc">{{.Doc.Info.Description}}</p>
-{{range .Tags}}<h2>{{.Name}}</h2>{{if .Description}}<p>{{.Description}}</p>{{end}}
+{{md .Doc.Info.Description}}
+{{range .Tags}}<h2>{{.Name}}</h2>{{if .Description}}{{md .Description}}{{end}}
 {{range .Ops}}<section class="op" id="{{anchor .}}">
 <div><span class="m {{lower .Method}}">{{.Method}}</span> <span class="path">{{.Path}}</span></div>
 <p><strong>{{.Summary}}</strong> <span class="tag">{{.OperationID}} · {{surface .Surface}}{{if keyless .}} · no API key{{else}} · API key{{end}}</span></p>
-{{if .Description}}<p class="desc">{{.Description}}</p>{{end}}
+{{if .Description}}{{md .Description}}{{end}}
 {{with .Params}}<table><tr><th>parameter</th><th>in</th><th>type</th><th>description</th></tr>
-{{range .}}<tr><td><code>{{.Value.Name}}</code>{{if .Value.Required}} <em>required</em>{{end}}</td><td>{{.Value.In}}</td><td>{{schemaType .Value.Schema}}</td><td>{{.Value.Description}}</td></tr>{{end}}</table>{{end}}
+{{range .}}<tr><td><code>{{.Value.Name}}</code>{{if .Value.Required}} <em>required</em>{{end}}</td><td>{{.Value.In}}</td><td>{{schemaType .Value.Schema}}</td><td>{{md .Value.Description}}</td></tr>{{end}}</table>{{end}}
 {{with .RequestBody}}{{with .Value}}<p>Request body{{if .Required}} (required){{end}}:{{range $ct, $mt := .Content}} <code>{{$ct}}</code> {{schemaType $mt.Schema}}{{end}}</p>{{end}}{{end}}
 <table><tr><th>status</th><th>answer</th><th>body</th></tr>
-{{range .Answers}}<tr><td>{{.Code}}</td><td>{{.Desc}}</td><td>{{range $ct, $mt := .Content}}<code>{{$ct}}</code> {{schemaType $mt.Schema}} {{end}}</td></tr>{{end}}
+{{range .Answers}}<tr><td>{{.Code}}</td><td>{{md .Desc}}</td><td>{{range $ct, $mt := .Content}}<code>{{$ct}}</code> {{schemaType $mt.Schema}} {{end}}</td></tr>{{end}}
 </table></section>{{end}}{{end}}
 <h2>Schemas</h2>
 {{range $name := sortedKeys .Doc.Components.Schemas}}{{with index $.Doc.Components.Schemas $name}}<section class="op" id="schema-{{$name}}"><h3>{{$name}}</h3>
-{{$ref := .}}{{with .Value}}{{if .Description}}<p class="desc">{{.Description}}</p>{{end}}
+{{$ref := .}}{{with .Value}}{{if .Description}}{{md .Description}}{{end}}
 {{if .Properties}}<table><tr><th>field</th><th>type</th><th>description</th></tr>
-{{$s := .}}{{range $p := sortedKeys .Properties}}{{with index $s.Properties $p}}<tr><td><code>{{$p}}</code>{{if required $s $p}} <em>required</em>{{end}}</td><td>{{schemaType .}}</td><td>{{.Value.Description}}</td></tr>{{end}}{{end}}
+{{$s := .}}{{range $p := sortedKeys .Properties}}{{with index $s.Properties $p}}<tr><td><code>{{$p}}</code>{{if required $s $p}} <em>required</em>{{end}}</td><td>{{schemaType .}}</td><td>{{md .Value.Description}}</td></tr>{{end}}{{end}}
 </table>{{else}}<p>{{schemaType $ref}}</p>{{end}}{{end}}</section>{{end}}{{end}}
 </main></body></html>
 `))
@@ -155,6 +159,17 @@ type responseView struct {
 	Code    string
 	Desc    string
 	Content openapi3.Content
+}
+
+// markdownHTML renders a description, which OpenAPI writes in CommonMark.
+// The document is ours and embedded in the binary, not outside input.
+func markdownHTML(text string) template.HTML {
+	if text == "" {
+		return ""
+	}
+	p := parser.NewWithExtensions(parser.CommonExtensions)
+	r := mdhtml.NewRenderer(mdhtml.RendererOptions{Flags: mdhtml.CommonFlags | mdhtml.SkipHTML})
+	return template.HTML(markdown.ToHTML([]byte(text), p, r))
 }
 
 func anchor(v any) string {
