@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -40,6 +41,9 @@ const (
 	DocumentPath  = "/openapi.json"
 	ReferencePath = "/docs"
 )
+
+// httpMethods are the keys of a path item that are operations.
+var httpMethods = []string{"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
 // componentKinds are the components a fragment may add.
 var componentKinds = []string{"schemas", "responses", "parameters", "headers", "requestBodies", "examples", "securitySchemes"}
@@ -175,7 +179,9 @@ func mergeFragment(doc, frag map[string]any, name string) error {
 	var errs []error
 	for key := range frag {
 		switch key {
-		case "paths", "tags", "components", "openapi", "info":
+		case "paths", "tags", "components", "openapi", "info", "servers", "security":
+			// A fragment written as a whole document may repeat its
+			// header; the main document's own is kept.
 		default:
 			errs = append(errs, fmt.Errorf("openapi: fragment %s: top-level %q is not merged; use paths, tags and components", name, key))
 		}
@@ -186,6 +192,15 @@ func mergeFragment(doc, frag map[string]any, name string) error {
 			if _, dup := dst[p]; dup {
 				errs = append(errs, fmt.Errorf("openapi: fragment %s: path %s is already defined", name, p))
 				continue
+			}
+			// Each operation says which fragment brought it (x-fragment),
+			// for the reference page and the contract tests.
+			if ops, ok := item.(map[string]any); ok {
+				for method, op := range ops {
+					if opm, ok := op.(map[string]any); ok && slices.Contains(httpMethods, method) {
+						opm["x-fragment"] = name
+					}
+				}
 			}
 			dst[p] = item
 		}
@@ -212,7 +227,9 @@ func mergeFragment(doc, frag map[string]any, name string) error {
 			src, _ := defs.(map[string]any)
 			dst := child(dstComps, kind)
 			for n, def := range src {
-				if _, dup := dst[n]; dup {
+				if have, dup := dst[n]; dup && reflect.DeepEqual(have, def) {
+					continue // the same definition repeated: no conflict
+				} else if dup {
 					errs = append(errs, fmt.Errorf("openapi: fragment %s: components.%s.%s is already defined", name, kind, n))
 					continue
 				}
@@ -239,6 +256,9 @@ type Operation struct {
 	// Surface is the listener that serves it: "private", "public" or
 	// "both" (the x-surface extension).
 	Surface string
+	// Fragment is the fragment file that added the operation; "" for the
+	// main document's.
+	Fragment string
 }
 
 // Operations lists the document's operations, ordered by path and method.
@@ -248,7 +268,8 @@ func Operations(doc *openapi3.T) []Operation {
 		item := doc.Paths.Value(p)
 		for method, op := range item.Operations() {
 			surface, _ := op.Extensions["x-surface"].(string)
-			out = append(out, Operation{Method: method, Path: p, Operation: op, Surface: surface})
+			fragment, _ := op.Extensions["x-fragment"].(string)
+			out = append(out, Operation{Method: method, Path: p, Operation: op, Surface: surface, Fragment: fragment})
 		}
 	}
 	slices.SortFunc(out, func(a, b Operation) int {

@@ -153,11 +153,21 @@ tags:
 	if doc.Paths.Value("/a").Get.Responses.Value("200") == nil {
 		t.Error("an unquoted status code was lost")
 	}
+	if got := doc.Paths.Value("/b").Get.Extensions["x-fragment"]; got != "b.yaml" {
+		t.Errorf("x-fragment of a fragment's operation = %v, want b.yaml", got)
+	}
+	if _, ok := doc.Paths.Value("/a").Get.Extensions["x-fragment"]; ok {
+		t.Error("the main document's operation is marked as a fragment's")
+	}
+	same := "components:\n  schemas:\n    Problem: {type: object}\nservers: []\n"
+	if _, err := merged(main, fstest.MapFS{"fragments/same.yaml": {Data: []byte(same)}}); err != nil {
+		t.Errorf("a fragment repeating a definition exactly (and a servers header) was refused: %v", err)
+	}
 
 	for name, bad := range map[string]string{
 		"path twice":   "paths:\n  /a: {}\n",
 		"schema twice": "components:\n  schemas:\n    Problem: {type: string}\n",
-		"other key":    "servers: []\n",
+		"other key":    "webhooks: {}\n",
 	} {
 		if _, err := merged(main, fstest.MapFS{"fragments/x.yaml": {Data: []byte(bad)}}); err == nil {
 			t.Errorf("%s: merged without an error", name)
