@@ -19,6 +19,7 @@ import (
 	"io/fs"
 	"path"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -279,4 +280,55 @@ func Operations(doc *openapi3.T) []Operation {
 		return strings.Compare(a.Method, b.Method)
 	})
 	return out
+}
+
+// Match finds the operation that serves method and path (a request's
+// decoded URL path), and the path's parameters. A path parameter marked
+// x-rest-of-path takes the rest of the path, slashes included, as the
+// server's {name...} pattern does.
+func Match(doc *openapi3.T, method, urlPath string) (Operation, map[string]string, bool) {
+	for _, op := range Operations(doc) {
+		if op.Method != strings.ToUpper(method) {
+			continue
+		}
+		if params, ok := matchPath(doc, op, urlPath); ok {
+			return op, params, true
+		}
+	}
+	return Operation{}, nil, false
+}
+
+var pathParam = regexp.MustCompile(`\{([^}]+)\}`)
+
+func matchPath(doc *openapi3.T, op Operation, urlPath string) (map[string]string, bool) {
+	rest := map[string]bool{}
+	for _, p := range append(slices.Clone(doc.Paths.Value(op.Path).Parameters), op.Parameters...) {
+		if p.Value != nil && p.Value.In == "path" && p.Value.Extensions["x-rest-of-path"] == true {
+			rest[p.Value.Name] = true
+		}
+	}
+	var names []string
+	var pattern strings.Builder
+	last := 0
+	for _, loc := range pathParam.FindAllStringSubmatchIndex(op.Path, -1) {
+		pattern.WriteString(regexp.QuoteMeta(op.Path[last:loc[0]]))
+		name := op.Path[loc[2]:loc[3]]
+		names = append(names, name)
+		if rest[name] {
+			pattern.WriteString("(.+)")
+		} else {
+			pattern.WriteString("([^/]+)")
+		}
+		last = loc[1]
+	}
+	pattern.WriteString(regexp.QuoteMeta(op.Path[last:]))
+	m := regexp.MustCompile("^" + pattern.String() + "$").FindStringSubmatch(urlPath)
+	if m == nil {
+		return nil, false
+	}
+	out := make(map[string]string, len(names))
+	for i, n := range names {
+		out[n] = m[i+1]
+	}
+	return out, true
 }

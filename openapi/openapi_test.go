@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"html"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -207,6 +208,34 @@ func TestServe(t *testing.T) {
 	for _, remote := range []string{"<script", "src=\"http", "href=\"http", "@import"} {
 		if strings.Contains(page, remote) {
 			t.Errorf("the reference page loads an outside asset (%s)", remote)
+		}
+	}
+}
+
+func TestMatch(t *testing.T) {
+	doc, err := Document()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		method, path, op string
+		params           map[string]string
+	}{
+		{"POST", "/v1/declines", "reportDecline", map[string]string{}},
+		{"GET", "/v1/runs/acme/inv-1", "getRunStatus", map[string]string{"tenant": "acme", "invoice": "inv-1"}},
+		{"post", "/v1/runs/acme/inv-1/expedite", "expediteRun", map[string]string{"tenant": "acme", "invoice": "inv-1"}},
+		{"GET", "/v1/reminders/acme/pre-due/inv-1", "getReminderStatus", map[string]string{"id": "acme/pre-due/inv-1"}},
+		{"DELETE", "/v1/reminders/acme/pre-due/inv-1", "cancelReminders", map[string]string{"id": "acme/pre-due/inv-1"}},
+		{"GET", "/v1/runs/acme", "", nil},
+		{"PUT", "/v1/declines", "", nil},
+	} {
+		op, params, ok := Match(doc, tt.method, tt.path)
+		id := ""
+		if ok {
+			id = op.OperationID
+		}
+		if ok != (tt.op != "") || id != tt.op || (ok && !maps.Equal(params, tt.params)) {
+			t.Errorf("Match(%s %s) = %s %v %v, want %s %v", tt.method, tt.path, id, params, ok, tt.op, tt.params)
 		}
 	}
 }

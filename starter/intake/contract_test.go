@@ -11,7 +11,6 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -503,42 +502,6 @@ func operationsByID(t *testing.T) (*openapi3.T, map[string]openapi.Operation) {
 	return doc, ops
 }
 
-// pathParams matches a request path to an operation's path template and
-// returns its parameters; a parameter marked x-rest-of-path takes the rest
-// of the path, slashes included.
-func pathParams(doc *openapi3.T, op openapi.Operation, path string) (map[string]string, bool) {
-	rest := map[string]bool{}
-	for _, p := range append(doc.Paths.Value(op.Path).Parameters, op.Parameters...) {
-		if p.Value != nil && p.Value.In == "path" && p.Value.Extensions["x-rest-of-path"] == true {
-			rest[p.Value.Name] = true
-		}
-	}
-	var names []string
-	var pattern strings.Builder
-	last := 0
-	for _, loc := range regexp.MustCompile(`\{([^}]+)\}`).FindAllStringSubmatchIndex(op.Path, -1) {
-		pattern.WriteString(regexp.QuoteMeta(op.Path[last:loc[0]]))
-		name := op.Path[loc[2]:loc[3]]
-		names = append(names, name)
-		if rest[name] {
-			pattern.WriteString("(.+)")
-		} else {
-			pattern.WriteString("([^/]+)")
-		}
-		last = loc[1]
-	}
-	pattern.WriteString(regexp.QuoteMeta(op.Path[last:]))
-	m := regexp.MustCompile("^" + pattern.String() + "$").FindStringSubmatch(path)
-	if m == nil {
-		return nil, false
-	}
-	out := map[string]string{}
-	for i, n := range names {
-		out[n] = m[i+1]
-	}
-	return out, true
-}
-
 // TestContract sends every case to a handler with fakes behind it and
 // validates each answer (status, headers, content type and body) against
 // the OpenAPI document with kin-openapi's openapi3filter; the requests the
@@ -582,9 +545,9 @@ func TestContract(t *testing.T) {
 				return req
 			}
 			req := newRequest()
-			params, ok := pathParams(doc, op, req.URL.Path)
-			if !ok {
-				t.Fatalf("%s does not match %s's path %s", req.URL.Path, tc.op, op.Path)
+			matched, params, ok := openapi.Match(doc, op.Method, req.URL.Path)
+			if !ok || matched.OperationID != tc.op {
+				t.Fatalf("%s %s is not %s's path %s (matched %q)", op.Method, req.URL.Path, tc.op, op.Path, matched.OperationID)
 			}
 			rec := httptest.NewRecorder()
 			h.ServeHTTP(rec, req)
