@@ -31,7 +31,7 @@ const (
 	ExitOK          = 0
 	ExitFailure     = 1 // the command ran and failed for another reason
 	ExitUsage       = 2 // the command line or its input is wrong; nothing was done
-	ExitNotFound    = 3 // the run, reminder run, key or event does not exist
+	ExitNotFound    = 3 // the run, reminder run, event or key does not exist
 	ExitConflict    = 4 // the run has ended, holds another amount, or refused the request
 	ExitUnavailable = 5 // Temporal, its workers or the ledger did not answer in time; try again
 )
@@ -233,7 +233,7 @@ func exitCode(err error) int {
 		return ExitOK
 	case errors.As(err, &usageErr), errors.Is(err, starter.ErrInvalid), errors.Is(err, apikeys.ErrInvalid):
 		return ExitUsage
-	case errors.Is(err, starter.ErrRunNotFound), errors.Is(err, ledger.ErrNotFound), errors.Is(err, errNotFound):
+	case errors.Is(err, starter.ErrRunNotFound), errors.Is(err, ledger.ErrNotFound), errors.Is(err, apikeys.ErrNotFound), errors.Is(err, errNotFound):
 		return ExitNotFound
 	case errors.Is(err, starter.ErrRunClosed), errors.Is(err, starter.ErrConflict), errors.Is(err, starter.ErrRejected),
 		errors.Is(err, starter.ErrTooManyReports), errors.Is(err, errConflict):

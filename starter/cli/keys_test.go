@@ -161,8 +161,8 @@ func TestKeysCommandErrors(t *testing.T) {
 		{"bad tenant", env, []string{"keys", "create", "-tenant", "ac me", "-scopes", "runs:read"}, ExitUsage, "tenant"},
 		{"rotate without id", env, []string{"keys", "rotate"}, ExitUsage, "-id is required"},
 		{"negative grace", env, []string{"keys", "rotate", "-id", "abcd1234", "-grace", "-1h"}, ExitUsage, "negative"},
-		{"rotate unknown", env, []string{"keys", "rotate", "-id", "abcd1234"}, ExitFailure, "no such key"},
-		{"revoke unknown", env, []string{"keys", "revoke", "-id", "abcd1234"}, ExitFailure, "no such key"},
+		{"rotate unknown", env, []string{"keys", "rotate", "-id", "abcd1234"}, ExitNotFound, "no such key"},
+		{"revoke unknown", env, []string{"keys", "revoke", "-id", "abcd1234"}, ExitNotFound, "no such key"},
 		{"no pepper", noPepper, []string{"keys", "list", "-tenant", "acme"}, ExitFailure, "DUNNING_KEY_PEPPER"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -92,7 +92,7 @@ EXIT STATUS
     0    the command did what it was asked
     1    it failed for another reason (see the message on stderr)
     2    the command line or its input is wrong; nothing was done
-    3    the run, reminder run or event does not exist
+    3    the run, reminder run, event or key does not exist
     4    the run has ended, holds another amount, or refused the request
          (e.g. an expedite the charging rules do not allow); a link expired
     5    Temporal, its workers or the ledger did not answer in time; the
