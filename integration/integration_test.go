@@ -179,6 +179,7 @@ func TestPlatform(t *testing.T) {
 			{"history holds no email or phone in plain text", p.testHistoryHasNoPII},
 			{"Stripe's events start and close a run", p.testStripeWebhooks},
 			{"keys and Idempotency-Key through the API", p.testKeysAndIdempotency},
+			{"every answer matches the OpenAPI document", p.testAnswersMatchTheDocument},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				t.Parallel()

@@ -239,6 +239,7 @@ func run(ctx context.Context, logger *slog.Logger, args []string, ready chan<- e
     Temporal Web UI  %s/namespaces/%s/workflows
     Temporal gRPC    %s
     Intake API       http://%s (private: needs the API key; GET /metrics for Prometheus)
+    API reference    http://%s/docs (and /openapi.json)
     Public endpoints http://%s (webhooks, card page, codec)
 %s%s%s    Ledger           %s
 
@@ -248,7 +249,7 @@ func run(ctx context.Context, logger *slog.Logger, args []string, ready chan<- e
 
   Ctrl-C stops everything.
 
-`, srv.UIAddress(), srv.Namespace(), srv.HostPort(), ln.Addr(), publicLn.Addr(), keys.bannerLines(), cardPageLine, payloads.bannerLine(),
+`, srv.UIAddress(), srv.Namespace(), srv.HostPort(), ln.Addr(), ln.Addr(), publicLn.Addr(), keys.bannerLines(), cardPageLine, payloads.bannerLine(),
 		redact(cfg.DatabaseURL), keys.token, ln.Addr())
 
 	select {

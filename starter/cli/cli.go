@@ -12,20 +12,28 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"text/tabwriter"
 
+	"github.com/jackc/pgx/v5/pgconn"
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
+	"github.com/dunningco/dunning/apikeys"
+	"github.com/dunningco/dunning/ledger"
 	"github.com/dunningco/dunning/starter"
 	"github.com/dunningco/dunning/starter/intake"
 	"github.com/dunningco/dunning/worker"
 	"github.com/dunningco/dunning/workflows"
 )
 
-// Exit codes.
+// Exit codes, as "dunning --help" documents them under EXIT STATUS.
 const (
-	ExitOK      = 0
-	ExitFailure = 1 // the command ran and failed
-	ExitUsage   = 2 // the command line is wrong; nothing was done
+	ExitOK          = 0
+	ExitFailure     = 1 // the command ran and failed for another reason
+	ExitUsage       = 2 // the command line or its input is wrong; nothing was done
+	ExitNotFound    = 3 // the run, reminder run, event or key does not exist
+	ExitConflict    = 4 // the run has ended, holds another amount, or refused the request
+	ExitUnavailable = 5 // Temporal, its workers or the ledger did not answer in time; try again
 )
 
 // Listen addresses of serve when -addr and -public-addr are not given.
@@ -40,63 +48,48 @@ const (
 	EnvHTTPAddr = "HTTP_ADDR"
 )
 
-const usage = `Usage: dunning <command> [flags]
+// command is one entry of the dispatcher: a name, what it does in one
+// line, and the function that runs it, or, for a group such as keys, its
+// subcommands. Help, completion and dispatch are all made from this table,
+// so a new command is one line here and a function in its own file.
+type command struct {
+	name    string
+	summary string
+	run     func(a *app, ctx context.Context, args []string) error
+	subs    []command
+}
 
-Commands:
-  serve          run the HTTP intake API
-  start          report a failed payment; starts the invoice's dunning run or
-                 adds the decline to the open one
-  status         print a run's status as JSON
-  cancel         cancel a run
-  expedite       retry the charge now and print the attempt
-  card-updated   tell a run the customer has a new payment method
-  paid           tell a run the invoice was paid outside dunning
-  resume         put a run that needs attention back on schedule
-  list           list a tenant's runs from the ledger (no worker needed)
-  events         list billing events, redeliver one (the ledger's outbox)
-  keys           create, list, rotate and revoke the API's tenant keys
-  help           show this help
-
-Run "dunning <command> -h" for the command's flags.
-
-Environment:
-  TEMPORAL_ADDRESS     Temporal frontend host:port (default 127.0.0.1:7233)
-  TEMPORAL_NAMESPACE   Temporal namespace (default "default")
-  TEMPORAL_API_KEY     API key for Temporal Cloud; enables TLS
-  TEMPORAL_TLS_CERT    client certificate file for mTLS
-  TEMPORAL_TLS_KEY     the certificate's private key file
-  DUNNING_API_ADDR     serve's private API address, needing API keys
-                       (default 127.0.0.1:8080; HTTP_ADDR is read when unset)
-  DUNNING_PUBLIC_ADDR  serve's public address: webhooks, card-update links,
-                       /codec (default ":8081")
-  DATABASE_URL         the ledger: API keys, list, serve's read model and
-                       webhooks (default the local dunning database)
-  DUNNING_KEY_PEPPER   server secret API keys are hashed with (at least 32
-                       bytes; or DUNNING_KEY_PEPPER_FILE); serve and keys need
-                       it, and changing it invalidates every key
-  DUNNING_API_RATE, DUNNING_API_BURST
-                       each API key's rate limit in requests a second and its
-                       burst (default 50 and 100; 0 turns it off)
-  DUNNING_STATUS_TIMEOUT
-                       how long serve's status waits for the run before it
-                       answers from the ledger (default 2s)
-  DUNNING_TASK_QUEUE   task queue runs are started on (default "dunning"; the
-                       workers' own)
-  DUNNING_MAX_AMOUNTS  largest amount accepted per currency, e.g.
-                       "EUR=1000000.00,JPY=100000000" (default 99999999999
-                       minor units in every currency)
-  DUNNING_POLICY_DIR   directory of policy files over the built-in ones
-  STRIPE_API_KEY, HTTP_GATEWAY_URL
-                       as set for the workers: a decline may name only the
-                       gateways they configure (the simulator always)
-  DUNNING_CODEC_KEYS   payload encryption keys, newest first ("k2:<base64>,
-                       k1:<base64>"; or DUNNING_CODEC_KEYS_FILE), the workers'
-                       own; without them, commands that reach Temporal
-                       refuse unless DUNNING_CODEC_DISABLED=true
-  DUNNING_CODEC_TOKEN  serve's codec endpoint (/codec) for the Web UI and the
-                       temporal CLI; DUNNING_CODEC_ORIGINS lists the Web UI
-                       origins allowed to call it
-`
+// commands is the dispatcher's table, in the order help lists them.
+var commands = []command{
+	{name: "serve", summary: "run the HTTP API: the private API and the public surface", run: (*app).serve},
+	{name: "start", summary: "report a failed payment; starts the invoice's run or adds the decline to the open one", run: (*app).start},
+	{name: "status", summary: "show where a run stands: phase, attempts, messages, next step", run: (*app).status},
+	{name: "list", summary: "list a tenant's runs from the ledger (no worker needed)", run: (*app).list},
+	{name: "cancel", summary: "cancel a run", run: (*app).cancel},
+	{name: "expedite", summary: "retry the charge now and show the attempt (the charging rules still apply)", run: (*app).expedite},
+	{name: "card-updated", summary: "tell a run the customer has a new payment method", run: (*app).cardUpdated},
+	{name: "paid", summary: "tell a run the invoice was paid outside dunning", run: (*app).paid},
+	{name: "resume", summary: "put a run that needs attention back on schedule", run: (*app).resume},
+	{name: "reminders", summary: "reminder runs before an invoice falls due or a card expires", subs: []command{
+		{name: "start", summary: "start reminders for an invoice due date or an expiring card", run: (*app).remindersStart},
+		{name: "status", summary: "show a reminder run's sent and pending reminders", run: (*app).remindersStatus},
+		{name: "cancel", summary: "stop a reminder run", run: (*app).remindersCancel},
+	}},
+	{name: "card-link", summary: "check a card-update link token: its run, customer and expiry", run: (*app).cardLink},
+	{name: "events", summary: "billing events in the ledger's outbox", subs: []command{
+		{name: "list", summary: "list a tenant's events, newest first", run: (*app).eventsList},
+		{name: "redeliver", summary: "send a delivered, failed or skipped event again, with the same webhook-id", run: (*app).eventsRedeliver},
+	}},
+	{name: "keys", summary: "the private API's tenant keys", subs: []command{
+		{name: "create", summary: "issue a key; it is printed once", run: (*app).keysCreate},
+		{name: "list", summary: "a tenant's keys with their scopes, state and last use", run: (*app).keysList},
+		{name: "rotate", summary: "issue a replacement; the old key works for -grace", run: (*app).keysRotate},
+		{name: "revoke", summary: "end a key at once", run: (*app).keysRevoke},
+	}},
+	{name: "openapi", summary: "print the HTTP API's OpenAPI document, or its operations as a table", run: (*app).openAPI},
+	{name: "completion", summary: "print a bash or zsh completion script", run: (*app).completion},
+	{name: "help", summary: "show this manual"},
+}
 
 // Run runs the command line args (without the program name) and returns the
 // process exit code.
@@ -110,25 +103,11 @@ type app struct {
 	stdout, stderr io.Writer
 	dial           func(context.Context) (client.Client, error)
 	getenv         func(string) string
-}
-
-type command struct {
-	name string
-	run  func(a *app, ctx context.Context, args []string) error
-}
-
-var commands = []command{
-	{"serve", (*app).serve},
-	{"start", (*app).start},
-	{"status", (*app).status},
-	{"cancel", (*app).cancel},
-	{"expedite", (*app).expedite},
-	{"card-updated", (*app).cardUpdated},
-	{"paid", (*app).paid},
-	{"resume", (*app).resume},
-	{"list", (*app).list},
-	{"events", (*app).events},
-	{"keys", (*app).keys},
+	// cmds is the dispatcher's table (commands); describe, when set,
+	// makes parse record a command's flags and stop before it runs, which
+	// is how completion learns every command's flags.
+	cmds     []command
+	describe func(fs *flagSet)
 }
 
 // usageError is a wrong command line; it exits with ExitUsage.
@@ -140,38 +119,158 @@ func usagef(format string, args ...any) error {
 	return &usageError{msg: fmt.Sprintf(format, args...)}
 }
 
-// errHelpShown ends a command whose help was asked for.
-var errHelpShown = errors.New("help shown")
+// errHelpShown ends a command whose help was asked for; errDescribed one
+// whose flags were recorded (app.describe).
+var (
+	errHelpShown = errors.New("help shown")
+	errDescribed = errors.New("flags described")
+)
+
+func isHelp(arg string) bool {
+	switch arg {
+	case "help", "-h", "-help", "--help":
+		return true
+	}
+	return false
+}
 
 func (a *app) run(ctx context.Context, args []string) int {
+	if a.cmds == nil {
+		a.cmds = commands
+	}
 	if len(args) == 0 {
-		fmt.Fprint(a.stderr, usage)
+		fmt.Fprint(a.stderr, a.manual())
 		return ExitUsage
 	}
-	name := args[0]
-	switch name {
-	case "help", "-h", "-help", "--help":
-		fmt.Fprint(a.stdout, usage)
+	if isHelp(args[0]) {
+		fmt.Fprint(a.stdout, a.manual())
 		return ExitOK
 	}
-	i := slices.IndexFunc(commands, func(c command) bool { return c.name == name })
-	if i < 0 {
-		fmt.Fprintf(a.stderr, "dunning: unknown command %q; run \"dunning help\" for the list\n", name)
+	path, cmd, rest, err := a.find(args)
+	if err != nil {
+		fmt.Fprintf(a.stderr, "dunning: %v\n", err)
 		return ExitUsage
 	}
-	err := commands[i].run(a, ctx, args[1:])
+	if cmd.run == nil {
+		// A group named without a subcommand, or asking for its help.
+		if len(rest) > 0 && isHelp(rest[0]) {
+			fmt.Fprint(a.stdout, groupHelp(path, cmd))
+			return ExitOK
+		}
+		fmt.Fprint(a.stderr, groupHelp(path, cmd))
+		return ExitUsage
+	}
+	err = cmd.run(a, ctx, rest)
+	switch code := exitCode(err); code {
+	case ExitOK:
+		return ExitOK
+	case ExitUsage:
+		// Invalid input is the caller's to fix, whichever check found it.
+		fmt.Fprintf(a.stderr, "dunning %s: %v (see \"dunning %s -h\")\n", path, err, path)
+		return code
+	default:
+		fmt.Fprintf(a.stderr, "dunning %s: %v\n", path, err)
+		return code
+	}
+}
+
+// find walks the table down args: "keys create -tenant T" is the keys
+// group's create command with the flags after it.
+func (a *app) find(args []string) (path string, cmd command, rest []string, err error) {
+	table := a.cmds
+	var names []string
+	for i, arg := range args {
+		j := slices.IndexFunc(table, func(c command) bool { return c.name == arg })
+		if j < 0 {
+			if len(names) == 0 {
+				return "", command{}, nil, fmt.Errorf("unknown command %q; run \"dunning help\" for the list", arg)
+			}
+			return "", command{}, nil, fmt.Errorf("unknown command %q of dunning %s; use %s", arg, strings.Join(names, " "), subNames(table))
+		}
+		names = append(names, arg)
+		cmd = table[j]
+		if cmd.subs == nil || i == len(args)-1 || isHelp(args[i+1]) {
+			return strings.Join(names, " "), cmd, args[i+1:], nil
+		}
+		table = cmd.subs
+	}
+	return strings.Join(names, " "), cmd, nil, nil
+}
+
+func subNames(cmds []command) string {
+	names := make([]string, len(cmds))
+	for i, c := range cmds {
+		names[i] = c.name
+	}
+	return strings.Join(names, ", ")
+}
+
+// groupHelp lists a group's subcommands.
+func groupHelp(path string, group command) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Usage: dunning %s <%s> [flags]\n\n%s.\n\n", path, strings.ReplaceAll(subNames(group.subs), ", ", "|"), capitalize(group.summary))
+	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+	for _, c := range group.subs {
+		fmt.Fprintf(tw, "  %s\t%s\n", c.name, c.summary)
+	}
+	_ = tw.Flush()
+	fmt.Fprintf(&b, "\nRun \"dunning %s <command> -h\" for the command's flags.\n", path)
+	return b.String()
+}
+
+func capitalize(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+// exitCode is the documented exit status of a command's error.
+func exitCode(err error) int {
 	var usageErr *usageError
 	switch {
-	case err == nil, errors.Is(err, errHelpShown):
+	case err == nil, errors.Is(err, errHelpShown), errors.Is(err, errDescribed):
 		return ExitOK
-	case errors.As(err, &usageErr), errors.Is(err, starter.ErrInvalid):
-		// Invalid input is the caller's to fix, whichever check found it.
-		fmt.Fprintf(a.stderr, "dunning %s: %v (see \"dunning %s -h\")\n", name, err, name)
+	case errors.As(err, &usageErr), errors.Is(err, starter.ErrInvalid), errors.Is(err, apikeys.ErrInvalid):
 		return ExitUsage
-	default:
-		fmt.Fprintf(a.stderr, "dunning %s: %v\n", name, err)
-		return ExitFailure
+	case errors.Is(err, starter.ErrRunNotFound), errors.Is(err, ledger.ErrNotFound), errors.Is(err, apikeys.ErrNotFound), errors.Is(err, errNotFound):
+		return ExitNotFound
+	case errors.Is(err, starter.ErrRunClosed), errors.Is(err, starter.ErrConflict), errors.Is(err, starter.ErrRejected),
+		errors.Is(err, starter.ErrTooManyReports), errors.Is(err, errConflict):
+		return ExitConflict
+	case unavailable(err):
+		return ExitUnavailable
 	}
+	return ExitFailure
+}
+
+// errNotFound and errConflict mark the CLI's own not-found and conflict
+// answers (a card link of a closed run, an unknown event).
+var (
+	errNotFound = errors.New("not found")
+	errConflict = errors.New("conflict")
+)
+
+// unavailable reports whether err means "not now": a timeout, or Temporal,
+// its workers or the ledger not answering.
+func unavailable(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	if _, ok := errors.AsType[*serviceerror.Unavailable](err); ok {
+		return true
+	}
+	if _, ok := errors.AsType[*serviceerror.DeadlineExceeded](err); ok {
+		return true
+	}
+	if _, ok := errors.AsType[*serviceerror.FailedPrecondition](err); ok {
+		// No worker polls the task queue.
+		return true
+	}
+	if _, ok := errors.AsType[*pgconn.ConnectError](err); ok {
+		return true
+	}
+	return false
 }
 
 // flagSet is a subcommand's flags and how to print its help.
@@ -179,6 +278,21 @@ type flagSet struct {
 	*flag.FlagSet
 	name, synopsis string
 	help           io.Writer
+	app            *app
+	// output is the -o flag's value, when the command has one.
+	output *string
+}
+
+// Output formats of -o.
+const (
+	formatTable = "table"
+	formatJSON  = "json"
+)
+
+// addOutput gives the command the -o flag every command with output has.
+func (fs *flagSet) addOutput() *string {
+	fs.output = fs.String("o", formatTable, `output: "table" for people, "json" for programs`)
+	return fs.output
 }
 
 // newFlagSet makes a subcommand's flag set; synopsis follows the command
@@ -188,12 +302,16 @@ func (a *app) newFlagSet(name, synopsis string) *flagSet {
 	// Parse errors are reported as one line by run; help is printed by parse.
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
-	return &flagSet{FlagSet: fs, name: name, synopsis: synopsis, help: a.stdout}
+	return &flagSet{FlagSet: fs, name: name, synopsis: synopsis, help: a.stdout, app: a}
 }
 
 // parse parses flags, refuses positional arguments and checks that the
 // required flags have values.
 func parse(fs *flagSet, args []string, required ...string) error {
+	if fs.app != nil && fs.app.describe != nil {
+		fs.app.describe(fs)
+		return errDescribed
+	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintf(fs.help, "Usage: dunning %s %s\n\nFlags:\n", fs.name, fs.synopsis)
@@ -205,6 +323,9 @@ func parse(fs *flagSet, args []string, required ...string) error {
 	}
 	if fs.NArg() > 0 {
 		return usagef("unexpected argument %q; all input is given as flags", fs.Arg(0))
+	}
+	if fs.output != nil && *fs.output != formatTable && *fs.output != formatJSON {
+		return usagef("-o %q is neither table nor json", *fs.output)
 	}
 	return requireFlags(fs, required...)
 }
@@ -277,6 +398,20 @@ func (a *app) withClientOptions(ctx context.Context, opts starter.Options, fn fu
 	return fn(starter.NewClient(tc, opts))
 }
 
+// emit writes v as indented JSON (-o json) or as the table that table
+// writes (-o table), aligned in columns.
+func (a *app) emit(format string, v any, table func(w io.Writer)) error {
+	if format == formatJSON {
+		return a.printJSON(v)
+	}
+	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+	table(tw)
+	if err := tw.Flush(); err != nil {
+		return fmt.Errorf("write output: %w", err)
+	}
+	return nil
+}
+
 func (a *app) printJSON(v any) error {
 	enc := json.NewEncoder(a.stdout)
 	enc.SetIndent("", "  ")
@@ -308,6 +443,7 @@ func (a *app) start(ctx context.Context, args []string) error {
 	fs.StringVar(&r.Policy, "policy", "", "dunning policy name (default: chosen by the policy selection, else \"default\")")
 	fs.StringVar(&r.Plan, "plan", "", "customer's plan, for policy selection when -policy is not given")
 	fs.StringVar(&r.Segment, "segment", "", "customer's segment, for policy selection when -policy is not given")
+	out := fs.addOutput()
 
 	if err := parse(fs, args); err != nil {
 		return err
@@ -315,7 +451,7 @@ func (a *app) start(ctx context.Context, args []string) error {
 	if *file != "" {
 		var others []string
 		fs.Visit(func(f *flag.Flag) {
-			if f.Name != "f" {
+			if f.Name != "f" && f.Name != "o" {
 				others = append(others, "-"+f.Name)
 			}
 		})
@@ -347,7 +483,10 @@ func (a *app) start(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		return a.printJSON(res)
+		ans := startAnswer{WorkflowID: res.WorkflowID, RunID: res.RunID, StatusURL: statusURL(in.Tenant, in.InvoiceID)}
+		return a.emit(*out, ans, func(w io.Writer) {
+			fmt.Fprintf(w, "RUN\t%s\nRUN ID\t%s\nSTATUS\tdunning status -tenant %s -invoice %s\n", ans.WorkflowID, ans.RunID, in.Tenant, in.InvoiceID)
+		})
 	})
 }
 
@@ -373,8 +512,9 @@ func readReport(path string) (intake.DeclineReport, error) {
 }
 
 func (a *app) status(ctx context.Context, args []string) error {
-	fs := a.newFlagSet("status", "-tenant T -invoice I")
+	fs := a.newFlagSet("status", "-tenant T -invoice I [-o table|json]")
 	run := addRunFlags(fs)
+	out := fs.addOutput()
 	if err := parse(fs, args, "tenant", "invoice"); err != nil {
 		return err
 	}
@@ -386,13 +526,14 @@ func (a *app) status(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		return a.printJSON(st)
+		return a.emit(*out, st, func(w io.Writer) { statusTable(w, st) })
 	})
 }
 
 func (a *app) cancel(ctx context.Context, args []string) error {
-	fs := a.newFlagSet("cancel", "-tenant T -invoice I -reason R [-by WHO]")
+	fs := a.newFlagSet("cancel", "-tenant T -invoice I -reason R [-by WHO] [-o table|json]")
 	run := addRunFlags(fs)
+	out := fs.addOutput()
 	var req workflows.CancelRequest
 	fs.StringVar(&req.Reason, "reason", "", "why the run is cancelled; recorded in its history (required)")
 	fs.StringVar(&req.By, "by", "", "who cancels, e.g. an operator's email")
@@ -406,14 +547,14 @@ func (a *app) cancel(ctx context.Context, args []string) error {
 		if err := c.Cancel(ctx, *run.tenant, *run.invoice, req); err != nil {
 			return err
 		}
-		fmt.Fprintf(a.stdout, "cancel sent to %s\n", workflows.WorkflowID(*run.tenant, *run.invoice))
-		return nil
+		return a.sent(*out, "cancel sent", *run.tenant, *run.invoice)
 	})
 }
 
 func (a *app) expedite(ctx context.Context, args []string) error {
-	fs := a.newFlagSet("expedite", "-tenant T -invoice I [-reason R] [-by WHO]")
+	fs := a.newFlagSet("expedite", "-tenant T -invoice I [-reason R] [-by WHO] [-o table|json]")
 	run := addRunFlags(fs)
+	out := fs.addOutput()
 	var req workflows.ExpediteRequest
 	fs.StringVar(&req.Reason, "reason", "", "why the charge is retried early")
 	fs.StringVar(&req.By, "by", "", "who asks, e.g. an operator's email")
@@ -428,13 +569,14 @@ func (a *app) expedite(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		return a.printJSON(rec)
+		return a.emit(*out, rec, func(w io.Writer) { attemptTable(w, rec) })
 	})
 }
 
 func (a *app) cardUpdated(ctx context.Context, args []string) error {
-	fs := a.newFlagSet("card-updated", "-tenant T -invoice I [-payment-method PM]")
+	fs := a.newFlagSet("card-updated", "-tenant T -invoice I [-payment-method PM] [-o table|json]")
 	run := addRunFlags(fs)
+	out := fs.addOutput()
 	var req workflows.PaymentMethodUpdate
 	fs.StringVar(&req.PaymentMethod, "payment-method", "", "new payment method to retry; empty keeps the current one (the gateway's default changed)")
 	if err := parse(fs, args, "tenant", "invoice"); err != nil {
@@ -447,14 +589,14 @@ func (a *app) cardUpdated(ctx context.Context, args []string) error {
 		if err := c.PaymentMethodUpdated(ctx, *run.tenant, *run.invoice, req); err != nil {
 			return err
 		}
-		fmt.Fprintf(a.stdout, "payment method update sent to %s\n", workflows.WorkflowID(*run.tenant, *run.invoice))
-		return nil
+		return a.sent(*out, "payment method update sent", *run.tenant, *run.invoice)
 	})
 }
 
 func (a *app) paid(ctx context.Context, args []string) error {
-	fs := a.newFlagSet("paid", "-tenant T -invoice I [-reference REF] [-note TEXT]")
+	fs := a.newFlagSet("paid", "-tenant T -invoice I [-reference REF] [-note TEXT] [-o table|json]")
 	run := addRunFlags(fs)
+	out := fs.addOutput()
 	var req workflows.PaidOutOfBand
 	fs.StringVar(&req.Reference, "reference", "", "payment reference, e.g. a bank transfer ID")
 	fs.StringVar(&req.Note, "note", "", "free-text note recorded with the payment")
@@ -468,7 +610,6 @@ func (a *app) paid(ctx context.Context, args []string) error {
 		if err := c.Paid(ctx, *run.tenant, *run.invoice, req); err != nil {
 			return err
 		}
-		fmt.Fprintf(a.stdout, "payment sent to %s\n", workflows.WorkflowID(*run.tenant, *run.invoice))
-		return nil
+		return a.sent(*out, "payment sent", *run.tenant, *run.invoice)
 	})
 }

@@ -32,11 +32,13 @@ type fakeTemporal struct {
 	client.Client
 	err    error
 	status workflows.Status
-	calls  []string
-	closed bool
-	input  workflows.Input
-	mu     sync.Mutex // guards queue, which serve's handler writes
-	queue  string     // the task queue of the last start
+	// reminders answers the status query of reminder runs.
+	reminders workflows.ReminderStatus
+	calls     []string
+	closed    bool
+	input     workflows.Input
+	mu        sync.Mutex // guards queue, which serve's handler writes
+	queue     string     // the task queue of the last start
 }
 
 func (f *fakeTemporal) startedOn() string {
@@ -70,6 +72,9 @@ func (f *fakeTemporal) QueryWorkflow(_ context.Context, id, _, query string, _ .
 	f.calls = append(f.calls, "Query "+id+" "+query)
 	if f.err != nil {
 		return nil, f.err
+	}
+	if strings.HasPrefix(id, "reminders/") {
+		return jsonValue{f.reminders}, nil
 	}
 	return jsonValue{f.status}, nil
 }
@@ -117,7 +122,9 @@ func (r fakeRun) GetRunID() string { return "run-1" }
 type fakeHandle struct{ client.WorkflowUpdateHandle }
 
 func (fakeHandle) Get(_ context.Context, v any) error {
-	*(v.(*workflows.AttemptRecord)) = workflows.AttemptRecord{Number: 3, Reason: "expedite", Outcome: "succeeded"}
+	at := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
+	*(v.(*workflows.AttemptRecord)) = workflows.AttemptRecord{Number: 3, Reason: "expedite", Outcome: "succeeded",
+		IdempotencyKey: "dunning/acme/inv-1001/attempt-3", StartedAt: at, FinishedAt: at.Add(2 * time.Second), GatewayRef: "ch_3"}
 	return nil
 }
 
@@ -164,7 +171,7 @@ func TestUsageErrors(t *testing.T) {
 		wantCode   int
 		wantStderr string
 	}{
-		{"no command", nil, ExitUsage, "Commands:"},
+		{"no command", nil, ExitUsage, "COMMANDS"},
 		{"unknown command", []string{"frobnicate"}, ExitUsage, `unknown command "frobnicate"`},
 		{"undefined flag", []string{"status", "-tenant", "acme", "-invoice", "inv-1", "-colour", "red"}, ExitUsage, "flag provided but not defined: -colour"},
 		{"missing invoice", []string{"status", "-tenant", "acme"}, ExitUsage, "dunning status: -invoice is required"},
@@ -321,7 +328,7 @@ func TestHelp(t *testing.T) {
 		wantStdout string
 		wantStderr string
 	}{
-		{"help", []string{"help"}, "Usage: dunning <command> [flags]", ""},
+		{"help", []string{"help"}, "SYNOPSIS\n    dunning <command> [flags]", ""},
 		{"-h", []string{"-h"}, "card-updated", ""},
 		{"--help", []string{"--help"}, "TEMPORAL_ADDRESS", ""},
 		{"command help", []string{"cancel", "-h"}, "Usage: dunning cancel -tenant T -invoice I -reason R", ""},
@@ -351,11 +358,11 @@ func TestCommands(t *testing.T) {
 		wantStdout string
 		wantCall   string
 	}{
-		{"start", startArgs(), `"workflow_id": "dunning/acme/inv-1"`, "Start dunning/acme/inv-1"},
-		{"start from a file", []string{"start", "-f", report}, `"run_id": "run-1"`, "Start dunning/acme/inv-2"},
-		{"status", []string{"status", "-tenant", "acme", "-invoice", "inv-1"}, "{\n  \"workflow_id\": \"dunning/acme/inv-1\",\n  \"tenant\": \"acme\"", "Query dunning/acme/inv-1 status"},
+		{"start", startArgs("-o", "json"), `"workflow_id": "dunning/acme/inv-1"`, "Start dunning/acme/inv-1"},
+		{"start from a file", []string{"start", "-f", report, "-o", "json"}, `"run_id": "run-1"`, "Start dunning/acme/inv-2"},
+		{"status", []string{"status", "-tenant", "acme", "-invoice", "inv-1", "-o", "json"}, "{\n  \"workflow_id\": \"dunning/acme/inv-1\",\n  \"tenant\": \"acme\"", "Query dunning/acme/inv-1 status"},
 		{"cancel", []string{"cancel", "-tenant", "acme", "-invoice", "inv-1", "-reason", "customer left"}, "cancel sent to dunning/acme/inv-1", "Signal dunning/acme/inv-1 cancel {Reason:customer left By:}"},
-		{"expedite", []string{"expedite", "-tenant", "acme", "-invoice", "inv-1", "-reason", "called"}, `"number": 3`, "Update dunning/acme/inv-1 expedite [{Reason:called By:}]"},
+		{"expedite", []string{"expedite", "-tenant", "acme", "-invoice", "inv-1", "-reason", "called", "-o", "json"}, `"number": 3`, "Update dunning/acme/inv-1 expedite [{Reason:called By:}]"},
 		{"card-updated", []string{"card-updated", "-tenant", "acme", "-invoice", "inv-1", "-payment-method", "pm_2"}, "payment method update sent", "Signal dunning/acme/inv-1 payment-method-updated {PaymentMethod:pm_2 Card:<nil>}"},
 		{"paid", []string{"paid", "-tenant", "acme", "-invoice", "inv-1", "-reference", "wire-9"}, "payment sent", "Signal dunning/acme/inv-1 paid-out-of-band {Reference:wire-9 Note:}"},
 	}
@@ -408,17 +415,20 @@ func TestFailures(t *testing.T) {
 		err        error
 		dialErr    error
 		wantStderr string
+		wantCode   int
 	}{
-		{"cannot connect", []string{"status", "-tenant", "acme", "-invoice", "inv-1"}, nil, errors.New("connect to Temporal at 127.0.0.1:7233: connection refused"), "dunning status: connect to Temporal at 127.0.0.1:7233"},
-		{"unknown run", []string{"status", "-tenant", "acme", "-invoice", "inv-1"}, serviceerror.NewNotFound("workflow not found"), nil, `dunning status: dunning run not found: tenant "acme" invoice "inv-1"`},
-		{"closed run", []string{"paid", "-tenant", "acme", "-invoice", "inv-1"}, serviceerror.NewNotFound("workflow execution already completed"), nil, `dunning paid: dunning run already ended: tenant "acme" invoice "inv-1"`},
-		{"closed invoice", startArgs(), serviceerror.NewWorkflowExecutionAlreadyStarted("already finished", "", "run-0"), nil, "a closed invoice is never dunned twice"},
+		{"cannot connect", []string{"status", "-tenant", "acme", "-invoice", "inv-1"}, nil, errors.New("connect to Temporal at 127.0.0.1:7233: connection refused"), "dunning status: connect to Temporal at 127.0.0.1:7233", ExitFailure},
+		{"Temporal unavailable", []string{"status", "-tenant", "acme", "-invoice", "inv-1"}, serviceerror.NewUnavailable("connection refused"), nil, "dunning status:", ExitUnavailable},
+		{"timed out", []string{"cancel", "-tenant", "acme", "-invoice", "inv-1", "-reason", "x"}, context.DeadlineExceeded, nil, "dunning cancel:", ExitUnavailable},
+		{"unknown run", []string{"status", "-tenant", "acme", "-invoice", "inv-1"}, serviceerror.NewNotFound("workflow not found"), nil, `dunning status: dunning run not found: tenant "acme" invoice "inv-1"`, ExitNotFound},
+		{"closed run", []string{"paid", "-tenant", "acme", "-invoice", "inv-1"}, serviceerror.NewNotFound("workflow execution already completed"), nil, `dunning paid: dunning run already ended: tenant "acme" invoice "inv-1"`, ExitConflict},
+		{"closed invoice", startArgs(), serviceerror.NewWorkflowExecutionAlreadyStarted("already finished", "", "run-0"), nil, "a closed invoice is never dunned twice", ExitConflict},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := runWith(t, &fakeTemporal{err: tt.err}, tt.dialErr, tt.args...)
-			if r.code != ExitFailure {
-				t.Errorf("exit code = %d, want 1", r.code)
+			if r.code != tt.wantCode {
+				t.Errorf("exit code = %d, want %d", r.code, tt.wantCode)
 			}
 			if !strings.Contains(r.stderr, tt.wantStderr) || strings.Count(r.stderr, "\n") != 1 {
 				t.Errorf("stderr = %q, want one line containing %q", r.stderr, tt.wantStderr)

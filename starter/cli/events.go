@@ -12,38 +12,6 @@ import (
 	"github.com/dunningco/dunning/ledger"
 )
 
-const eventsUsage = `Usage: dunning events <list|redeliver> [flags]
-
-Billing events (service.state_changed, service.credited, run.closed, ...)
-wait in the ledger's outbox until a worker delivers them to the tenant's
-event endpoint. These commands read and change the outbox directly
-(DATABASE_URL); they need no worker and no Temporal connection.
-
-  list        list a tenant's events, newest first
-  redeliver   send a delivered, failed or skipped event again, with the
-              same webhook-id
-
-Run "dunning events <command> -h" for the command's flags.
-`
-
-// events is the events command: list and redeliver.
-func (a *app) events(ctx context.Context, args []string) error {
-	if len(args) == 0 {
-		return usagef("events needs a command: list or redeliver")
-	}
-	switch args[0] {
-	case "help", "-h", "-help", "--help":
-		fmt.Fprint(a.stdout, eventsUsage)
-		return errHelpShown
-	case "list":
-		return a.eventsList(ctx, args[1:])
-	case "redeliver":
-		return a.eventsRedeliver(ctx, args[1:])
-	default:
-		return usagef("unknown events command %q: list or redeliver", args[0])
-	}
-}
-
 // openOutbox opens the ledger at DATABASE_URL (else the local default).
 func (a *app) openOutbox(ctx context.Context) (*ledger.Store, error) {
 	dbURL := a.getenv("DATABASE_URL")
@@ -87,17 +55,16 @@ func newListedEvent(e ledger.OutboxEvent) listedEvent {
 }
 
 func (a *app) eventsList(ctx context.Context, args []string) error {
-	fs := a.newFlagSet("events list", "-tenant T [-status pending|delivered|failed|skipped] [-limit N] [-format table|json]")
+	fs := a.newFlagSet("events list", "-tenant T [-status pending|delivered|failed|skipped] [-limit N] [-o table|json]")
 	tenant := fs.String("tenant", "", "tenant whose events are listed (required)")
 	status := fs.String("status", "", "only events in this status: pending, delivered, failed or skipped")
 	limit := fs.Int("limit", 50, "at most this many events, newest first (1-1000)")
-	format := fs.String("format", "table", `"table" for people, "json" for one JSON object per line`)
+	format := fs.addOutput()
+	fs.StringVar(format, "format", formatTable, "the same as -o (its earlier name); json prints one JSON object per line")
 	if err := parse(fs, args, "tenant"); err != nil {
 		return err
 	}
 	switch {
-	case *format != "table" && *format != "json":
-		return usagef("-format %q is neither table nor json", *format)
 	case *limit < 1 || *limit > 1000:
 		return usagef("-limit %d is not between 1 and 1000", *limit)
 	}
@@ -141,8 +108,9 @@ func (a *app) eventsList(ctx context.Context, args []string) error {
 }
 
 func (a *app) eventsRedeliver(ctx context.Context, args []string) error {
-	fs := a.newFlagSet("events redeliver", "-key K")
+	fs := a.newFlagSet("events redeliver", "-key K [-o table|json]")
 	key := fs.String("key", "", "the event's idempotency key, as events list shows it (required)")
+	out := fs.addOutput()
 	if err := parse(fs, args, "key"); err != nil {
 		return err
 	}
@@ -153,7 +121,7 @@ func (a *app) eventsRedeliver(ctx context.Context, args []string) error {
 	defer store.Close()
 	before, err := store.OutboxEvent(ctx, *key)
 	if errors.Is(err, ledger.ErrNotFound) {
-		return fmt.Errorf("no event has the key %q (see dunning events list)", *key)
+		return fmt.Errorf("%w: no event has the key %q (see dunning events list)", errNotFound, *key)
 	}
 	if err != nil {
 		return err
@@ -161,6 +129,9 @@ func (a *app) eventsRedeliver(ctx context.Context, args []string) error {
 	e, err := store.Redeliver(ctx, *key, time.Now())
 	if err != nil {
 		return err
+	}
+	if *out == formatJSON {
+		return a.printJSON(newListedEvent(e))
 	}
 	if before.Status == ledger.OutboxPending {
 		fmt.Fprintf(a.stdout, "%s (webhook-id %s) is still pending: next attempt at %s\n",

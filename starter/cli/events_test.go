@@ -116,7 +116,7 @@ func TestEventsRedeliver(t *testing.T) {
 		t.Errorf("second redeliver: exit %d, %q", r.code, r.stdout)
 	}
 	r = runWithEnv(t, &fakeTemporal{}, nil, env, "events", "redeliver", "-key", "dunning/acme/nope/closed")
-	if r.code != ExitFailure || !strings.Contains(r.stderr, "no event has the key") {
+	if r.code != ExitNotFound || !strings.Contains(r.stderr, "no event has the key") {
 		t.Errorf("unknown key: exit %d, stderr %q", r.code, r.stderr)
 	}
 }
@@ -127,12 +127,12 @@ func TestEventsUsage(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"events"}, "needs a command"},
-		{[]string{"events", "purge"}, `unknown events command "purge"`},
+		{[]string{"events"}, "Usage: dunning events <list|redeliver>"},
+		{[]string{"events", "purge"}, `unknown command "purge" of dunning events; use list, redeliver`},
 		{[]string{"events", "list"}, "-tenant is required"},
 		{[]string{"events", "list", "-tenant", "acme", "-status", "lost"}, `-status "lost"`},
 		{[]string{"events", "list", "-tenant", "acme", "-limit", "0"}, "-limit 0"},
-		{[]string{"events", "list", "-tenant", "acme", "-format", "xml"}, `-format "xml"`},
+		{[]string{"events", "list", "-tenant", "acme", "-format", "xml"}, `-o "xml" is neither table nor json`},
 		{[]string{"events", "redeliver"}, "-key is required"},
 	} {
 		r := runWithEnv(t, &fakeTemporal{}, nil, env, tt.args...)

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,46 +17,6 @@ import (
 // DefaultRotateGrace is how long a rotated key keeps working by default:
 // long enough to roll the new key out to every client.
 const DefaultRotateGrace = 24 * time.Hour
-
-const keysUsage = `Usage: dunning keys <create|list|rotate|revoke> [flags]
-
-  create -tenant T -scopes runs:read,runs:write [-name N] [-test]
-         issue a key; the key is printed once, on stdout
-  list   -tenant T
-         the tenant's keys with their scopes, state and last use
-  rotate -id ID [-grace 24h]
-         issue a replacement (printed once); the old key works for -grace
-  revoke -id ID
-         end a key at once
-
-Scopes: runs:read (status, lists), runs:write (declines, reminders, cancel,
-expedite, card-updated, paid, resume), admin (every tenant's runs).
-Keys are kept hashed with DUNNING_KEY_PEPPER (or DUNNING_KEY_PEPPER_FILE) in
-the ledger at DATABASE_URL: use the same values as dunning serve.
-`
-
-// keys manages the API keys of the private HTTP API. It needs the ledger
-// and the pepper, not Temporal.
-func (a *app) keys(ctx context.Context, args []string) error {
-	if len(args) == 0 {
-		fmt.Fprint(a.stderr, keysUsage)
-		return usagef("name a keys command: create, list, rotate or revoke")
-	}
-	switch args[0] {
-	case "-h", "-help", "--help", "help":
-		fmt.Fprint(a.stdout, keysUsage)
-		return errHelpShown
-	case "create":
-		return a.keysCreate(ctx, args[1:])
-	case "list":
-		return a.keysList(ctx, args[1:])
-	case "rotate":
-		return a.keysRotate(ctx, args[1:])
-	case "revoke":
-		return a.keysRevoke(ctx, args[1:])
-	}
-	return usagef("unknown keys command %q; use create, list, rotate or revoke", args[0])
-}
 
 // withKeyStore opens the ledger and runs fn with its key store.
 func (a *app) withKeyStore(ctx context.Context, fn func(*apikeys.Store) error) error {
@@ -84,9 +45,10 @@ func keyError(err error) error {
 }
 
 func (a *app) keysCreate(ctx context.Context, args []string) error {
-	fs := a.newFlagSet("keys create", "-tenant T -scopes runs:read,runs:write [-name N] [-test]")
+	fs := a.newFlagSet("keys create", "-tenant T -scopes runs:read,runs:write [-name N] [-test] [-o table|json]")
 	tenant := fs.String("tenant", "", "tenant the key acts for (required)")
-	scopesFlag := fs.String("scopes", "", "comma-separated scopes: runs:read, runs:write, admin (required)")
+	scopesFlag := fs.String("scopes", "", "comma-separated scopes (required): runs:read (status, lists), runs:write (declines, reminders, cancel, expedite, card-updated, paid, resume), admin (every tenant's runs)")
+	out := fs.addOutput()
 	name := fs.String("name", "", "who holds the key, e.g. billing-prod; shown in listings")
 	test := fs.Bool("test", false, "issue a dk_test_ key (for test systems) instead of dk_live_")
 	if err := parse(fs, args, "tenant", "scopes"); err != nil {
@@ -105,23 +67,36 @@ func (a *app) keysCreate(ctx context.Context, args []string) error {
 		if err != nil {
 			return keyError(err)
 		}
-		a.printIssued("created", issued)
-		return nil
+		return a.printIssued(*out, "created", issued)
 	})
 }
 
+// issuedKey is a new key as -o json prints it; the token is shown once.
+type issuedKey struct {
+	ID     string          `json:"id"`
+	Tenant string          `json:"tenant"`
+	Scopes []apikeys.Scope `json:"scopes"`
+	Token  string          `json:"token"`
+}
+
 // printIssued prints the key alone on stdout, so KEY=$(dunning keys
-// create ...) captures it, and what it is on stderr.
-func (a *app) printIssued(what string, issued apikeys.Issued) {
+// create ...) captures it, and what it is on stderr; with -o json, one
+// object with the key and what it is.
+func (a *app) printIssued(format, what string, issued apikeys.Issued) error {
 	k := issued.Key
+	if format == formatJSON {
+		return a.printJSON(issuedKey{ID: k.ID, Tenant: k.Tenant, Scopes: k.Scopes, Token: issued.Token})
+	}
 	fmt.Fprintf(a.stderr, "%s key %s for tenant %s (scopes %s); it is shown once, store it now:\n",
 		what, k.ID, k.Tenant, joinScopes(k.Scopes))
 	fmt.Fprintln(a.stdout, issued.Token)
+	return nil
 }
 
 func (a *app) keysList(ctx context.Context, args []string) error {
-	fs := a.newFlagSet("keys list", "-tenant T")
+	fs := a.newFlagSet("keys list", "-tenant T [-o table|json]")
 	tenant := fs.String("tenant", "", "tenant whose keys are listed (required)")
+	out := fs.addOutput()
 	if err := parse(fs, args, "tenant"); err != nil {
 		return err
 	}
@@ -130,11 +105,20 @@ func (a *app) keysList(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
+		now := time.Now()
+		if *out == formatJSON {
+			enc := json.NewEncoder(a.stdout)
+			for _, k := range keys {
+				if err := enc.Encode(newListedKey(k, now)); err != nil {
+					return fmt.Errorf("write output: %w", err)
+				}
+			}
+			return nil
+		}
 		if len(keys) == 0 {
 			fmt.Fprintf(a.stderr, "tenant %s has no keys; create one with dunning keys create\n", *tenant)
 			return nil
 		}
-		now := time.Now()
 		tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "ID\tPREFIX\tSCOPES\tSTATE\tNAME\tCREATED\tLAST USED\tNOTE")
 		for _, k := range keys {
@@ -156,9 +140,10 @@ func (a *app) keysList(ctx context.Context, args []string) error {
 }
 
 func (a *app) keysRotate(ctx context.Context, args []string) error {
-	fs := a.newFlagSet("keys rotate", "-id ID [-grace 24h]")
+	fs := a.newFlagSet("keys rotate", "-id ID [-grace 24h] [-o table|json]")
 	id := fs.String("id", "", "ID of the key to replace, as keys list shows it (required)")
 	grace := fs.Duration("grace", DefaultRotateGrace, "how long the old key keeps working; 0 ends it at once")
+	out := fs.addOutput()
 	if err := parse(fs, args, "id"); err != nil {
 		return err
 	}
@@ -170,14 +155,14 @@ func (a *app) keysRotate(ctx context.Context, args []string) error {
 		if err != nil {
 			return keyError(err)
 		}
-		a.printIssued(fmt.Sprintf("rotated %s: old key works until %s; new", *id, stamp(time.Now().Add(*grace))), issued)
-		return nil
+		return a.printIssued(*out, fmt.Sprintf("rotated %s: old key works until %s; new", *id, stamp(time.Now().Add(*grace))), issued)
 	})
 }
 
 func (a *app) keysRevoke(ctx context.Context, args []string) error {
-	fs := a.newFlagSet("keys revoke", "-id ID")
+	fs := a.newFlagSet("keys revoke", "-id ID [-o table|json]")
 	id := fs.String("id", "", "ID of the key to revoke, as keys list shows it (required)")
+	out := fs.addOutput()
 	if err := parse(fs, args, "id"); err != nil {
 		return err
 	}
@@ -186,9 +171,32 @@ func (a *app) keysRevoke(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
+		if *out == formatJSON {
+			return a.printJSON(newListedKey(k, time.Now()))
+		}
 		fmt.Fprintf(a.stdout, "revoked key %s of tenant %s\n", k.ID, k.Tenant)
 		return nil
 	})
+}
+
+// listedKey is a key as -o json lists it: never its secret.
+type listedKey struct {
+	ID         string          `json:"id"`
+	Tenant     string          `json:"tenant"`
+	Prefix     string          `json:"prefix"`
+	Scopes     []apikeys.Scope `json:"scopes"`
+	State      string          `json:"state"`
+	Name       string          `json:"name,omitempty"`
+	CreatedAt  time.Time       `json:"created_at"`
+	LastUsedAt time.Time       `json:"last_used_at,omitzero"`
+	ExpiresAt  time.Time       `json:"expires_at,omitzero"`
+	RevokedAt  time.Time       `json:"revoked_at,omitzero"`
+	ReplacedBy string          `json:"replaced_by,omitempty"`
+}
+
+func newListedKey(k apikeys.Key, now time.Time) listedKey {
+	return listedKey{ID: k.ID, Tenant: k.Tenant, Prefix: k.Prefix, Scopes: k.Scopes, State: string(k.State(now)), Name: k.Name,
+		CreatedAt: k.CreatedAt, LastUsedAt: k.LastUsedAt, ExpiresAt: k.ExpiresAt, RevokedAt: k.RevokedAt, ReplacedBy: k.ReplacedBy}
 }
 
 func joinScopes(ss []apikeys.Scope) string {

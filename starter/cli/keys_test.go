@@ -153,16 +153,16 @@ func TestKeysCommandErrors(t *testing.T) {
 		wantCode   int
 		wantStderr string
 	}{
-		{"no subcommand", env, []string{"keys"}, ExitUsage, "name a keys command"},
-		{"unknown subcommand", env, []string{"keys", "delete"}, ExitUsage, `unknown keys command "delete"`},
+		{"no subcommand", env, []string{"keys"}, ExitUsage, "Usage: dunning keys <create|list|rotate|revoke>"},
+		{"unknown subcommand", env, []string{"keys", "delete"}, ExitUsage, `unknown command "delete" of dunning keys`},
 		{"create without tenant", env, []string{"keys", "create", "-scopes", "runs:read"}, ExitUsage, "-tenant is required"},
 		{"create without scopes", env, []string{"keys", "create", "-tenant", "acme"}, ExitUsage, "-scopes is required"},
 		{"unknown scope", env, []string{"keys", "create", "-tenant", "acme", "-scopes", "runs:delete"}, ExitUsage, `unknown scope "runs:delete"`},
 		{"bad tenant", env, []string{"keys", "create", "-tenant", "ac me", "-scopes", "runs:read"}, ExitUsage, "tenant"},
 		{"rotate without id", env, []string{"keys", "rotate"}, ExitUsage, "-id is required"},
 		{"negative grace", env, []string{"keys", "rotate", "-id", "abcd1234", "-grace", "-1h"}, ExitUsage, "negative"},
-		{"rotate unknown", env, []string{"keys", "rotate", "-id", "abcd1234"}, ExitFailure, "no such key"},
-		{"revoke unknown", env, []string{"keys", "revoke", "-id", "abcd1234"}, ExitFailure, "no such key"},
+		{"rotate unknown", env, []string{"keys", "rotate", "-id", "abcd1234"}, ExitNotFound, "no such key"},
+		{"revoke unknown", env, []string{"keys", "revoke", "-id", "abcd1234"}, ExitNotFound, "no such key"},
 		{"no pepper", noPepper, []string{"keys", "list", "-tenant", "acme"}, ExitFailure, "DUNNING_KEY_PEPPER"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -28,18 +28,16 @@ func (a *app) databaseURL() string {
 // list prints a tenant's runs from the ledger's read model: it needs no
 // worker and no Temporal connection, only DATABASE_URL.
 func (a *app) list(ctx context.Context, args []string) error {
-	fs := a.newFlagSet("list", "-tenant T [-phase P] [-customer C] [-limit N] [-cursor C] [-format table|json]")
+	fs := a.newFlagSet("list", "-tenant T [-phase P] [-customer C] [-limit N] [-cursor C] [-o table|json]")
 	tenant := fs.String("tenant", "", "tenant whose runs are listed (required)")
 	phase := fs.String("phase", "", "only runs in this phase, e.g. needs_attention")
 	customer := fs.String("customer", "", "only this customer's runs")
 	limit := fs.Int("limit", ledger.DefaultListLimit, fmt.Sprintf("runs per page, at most %d", ledger.MaxListLimit))
 	cursor := fs.String("cursor", "", "continue after the page that printed this cursor")
-	format := fs.String("format", "table", `"table" for people, "json" for one JSON object per line`)
+	format := fs.addOutput()
+	fs.StringVar(format, "format", formatTable, "the same as -o (its earlier name); json prints one JSON object per line")
 	if err := parse(fs, args, "tenant"); err != nil {
 		return err
-	}
-	if *format != "table" && *format != "json" {
-		return usagef("-format %q is neither table nor json", *format)
 	}
 	// The API's rules, so the CLI refuses what GET /v1/runs refuses.
 	params := url.Values{"tenant": {*tenant}, "limit": {strconv.Itoa(*limit)}}
@@ -102,8 +100,9 @@ func (a *app) printRunTable(runs []ledger.RunStatus) error {
 
 // resume puts a run that needs attention back on schedule.
 func (a *app) resume(ctx context.Context, args []string) error {
-	fs := a.newFlagSet("resume", "-tenant T -invoice I [-reason R] [-by WHO]")
+	fs := a.newFlagSet("resume", "-tenant T -invoice I [-reason R] [-by WHO] [-o table|json]")
 	run := addRunFlags(fs)
+	out := fs.addOutput()
 	var req workflows.ResumeRequest
 	fs.StringVar(&req.Reason, "reason", "", "what was fixed; recorded with the hold")
 	fs.StringVar(&req.By, "by", "", "who resumes, e.g. an operator's email")
@@ -120,7 +119,6 @@ func (a *app) resume(ctx context.Context, args []string) error {
 		if err := c.Resume(ctx, *run.tenant, *run.invoice, req); err != nil {
 			return err
 		}
-		fmt.Fprintf(a.stdout, "resume sent to %s\n", workflows.WorkflowID(*run.tenant, *run.invoice))
-		return nil
+		return a.sent(*out, "resume sent", *run.tenant, *run.invoice)
 	})
 }

@@ -118,14 +118,14 @@ func TestListRefusesBadInputBeforeOpeningTheLedger(t *testing.T) {
 		{[]string{"list", "-tenant", "acme", "-limit", "0"}, "limit: 0 is not between 1 and 500"},
 		{[]string{"list", "-tenant", "acme", "-cursor", "nope"}, "cursor: is not a cursor"},
 		{[]string{"list", "-tenant", "ac me"}, "tenant:"},
-		{[]string{"list", "-tenant", "acme", "-format", "yaml"}, `-format "yaml" is neither table nor json`},
+		{[]string{"list", "-tenant", "acme", "-format", "yaml"}, `-o "yaml" is neither table nor json`},
 	} {
 		r := runWithEnv(t, &fakeTemporal{}, nil, env, tt.args...)
 		if r.code != ExitUsage || !strings.Contains(r.stderr, tt.wantStderr) {
 			t.Errorf("%v: exit %d, stderr %q; want usage error %q", tt.args, r.code, r.stderr, tt.wantStderr)
 		}
 	}
-	if r := runWithEnv(t, &fakeTemporal{}, nil, env, "list", "-tenant", "acme"); r.code != ExitFailure ||
+	if r := runWithEnv(t, &fakeTemporal{}, nil, env, "list", "-tenant", "acme"); r.code != ExitUnavailable ||
 		!strings.Contains(r.stderr, "open the ledger at DATABASE_URL") {
 		t.Errorf("unreachable ledger: exit %d, stderr %q", r.code, r.stderr)
 	}
@@ -158,7 +158,7 @@ func TestResume(t *testing.T) {
 		}
 	}
 	closed := &fakeTemporal{err: serviceerror.NewNotFound("workflow execution already completed")}
-	if r := runWith(t, closed, nil, "resume", "-tenant", "acme", "-invoice", "inv-1"); r.code != ExitFailure ||
+	if r := runWith(t, closed, nil, "resume", "-tenant", "acme", "-invoice", "inv-1"); r.code != ExitConflict ||
 		!strings.Contains(r.stderr, "already ended") {
 		t.Errorf("resume of a closed run: exit %d, stderr %q", r.code, r.stderr)
 	}

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/dunningco/dunning/cardlink"
+	"github.com/dunningco/dunning/openapi"
 	"github.com/dunningco/dunning/policy"
 	"github.com/dunningco/dunning/starter"
 	"github.com/dunningco/dunning/validation"
@@ -85,7 +86,13 @@ type handler struct {
 	auth    Authenticator
 	limiter *limiter
 	idem    IdempotencyStore
+	// routes are the method and pattern of every route registered, for
+	// the contract tests that hold them to the OpenAPI document.
+	routes []Route
 }
+
+// Route is one registered route: its method and its ServeMux pattern.
+type Route struct{ Method, Pattern string }
 
 // NewHandler serves the intake API. The private surface needs an API key
 // (WithAuthenticator; see NewPrivateHandler):
@@ -108,9 +115,15 @@ type handler struct {
 //	POST /v1/webhooks/sendgrid/events (with WithSendGridEvents)
 //	GET  /v1/card-links/{token}       (with WithCardLinks)
 //
-// and GET /healthz is on both. Without WithSurface the handler serves both
+// and GET /healthz, /readyz, /openapi.json (the API's OpenAPI document) and
+// /docs (its reference page) are on both, without a key. Without WithSurface the handler serves both
 // surfaces, as tests and single-listener embedders want.
 func NewHandler(runs Runs, logger *slog.Logger, opts ...Option) http.Handler {
+	_, root := newHandler(runs, logger, opts...)
+	return root
+}
+
+func newHandler(runs Runs, logger *slog.Logger, opts ...Option) (*handler, http.Handler) {
 	if logger == nil {
 		logger = slog.Default()
 	}
@@ -127,9 +140,11 @@ func NewHandler(runs Runs, logger *slog.Logger, opts ...Option) http.Handler {
 	// routes are guarded by scope and tenant (guard), their POSTs honour
 	// Idempotency-Key.
 	handle := func(method, path string, fn http.HandlerFunc) *http.ServeMux {
+		h.routes = append(h.routes, Route{Method: method, Pattern: path})
 		switch {
-		case IsPublicPath(path) || path == healthPath || path == readyPath:
-			// The health check is served from here on both surfaces.
+		case IsPublicPath(path) || onBothSurfaces(path):
+			// The health checks and the API document are served from here
+			// on both surfaces.
 			public.HandleFunc(method+" "+path, fn)
 			return public
 		case method == http.MethodPost:
@@ -169,10 +184,12 @@ func NewHandler(runs Runs, logger *slog.Logger, opts ...Option) http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	route(http.MethodGet, readyPath, h.ready)
+	route(http.MethodGet, openapi.DocumentPath, openapi.ServeDocument)
+	route(http.MethodGet, openapi.ReferencePath, openapi.ServeReference)
 	h.registerWebhooks(route)
 	private.HandleFunc("/", notFound)
 	public.HandleFunc("/", notFound)
-	return h.recoverPanics(h.surfaces(private, public))
+	return h, h.recoverPanics(h.surfaces(private, public))
 }
 
 // startResponse is the 202 answer to a decline report.

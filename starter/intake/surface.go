@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+
+	"github.com/dunningco/dunning/openapi"
 )
 
 // Surface is which routes a handler serves. The private API (runs,
@@ -68,6 +70,17 @@ const (
 	readyPath = "/readyz"
 )
 
+// onBothSurfaces reports whether path is served on both listeners without
+// an API key: the health checks, and the API document and reference page,
+// which integrators read before they hold a key.
+func onBothSurfaces(path string) bool {
+	switch path {
+	case healthPath, readyPath, openapi.DocumentPath, openapi.ReferencePath:
+		return true
+	}
+	return false
+}
+
 // surfaces sends a request to the surface its path belongs to, or answers
 // 404 when this handler does not serve that surface. Private requests are
 // authenticated and rate-limited before any route sees them; the health
@@ -76,7 +89,7 @@ func (h *handler) surfaces(private, public http.Handler) http.Handler {
 	authed := h.authenticate(private)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
-		case r.URL.Path == healthPath || r.URL.Path == readyPath:
+		case onBothSurfaces(r.URL.Path):
 			public.ServeHTTP(w, r)
 		case IsPublicPath(r.URL.Path):
 			if h.surface == SurfacePrivate {
