@@ -201,12 +201,11 @@ type Breakdown struct {
 
 // Recovery methods: how a recovered run got its money.
 const (
-	MethodRetry          = "retry"            // a scheduled retry succeeded
-	MethodCardUpdate     = "card_update"      // the charge after the customer updated the card
-	MethodExpedite       = "expedite"         // a retry ops or the billing system asked for now
-	MethodPaidOutOfBand  = "paid_out_of_band" // the billing system reported the invoice paid
-	MethodOther          = "other"            // recovered without a succeeded charge or out-of-band note
-	methodUnknownAttempt = 0
+	MethodRetry         = "retry"            // a scheduled retry succeeded
+	MethodCardUpdate    = "card_update"      // the charge after the customer updated the card
+	MethodExpedite      = "expedite"         // a retry ops or the billing system asked for now
+	MethodPaidOutOfBand = "paid_out_of_band" // the billing system reported the invoice paid
+	MethodOther         = "other"            // recovered without a succeeded charge or out-of-band note
 )
 
 // MethodCount is how many recoveries, and how much, one method brought.
@@ -283,9 +282,12 @@ type VariantResult struct {
 	Z           *float64 `json:"z,omitempty"`
 	PValue      *float64 `json:"p_value,omitempty"`
 	Significant bool     `json:"significant"`
-	// SampleNeeded is how many more settled runs each arm needs for the
-	// observed difference to be detected at 5% significance with 80%
-	// power; 0 once reached; nil when the arms do not differ.
+	// SamplePerArm is how many settled runs each arm needs for the
+	// observed difference to be detected at 5% significance (two-sided)
+	// with 80% power; SampleNeeded is how many more the smaller of this arm
+	// and the control still needs (0 once reached). Both nil when the arms'
+	// rates do not differ.
+	SamplePerArm *int64 `json:"sample_per_arm,omitempty"`
 	SampleNeeded *int64 `json:"sample_needed,omitempty"`
 }
 

@@ -1,0 +1,31 @@
+-- Recovery analytics (package analytics) group runs by what started them and
+-- how they were dunned. The ledger kept the policy (name@version#hash) but
+-- not the decline, the gateway, the card network or the experiment arm, so
+-- runs gain them here. The run's opener fills them when it records the run;
+-- runs recorded before keep '' except where the attempts tell (below), and
+-- analytics report them under the group ''.
+ALTER TABLE runs
+    ADD COLUMN decline_code     text NOT NULL DEFAULT '', -- the gateway's code of the decline that started the run
+    ADD COLUMN decline_category text NOT NULL DEFAULT '', -- decline.Category: hard, soft, customer_action, unknown
+    ADD COLUMN gateway          text NOT NULL DEFAULT '',
+    ADD COLUMN card_network     text NOT NULL DEFAULT '', -- lower case: visa, mastercard, or '' when unknown
+    ADD COLUMN experiment       text NOT NULL DEFAULT '', -- the policy experiment that chose the policy, if any
+    ADD COLUMN variant          text NOT NULL DEFAULT ''; -- its arm (the variant's policy name)
+
+-- What the ledger already knows of earlier runs: the gateway of their first
+-- attempt and the network of the card it reserved.
+UPDATE runs r SET gateway = a.gateway
+FROM attempts a WHERE a.workflow_id = r.workflow_id AND a.attempt = 1;
+UPDATE runs r SET card_network = c.network
+FROM (SELECT DISTINCT ON (workflow_id) workflow_id, network FROM card_attempts
+      WHERE network <> '' ORDER BY workflow_id, reserved_at) c
+WHERE c.workflow_id = r.workflow_id;
+
+-- Every analytics query reads one tenant's runs in one currency whose
+-- decline falls in a period; the included columns let the outcome counts
+-- and sums come from the index alone.
+CREATE INDEX runs_analytics_idx ON runs (tenant, currency, opened_at)
+    INCLUDE (status, amount, closed_at);
+-- Aging reads only the open runs.
+CREATE INDEX runs_open_analytics_idx ON runs (tenant, currency, opened_at)
+    INCLUDE (amount) WHERE status = 'open';
