@@ -343,12 +343,12 @@ func (s *Store) Aging(ctx context.Context, tenant, currency string, at time.Time
 	rows, err := s.pool.Query(ctx, `
 	WITH o AS (
 		SELECT r.amount, COALESCE(rs.phase, 'recovering') AS phase,
-		       CASE WHEN r.opened_at > $3 - interval '8 days' THEN 0
-		            WHEN r.opened_at > $3 - interval '15 days' THEN 1
-		            WHEN r.opened_at > $3 - interval '31 days' THEN 2
+		       CASE WHEN r.opened_at > $3::timestamptz - interval '8 days' THEN 0
+		            WHEN r.opened_at > $3::timestamptz - interval '15 days' THEN 1
+		            WHEN r.opened_at > $3::timestamptz - interval '31 days' THEN 2
 		            ELSE 3 END AS bucket
 		FROM runs r LEFT JOIN run_status rs ON rs.workflow_id = r.workflow_id
-		WHERE r.tenant = $1 AND r.currency = $2 AND r.status = 'open' AND r.opened_at <= $3)
+		WHERE r.tenant = $1 AND r.currency = $2 AND r.status = 'open' AND r.opened_at <= $3::timestamptz)
 	SELECT bucket, phase, count(*), sum(amount)::text FROM o GROUP BY bucket, phase`, tenant, currency, at)
 	if err != nil {
 		return Aging{}, fmt.Errorf("analytics: aging of %s %s: %w", tenant, currency, err)
