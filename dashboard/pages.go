@@ -38,7 +38,7 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var bad badRequest
 	switch {
 	case errors.As(err, &bad):
-		h.errorPage(w, r, http.StatusBadRequest, bad.msg)
+		h.errorPage(w, r, cmp.Or(bad.status, http.StatusBadRequest), bad.msg)
 	case errors.Is(err, analytics.ErrInvalid):
 		h.errorPage(w, r, http.StatusBadRequest, err.Error())
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
