@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/dunningco/dunning/analytics"
 	"github.com/dunningco/dunning/apikeys"
 	"github.com/dunningco/dunning/codec"
 	"github.com/dunningco/dunning/idempotency"
@@ -84,7 +85,7 @@ func (a *app) serve(ctx context.Context, args []string) error {
 		return err
 	}
 	extra = append(extra, intake.WithReadModel(store), intake.WithAuthenticator(keys),
-		intake.WithIdempotency(idempotency.NewStore(store.Pool())))
+		intake.WithIdempotency(idempotency.NewStore(store.Pool())), intake.WithAnalytics(analytics.New(store.Pool())))
 	opts, err := a.clientOptions()
 	if err != nil {
 		return err

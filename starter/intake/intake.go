@@ -85,6 +85,8 @@ type handler struct {
 	auth    Authenticator
 	limiter *limiter
 	idem    IdempotencyStore
+	// analytics, when set, serves GET /v1/analytics/... (analytics.go).
+	analytics Analytics
 }
 
 // NewHandler serves the intake API. The private surface needs an API key
@@ -170,6 +172,7 @@ func NewHandler(runs Runs, logger *slog.Logger, opts ...Option) http.Handler {
 	})
 	route(http.MethodGet, readyPath, h.ready)
 	h.registerWebhooks(route)
+	h.registerAnalytics(route)
 	private.HandleFunc("/", notFound)
 	public.HandleFunc("/", notFound)
 	return h.recoverPanics(h.surfaces(private, public))
