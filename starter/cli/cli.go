@@ -55,6 +55,8 @@ Commands:
   list           list a tenant's runs from the ledger (no worker needed)
   events         list billing events, redeliver one (the ledger's outbox)
   keys           create, list, rotate and revoke the API's tenant keys
+  analytics      recovery analytics of a tenant's runs, from the ledger
+  forecast       12 months of revenue with no, the entered and the measured recovery
   help           show this help
 
 Run "dunning <command> -h" for the command's flags.
@@ -129,6 +131,8 @@ var commands = []command{
 	{"list", (*app).list},
 	{"events", (*app).events},
 	{"keys", (*app).keys},
+	{"analytics", (*app).analyticsCmd},
+	{"forecast", (*app).forecastCmd},
 }
 
 // usageError is a wrong command line; it exits with ExitUsage.
