@@ -16,6 +16,7 @@ import (
 	"github.com/dunningco/dunning/analytics"
 	"github.com/dunningco/dunning/apikeys"
 	"github.com/dunningco/dunning/codec"
+	"github.com/dunningco/dunning/dashboard"
 	"github.com/dunningco/dunning/idempotency"
 	"github.com/dunningco/dunning/ledger"
 	"github.com/dunningco/dunning/starter"
@@ -100,7 +101,16 @@ func (a *app) serve(ctx context.Context, args []string) error {
 		return err
 	}
 
-	servers := []*http.Server{newHTTPServer(intake.NewPrivateHandler(runs, logger, extra...), logger), newHTTPServer(public, logger)}
+	// The browser dashboard shares the private listener and its keys; its
+	// sessions are signed under a secret derived from the key pepper, so
+	// every replica accepts them.
+	dash, err := dashboard.New(dashboard.Config{Auth: keys, Keys: keys, Analytics: analytics.New(store.Pool()), Ledger: store,
+		SessionSecret: dashboard.SessionSecret(pepper), Logger: logger.With("component", "dashboard")})
+	if err != nil {
+		return err
+	}
+	private := dash.Mount(intake.NewPrivateHandler(runs, logger, extra...))
+	servers := []*http.Server{newHTTPServer(private, logger), newHTTPServer(public, logger)}
 	listeners := []net.Listener{ln, publicLn}
 	serveErr := make(chan error, len(servers))
 	for i, srv := range servers {
