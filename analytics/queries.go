@@ -12,9 +12,13 @@ import (
 	"github.com/dunningco/dunning/money"
 )
 
-// periodRuns is the CTE every period query starts from: the query's runs.
-// $1 tenant, $2 currency, $3 from, $4 to.
-const periodRuns = `WITH r AS MATERIALIZED (
+// periodFilter selects the query's runs as r: $1 tenant, $2 currency, $3
+// from, $4 to (runs_analytics_idx).
+const periodFilter = `r.tenant = $1 AND r.currency = $2 AND r.opened_at >= $3 AND r.opened_at < $4`
+
+// periodRuns is the CTE the other period queries start from: the query's
+// runs. Not materialized, so the planner can push it into the scan of runs.
+const periodRuns = `WITH r AS (
 	SELECT workflow_id, status, amount, opened_at, closed_at, closing_reason, policy,
 	       decline_code, decline_category, gateway, card_network, experiment, variant
 	FROM runs
@@ -84,6 +88,10 @@ func perUnit(total decimal.Decimal, n int64, currency string) decimal.Decimal {
 }
 
 // Summary is the period's headline figures.
+//
+// Four statements in one round trip, each a single pass the planner can run
+// in parallel: the runs (outcomes, durations), their attempts, their
+// messages, and the exhausted runs' service changes.
 func (s *Store) Summary(ctx context.Context, q Query) (Summary, error) {
 	if err := q.Validate(); err != nil {
 		return Summary{}, err
@@ -96,38 +104,44 @@ func (s *Store) Summary(ctx context.Context, q Query) (Summary, error) {
 		recAttempts, messages      int64
 		byChargeRevenue            string
 	)
-	dest := append(oc.dest(),
-		&out.TimeToRecovery.Count, &ttrMedian, &ttrP90, &ttrMean,
-		&out.TimeToResolution.Count, &resMedian, &resP90, &resMean,
-		&out.Attempts, &recAttempts, &messages,
-		&out.RecoveredByCharge, &byChargeRevenue, &out.ChurnedRuns)
-	// Durations are seconds from the decline to the close.
-	err := s.pool.QueryRow(ctx, periodRuns+`,
-	d AS (SELECT r.status, extract(epoch FROM r.closed_at - r.opened_at)::float8 AS secs FROM r WHERE r.status <> 'open'),
-	att AS (SELECT r.status AS run_status, a.status, a.amount FROM attempts a JOIN r ON r.workflow_id = a.workflow_id
-	        WHERE a.status IN ('succeeded', 'declined'))
-	SELECT `+outcomeColumns+`,
-		(SELECT count(*) FROM d WHERE d.status = 'recovered'),
-		(SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY secs) FROM d WHERE d.status = 'recovered'),
-		(SELECT percentile_cont(0.9) WITHIN GROUP (ORDER BY secs) FROM d WHERE d.status = 'recovered'),
-		(SELECT avg(secs) FROM d WHERE d.status = 'recovered'),
-		(SELECT count(*) FROM d),
-		(SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY secs) FROM d),
-		(SELECT percentile_cont(0.9) WITHIN GROUP (ORDER BY secs) FROM d),
-		(SELECT avg(secs) FROM d),
-		(SELECT count(*) FROM att),
-		(SELECT count(*) FROM att WHERE run_status = 'recovered'),
-		(SELECT count(*) FROM messages m JOIN r ON r.workflow_id = m.workflow_id
-		 WHERE r.status = 'recovered' AND m.status IN ('sent', 'dry-run')),
-		(SELECT count(*) FROM att WHERE run_status = 'recovered' AND status = 'succeeded'),
-		(SELECT COALESCE(sum(amount), 0)::text FROM att WHERE run_status = 'recovered' AND status = 'succeeded'),
-		(SELECT count(*) FROM r WHERE r.status = 'exhausted' AND EXISTS (
-			SELECT 1 FROM service_changes c WHERE c.workflow_id = r.workflow_id AND c.state = 'cancelled'
-			AND c.created_at <= r.closed_at + interval '30 days'))
-	FROM r`, q.args()...).Scan(dest...)
-	if err != nil {
+	const secs = `extract(epoch FROM r.closed_at - r.opened_at)::float8`
+	batch := &pgx.Batch{}
+	batch.Queue(`SELECT `+outcomeColumns+`,
+		count(*) FILTER (WHERE r.status = 'recovered'),
+		percentile_cont(0.5) WITHIN GROUP (ORDER BY `+secs+`) FILTER (WHERE r.status = 'recovered'),
+		percentile_cont(0.9) WITHIN GROUP (ORDER BY `+secs+`) FILTER (WHERE r.status = 'recovered'),
+		avg(`+secs+`) FILTER (WHERE r.status = 'recovered'),
+		count(*) FILTER (WHERE r.status <> 'open'),
+		percentile_cont(0.5) WITHIN GROUP (ORDER BY `+secs+`) FILTER (WHERE r.status <> 'open'),
+		percentile_cont(0.9) WITHIN GROUP (ORDER BY `+secs+`) FILTER (WHERE r.status <> 'open'),
+		avg(`+secs+`) FILTER (WHERE r.status <> 'open')
+	FROM runs r WHERE `+periodFilter, q.args()...).QueryRow(func(row pgx.Row) error {
+		return row.Scan(append(oc.dest(),
+			&out.TimeToRecovery.Count, &ttrMedian, &ttrP90, &ttrMean,
+			&out.TimeToResolution.Count, &resMedian, &resP90, &resMean)...)
+	})
+	batch.Queue(`SELECT count(*),
+		count(*) FILTER (WHERE r.status = 'recovered'),
+		count(*) FILTER (WHERE r.status = 'recovered' AND a.status = 'succeeded'),
+		COALESCE(sum(a.amount) FILTER (WHERE r.status = 'recovered' AND a.status = 'succeeded'), 0)::text
+	FROM attempts a JOIN runs r ON r.workflow_id = a.workflow_id
+	WHERE a.status IN ('succeeded', 'declined') AND `+periodFilter, q.args()...).QueryRow(func(row pgx.Row) error {
+		return row.Scan(
+			&out.Attempts, &recAttempts, &out.RecoveredByCharge, &byChargeRevenue)
+	})
+	batch.Queue(`SELECT count(*) FROM messages m JOIN runs r ON r.workflow_id = m.workflow_id
+	WHERE m.status IN ('sent', 'dry-run') AND r.status = 'recovered' AND `+periodFilter, q.args()...).QueryRow(func(row pgx.Row) error {
+		return row.Scan(&messages)
+	})
+	batch.Queue(`SELECT count(*) FROM runs r WHERE r.status = 'exhausted' AND `+periodFilter+` AND EXISTS (
+		SELECT 1 FROM service_changes c WHERE c.workflow_id = r.workflow_id AND c.state = 'cancelled'
+		AND c.created_at <= r.closed_at + interval '30 days')`, q.args()...).QueryRow(func(row pgx.Row) error {
+		return row.Scan(&out.ChurnedRuns)
+	})
+	if err := s.pool.SendBatch(ctx, batch).Close(); err != nil {
 		return Summary{}, fmt.Errorf("analytics: summary of %s %s: %w", q.Tenant, q.Currency, err)
 	}
+	var err error
 	if out.Outcomes, err = oc.outcomes(); err != nil {
 		return Summary{}, err
 	}
