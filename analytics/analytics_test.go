@@ -567,3 +567,18 @@ func TestQueryValidation(t *testing.T) {
 		t.Errorf("Aging in euro: %v, want ErrInvalid", err)
 	}
 }
+
+// A period without runs answers zeros, not an error (no NULL reaches Go).
+func TestSummaryOfAnEmptyPeriod(t *testing.T) {
+	s := march(t)
+	q := marchQuery
+	q.From, q.To = q.From.AddDate(1, 0, 0), q.To.AddDate(1, 0, 0)
+	got, err := s.Summary(context.Background(), q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Runs != 0 || got.RecoveryRate != 0 || !got.RecoveredRevenue.IsZero() || got.TimeToRecovery.MedianSeconds != 0 ||
+		!got.RevenuePerAttempt.IsZero() || got.InvoluntaryChurn != 0 {
+		t.Errorf("empty period = %+v", got)
+	}
+}

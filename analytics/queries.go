@@ -98,27 +98,27 @@ func (s *Store) Summary(ctx context.Context, q Query) (Summary, error) {
 	}
 	out := Summary{Query: q}
 	var (
-		oc                         outcomeScan
-		ttrMedian, ttrP90, ttrMean *float64
-		resMedian, resP90, resMean *float64
-		recAttempts, messages      int64
-		byChargeRevenue            string
+		oc outcomeScan
+		// Both percentiles of a set come from one sort: [median, p90],
+		// NULL when the set is empty.
+		ttrPct, resPct        []float64
+		ttrMean, resMean      *float64
+		recAttempts, messages int64
+		byChargeRevenue       string
 	)
 	const secs = `extract(epoch FROM r.closed_at - r.opened_at)::float8`
 	batch := &pgx.Batch{}
 	batch.Queue(`SELECT `+outcomeColumns+`,
 		count(*) FILTER (WHERE r.status = 'recovered'),
-		percentile_cont(0.5) WITHIN GROUP (ORDER BY `+secs+`) FILTER (WHERE r.status = 'recovered'),
-		percentile_cont(0.9) WITHIN GROUP (ORDER BY `+secs+`) FILTER (WHERE r.status = 'recovered'),
+		percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY `+secs+`) FILTER (WHERE r.status = 'recovered'),
 		avg(`+secs+`) FILTER (WHERE r.status = 'recovered'),
 		count(*) FILTER (WHERE r.status <> 'open'),
-		percentile_cont(0.5) WITHIN GROUP (ORDER BY `+secs+`) FILTER (WHERE r.status <> 'open'),
-		percentile_cont(0.9) WITHIN GROUP (ORDER BY `+secs+`) FILTER (WHERE r.status <> 'open'),
+		percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY `+secs+`) FILTER (WHERE r.status <> 'open'),
 		avg(`+secs+`) FILTER (WHERE r.status <> 'open')
 	FROM runs r WHERE `+periodFilter, q.args()...).QueryRow(func(row pgx.Row) error {
 		return row.Scan(append(oc.dest(),
-			&out.TimeToRecovery.Count, &ttrMedian, &ttrP90, &ttrMean,
-			&out.TimeToResolution.Count, &resMedian, &resP90, &resMean)...)
+			&out.TimeToRecovery.Count, &ttrPct, &ttrMean,
+			&out.TimeToResolution.Count, &resPct, &resMean)...)
 	})
 	batch.Queue(`SELECT count(*),
 		count(*) FILTER (WHERE r.status = 'recovered'),
@@ -145,8 +145,13 @@ func (s *Store) Summary(ctx context.Context, q Query) (Summary, error) {
 	if out.Outcomes, err = oc.outcomes(); err != nil {
 		return Summary{}, err
 	}
-	out.TimeToRecovery.MedianSeconds, out.TimeToRecovery.P90Seconds, out.TimeToRecovery.MeanSeconds = deref(ttrMedian), deref(ttrP90), deref(ttrMean)
-	out.TimeToResolution.MedianSeconds, out.TimeToResolution.P90Seconds, out.TimeToResolution.MeanSeconds = deref(resMedian), deref(resP90), deref(resMean)
+	if len(ttrPct) == 2 {
+		out.TimeToRecovery.MedianSeconds, out.TimeToRecovery.P90Seconds = ttrPct[0], ttrPct[1]
+	}
+	if len(resPct) == 2 {
+		out.TimeToResolution.MedianSeconds, out.TimeToResolution.P90Seconds = resPct[0], resPct[1]
+	}
+	out.TimeToRecovery.MeanSeconds, out.TimeToResolution.MeanSeconds = deref(ttrMean), deref(resMean)
 	out.AttemptsPerRecovery = ratio(recAttempts, out.Recovered)
 	out.MessagesPerRecovery = ratio(messages, out.Recovered)
 	out.RevenuePerAttempt = perUnit(out.RecoveredRevenue, out.Attempts, q.Currency)
