@@ -41,7 +41,7 @@ func generate(ctx context.Context, t *testing.T, pool *pgxpool.Pool, n int) {
 		       CASE WHEN g % 2 = 0 THEN 'exp1' ELSE '' END,
 		       CASE WHEN g % 2 = 0 THEN (ARRAY['control', 'fast'])[1 + (g / 2) % 2] ELSE '' END
 		FROM (SELECT g, (g * 2654435761) % 100 AS h,
-		             timestamptz '2025-01-01' + make_interval(days => g % 365, secs => ((g * 7919) % 86400)::float8) AS opened
+		             timestamptz '2025-01-01' + make_interval(days => g % 365, secs => ((g::bigint * 7919) % 86400)::float8) AS opened
 		      FROM generate_series(1, $1::int) g) s,
 		     LATERAL (SELECT CASE WHEN h < 55 THEN 'recovered' WHEN h < 75 THEN 'exhausted' WHEN h < 80 THEN 'cancelled' ELSE 'open' END AS st) o`},
 		{"attempts", `INSERT INTO attempts (idempotency_key, workflow_id, attempt, reason, amount, currency, gateway, status, started_at, finished_at)
