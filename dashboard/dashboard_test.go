@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/shopspring/decimal"
+	"golang.org/x/text/language"
 
 	"github.com/dunningco/dunning/analytics"
 	"github.com/dunningco/dunning/apikeys"
@@ -440,6 +442,27 @@ func TestForecastPage(t *testing.T) {
 		code, body := f.get(t, "/dashboard/forecast?"+bad+march, c)
 		if code != http.StatusBadRequest || !strings.Contains(body, `class="notice"`) {
 			t.Errorf("forecast?%s = %d, want 400 with the reason", bad, code)
+		}
+	}
+}
+
+func TestMoney(t *testing.T) {
+	cases := []struct {
+		lang, value, currency, want string
+	}{
+		{"en", "1234.5", "EUR", "€1,234.50"},
+		{"en", "0", "EUR", "€0.00"},
+		{"fr", "0", "EUR", "0,00\u00a0€"},
+		{"en", "-12.345", "EUR", "-€12.34"}, // half-even
+		{"en", "16.635", "EUR", "€16.64"},
+		{"pl", "1234.5", "PLN", "1\u00a0234,50\u00a0zł"},
+		{"en", "1500", "JPY", "¥1,500"},
+		{"en", "0", "JPY", "¥0"},
+	}
+	for _, tc := range cases {
+		got := newLocale(language.Make(tc.lang)).Money(decimal.RequireFromString(tc.value), tc.currency)
+		if got != tc.want {
+			t.Errorf("%s %s %s = %q, want %q", tc.lang, tc.value, tc.currency, got, tc.want)
 		}
 	}
 }

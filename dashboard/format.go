@@ -9,6 +9,7 @@ import (
 	"golang.org/x/text/language"
 	"golang.org/x/text/message"
 
+	"github.com/dunningco/dunning/money"
 	"github.com/dunningco/dunning/notify"
 )
 
@@ -52,19 +53,35 @@ func newLocale(tag language.Tag) locale {
 	return locale{Lang: base.String(), p: message.NewPrinter(tag)}
 }
 
-// Money is an amount in its currency with the currency's minor units, as
-// the customer messages show it ("€1,234.50", "1 234,50 €").
+// Money is an amount in its currency, rounded half-even to the currency's
+// minor units, as the customer messages show it ("€1,234.50", "1 234,50 €").
+// notify.FormatAmount formats positive amounts only (what messages carry);
+// figures here may be zero (nothing recovered yet) or, as differences,
+// negative.
 func (l locale) Money(d decimal.Decimal, currency string) string {
-	s, err := notify.FormatAmount(d.StringFixedBank(6), currency, l.Lang)
+	cur, err := money.LookupCurrency(currency)
 	if err != nil {
-		// Too many decimals for the currency (an average, say): round to
-		// its minor units rather than fail the page.
-		s, err = notify.FormatAmount(d.Round(3).String(), currency, l.Lang)
-		if err != nil {
-			return d.StringFixed(2) + " " + currency
-		}
+		return d.String() + " " + currency
 	}
-	return s
+	v := d.RoundBank(cur.MinorUnits)
+	sign := ""
+	if v.IsNegative() {
+		sign, v = "-", v.Neg()
+	}
+	if v.IsZero() {
+		// One major unit, formatted, has exactly one digit 1: the symbols
+		// and codes have none.
+		s, err := notify.FormatAmount("1", cur.Code, l.Lang)
+		if err != nil {
+			return "0 " + cur.Code
+		}
+		return strings.Replace(s, "1", "0", 1)
+	}
+	s, err := notify.FormatAmount(v.StringFixed(cur.MinorUnits), cur.Code, l.Lang)
+	if err != nil {
+		return sign + v.StringFixed(cur.MinorUnits) + " " + cur.Code
+	}
+	return sign + s
 }
 
 // MoneyFloat formats a chart value (already in major units) as money; the

@@ -70,7 +70,7 @@ func (h *Handler) runs(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		body.Rows = append(body.Rows, runRow{Invoice: invoice, Link: f.Link("runs/" + url.PathEscape(invoice)), Customer: customer,
-			Amount: l.Money(d, strings.TrimSpace(currency)), Policy: policy, Status: status, Phase: plainLabel(phase),
+			Amount: l.Money(d, strings.TrimSpace(currency)), Policy: policyLabel(policy), Status: status, Phase: plainLabel(phase),
 			Attempts: fmt.Sprint(attempts), Opened: l.Time(opened)})
 	}
 	if err := rows.Err(); err != nil {
@@ -123,7 +123,7 @@ func (h *Handler) run(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	run := v.Run
-	body := runBody{Invoice: run.InvoiceID, Customer: run.CustomerID, Amount: l.Money(run.Amount, run.Currency), Policy: run.Policy,
+	body := runBody{Invoice: run.InvoiceID, Customer: run.CustomerID, Amount: l.Money(run.Amount, run.Currency), Policy: policyLabel(run.Policy),
 		Status: run.Status, Phase: plainLabel(v.Status.Phase), ServiceState: v.Status.ServiceState, Opened: l.Time(run.OpenedAt),
 		Closed: l.Time(run.ClosedAt), Reason: run.ClosingReason}
 	if v.Status.NextAction != "" {
@@ -132,7 +132,7 @@ func (h *Handler) run(w http.ResponseWriter, r *http.Request) {
 	if v.Status.AttentionCause != "" {
 		body.Attention = v.Status.AttentionCause + ": " + v.Status.AttentionDetail
 	}
-	body.Events = append(body.Events, event{At: run.OpenedAt, Kind: "run", Title: "Run opened", Detail: "policy " + run.Policy, Status: "neutral"})
+	body.Events = append(body.Events, event{At: run.OpenedAt, Kind: "run", Title: "Run opened", Detail: "policy " + policyLabel(run.Policy), Status: "neutral"})
 	for _, a := range v.Attempts {
 		e := event{At: cmp.Or(a.FinishedAt, a.StartedAt), Kind: "attempt", Title: fmt.Sprintf("Attempt %d (%s): %s", a.Number, plainLabel(a.Reason), a.Status)}
 		var parts []string
@@ -235,4 +235,11 @@ func durationLabel(d time.Duration) string {
 		return fmt.Sprintf("+%.1f h", d.Hours())
 	}
 	return fmt.Sprintf("+%.1f days", d.Hours()/24)
+}
+
+// policyLabel is a run's policy as people name it, name@version, without
+// the content hash the ledger keeps after it.
+func policyLabel(p string) string {
+	name, _, _ := strings.Cut(p, "#")
+	return name
 }
