@@ -73,7 +73,7 @@ var palette = []string{"#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#
 
 const (
 	chartW, chartH = 680, 260
-	padLeft        = 78
+	padLeft        = 104
 	padRight       = 16
 	padTop         = 16
 	padBottom      = 44
