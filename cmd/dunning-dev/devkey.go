@@ -35,6 +35,9 @@ type devKeys struct {
 	// pepperFile is the generated pepper's file, for the CLI's keys
 	// commands; "" when the environment sets the pepper.
 	pepperFile string
+	// pepper is what keys are hashed with; the dashboard derives its
+	// session secret from it.
+	pepper []byte
 }
 
 // newDevKeys opens the key store with the environment's pepper, else one
@@ -57,6 +60,7 @@ func newDevKeys(ctx context.Context, getenv func(string) string, dir string, poo
 	if err != nil {
 		return nil, fmt.Errorf("dev API key pepper: %w", err)
 	}
+	d.pepper = pepper
 	if d.store, err = apikeys.NewStore(pool, pepper, logger); err != nil {
 		return nil, err
 	}

@@ -22,7 +22,9 @@ import (
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
 
+	"github.com/dunningco/dunning/analytics"
 	"github.com/dunningco/dunning/cardlink"
+	"github.com/dunningco/dunning/dashboard"
 	"github.com/dunningco/dunning/devserver"
 	"github.com/dunningco/dunning/idempotency"
 	"github.com/dunningco/dunning/ledger"
@@ -60,6 +62,8 @@ func run(ctx context.Context, logger *slog.Logger, args []string, ready chan<- e
 	httpAddr := fs.String("http", cmp.Or(os.Getenv("DUNNING_API_ADDR"), "127.0.0.1:8080"), "private intake API address (DUNNING_API_ADDR)")
 	publicAddr := fs.String("public", cmp.Or(os.Getenv("DUNNING_PUBLIC_ADDR"), "127.0.0.1:8081"),
 		"public address: webhooks, the card page, the codec endpoint (DUNNING_PUBLIC_ADDR)")
+	demo := fs.Bool("demo", os.Getenv("DUNNING_DEV_DEMO") == "true",
+		"report a few demo declines on start (policy demo, simulator), so the dashboard has data within a minute (DUNNING_DEV_DEMO=true)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -201,8 +205,10 @@ func run(ctx context.Context, logger *slog.Logger, args []string, ready chan<- e
 	}
 	// The read model answers status while the worker is down (e.g. in a
 	// debugger) and lists runs.
-	extra = append(extra, intake.WithPolicies(policies), intake.WithRules(intakeCfg.Rules), intake.WithReadModel(store))
-	runs := intake.CountDeclines(starter.NewClient(c, starter.Options{TaskQueue: cfg.TaskQueue, Policies: policies, Rules: intakeCfg.Rules}), m)
+	extra = append(extra, intake.WithPolicies(policies), intake.WithRules(intakeCfg.Rules), intake.WithReadModel(store),
+		intake.WithAnalytics(analytics.New(store.Pool())))
+	starterClient := starter.NewClient(c, starter.Options{TaskQueue: cfg.TaskQueue, Policies: policies, Rules: intakeCfg.Rules})
+	runs := intake.CountDeclines(starterClient, m)
 	// The private API takes the dev key (and any made with dunning keys).
 	keyDir := ""
 	if *dbFile != "" {
@@ -214,6 +220,13 @@ func run(ctx context.Context, logger *slog.Logger, args []string, ready chan<- e
 	}
 	private := intake.NewPrivateHandler(runs, logger, append(extra,
 		intake.WithAuthenticator(keys.store), intake.WithIdempotency(idempotency.NewStore(store.Pool())))...)
+	// The dashboard shares the private listener and its keys: a browser
+	// signs in with the dev key.
+	dash, err := dashboard.New(dashboard.Config{Auth: keys.store, Keys: keys.store, Analytics: analytics.New(store.Pool()), Ledger: store,
+		SessionSecret: dashboard.SessionSecret(keys.pepper), Logger: logger.With("component", "dashboard")})
+	if err != nil {
+		return err
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/", intake.NewPublicHandler(runs, logger, extra...))
 	if err := payloads.mount(mux, os.Getenv, srv.UIAddress(), logger); err != nil {
@@ -225,7 +238,7 @@ func run(ctx context.Context, logger *slog.Logger, args []string, ready chan<- e
 		(&cardPage{links: links, runs: runs, logger: logger.With("component", "card-page"), now: time.Now}).register(mux)
 		cardPageLine = fmt.Sprintf("    Card-update page %s?token=... (the links in messages)\n", providers.CardUpdateURL)
 	}
-	api := &http.Server{Handler: m.Mount(private), ReadHeaderTimeout: 10 * time.Second}
+	api := &http.Server{Handler: m.Mount(dash.Mount(private)), ReadHeaderTimeout: 10 * time.Second}
 	public := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	apiErr := make(chan error, 2)
 	go func() { apiErr <- api.Serve(ln) }()
@@ -240,6 +253,7 @@ func run(ctx context.Context, logger *slog.Logger, args []string, ready chan<- e
     Temporal gRPC    %s
     Intake API       http://%s (private: needs the API key; GET /metrics for Prometheus)
     API reference    http://%s/docs (and /openapi.json)
+    Dashboard        http://%s%s (sign in with the API key below)
     Public endpoints http://%s (webhooks, card page, codec)
 %s%s%s    Ledger           %s
 
@@ -249,8 +263,13 @@ func run(ctx context.Context, logger *slog.Logger, args []string, ready chan<- e
 
   Ctrl-C stops everything.
 
-`, srv.UIAddress(), srv.Namespace(), srv.HostPort(), ln.Addr(), ln.Addr(), publicLn.Addr(), keys.bannerLines(), cardPageLine, payloads.bannerLine(),
+`, srv.UIAddress(), srv.Namespace(), srv.HostPort(), ln.Addr(), ln.Addr(), ln.Addr(), dashboard.Path, publicLn.Addr(), keys.bannerLines(), cardPageLine, payloads.bannerLine(),
 		redact(cfg.DatabaseURL), keys.token, ln.Addr())
+
+	if *demo {
+		n := startDemoRuns(ctx, starterClient, logger, time.Now())
+		fmt.Fprintf(os.Stderr, "  Started %d demo runs for tenant acme; they settle within about two minutes: http://%s%s\n\n", n, ln.Addr(), dashboard.Path)
+	}
 
 	select {
 	case <-ctx.Done():

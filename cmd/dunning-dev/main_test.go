@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -160,6 +161,8 @@ func TestDevModeServesUIAndAPI(t *testing.T) {
 		{"status on the public address", "http://" + ep.Public + "/v1/runs/acme/inv-1001", true, http.StatusNotFound},
 		{"card page on the private address", "http://" + api + "/card?token=x", true, http.StatusNotFound},
 		{"health on the public address", "http://" + ep.Public + "/healthz", false, http.StatusOK},
+		{"dashboard without a session", "http://" + api + "/dashboard/", false, http.StatusUnauthorized},
+		{"dashboard on the public address", "http://" + ep.Public + "/dashboard/", false, http.StatusNotFound},
 	} {
 		req, _ := http.NewRequest(http.MethodGet, tc.url, nil)
 		if tc.key {
@@ -173,6 +176,28 @@ func TestDevModeServesUIAndAPI(t *testing.T) {
 		if resp.StatusCode != tc.want {
 			t.Errorf("%s: %d, want %d", tc.name, resp.StatusCode, tc.want)
 		}
+	}
+
+	// The dashboard takes the dev key at its sign-in form and lists the run.
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	signIn, err := noRedirect.PostForm("http://"+api+"/dashboard/login", url.Values{"api_key": {ep.Key}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	signIn.Body.Close()
+	if signIn.StatusCode != http.StatusSeeOther || len(signIn.Cookies()) != 1 {
+		t.Fatalf("dashboard sign-in with the dev key = %d with %d cookies, want 303 and a session", signIn.StatusCode, len(signIn.Cookies()))
+	}
+	runsPage, _ := http.NewRequest(http.MethodGet, "http://"+api+"/dashboard/runs?currency=EUR", nil)
+	runsPage.AddCookie(signIn.Cookies()[0])
+	resp, err = http.DefaultClient.Do(runsPage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	listing, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(listing), "inv-1001") {
+		t.Errorf("dashboard runs page = %d, want 200 listing inv-1001", resp.StatusCode)
 	}
 
 	// The payment-failed message carries a card-update link to dev mode's

@@ -75,6 +75,8 @@ var commands = []command{
 		{name: "status", summary: "show a reminder run's sent and pending reminders", run: (*app).remindersStatus},
 		{name: "cancel", summary: "stop a reminder run", run: (*app).remindersCancel},
 	}},
+	{name: "analytics", summary: "recovery analytics of a tenant's runs, from the ledger", run: (*app).analyticsCmd},
+	{name: "forecast", summary: "12 months of revenue with no, the entered and the measured recovery", run: (*app).forecastCmd},
 	{name: "card-link", summary: "check a card-update link token: its run, customer and expiry", run: (*app).cardLink},
 	{name: "events", summary: "billing events in the ledger's outbox", subs: []command{
 		{name: "list", summary: "list a tenant's events, newest first", run: (*app).eventsList},

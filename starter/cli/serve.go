@@ -13,8 +13,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/dunningco/dunning/analytics"
 	"github.com/dunningco/dunning/apikeys"
 	"github.com/dunningco/dunning/codec"
+	"github.com/dunningco/dunning/dashboard"
 	"github.com/dunningco/dunning/idempotency"
 	"github.com/dunningco/dunning/ledger"
 	"github.com/dunningco/dunning/metrics"
@@ -95,7 +97,7 @@ func (a *app) serve(ctx context.Context, args []string) error {
 		return err
 	}
 	extra = append(extra, intake.WithReadModel(store), intake.WithAuthenticator(keys),
-		intake.WithIdempotency(idempotency.NewStore(store.Pool())))
+		intake.WithIdempotency(idempotency.NewStore(store.Pool())), intake.WithAnalytics(analytics.New(store.Pool())))
 	opts, err := a.clientOptions()
 	if err != nil {
 		return err
@@ -110,7 +112,16 @@ func (a *app) serve(ctx context.Context, args []string) error {
 		return err
 	}
 
-	servers := []*http.Server{newHTTPServer(m.Mount(intake.NewPrivateHandler(runs, logger, extra...)), logger), newHTTPServer(public, logger)}
+	// The browser dashboard shares the private listener and its keys; its
+	// sessions are signed under a secret derived from the key pepper, so
+	// every replica accepts them.
+	dash, err := dashboard.New(dashboard.Config{Auth: keys, Keys: keys, Analytics: analytics.New(store.Pool()), Ledger: store,
+		SessionSecret: dashboard.SessionSecret(pepper), Logger: logger.With("component", "dashboard")})
+	if err != nil {
+		return err
+	}
+	private := dash.Mount(intake.NewPrivateHandler(runs, logger, extra...))
+	servers := []*http.Server{newHTTPServer(m.Mount(private), logger), newHTTPServer(public, logger)}
 	listeners := []net.Listener{ln, publicLn}
 	serveErr := make(chan error, len(servers))
 	for i, srv := range servers {

@@ -89,6 +89,8 @@ type handler struct {
 	// routes are the method and pattern of every route registered, for
 	// the contract tests that hold them to the OpenAPI document.
 	routes []Route
+	// analytics, when set, serves GET /v1/analytics/... (analytics.go).
+	analytics Analytics
 }
 
 // Route is one registered route: its method and its ServeMux pattern.
@@ -187,6 +189,7 @@ func newHandler(runs Runs, logger *slog.Logger, opts ...Option) (*handler, http.
 	route(http.MethodGet, openapi.DocumentPath, openapi.ServeDocument)
 	route(http.MethodGet, openapi.ReferencePath, openapi.ServeReference)
 	h.registerWebhooks(route)
+	h.registerAnalytics(route)
 	private.HandleFunc("/", notFound)
 	public.HandleFunc("/", notFound)
 	return h, h.recoverPanics(h.surfaces(private, public))
