@@ -368,17 +368,18 @@ func testTemporalRestart(t *testing.T, _ *temporalServer) {
 	s.checkOnce("inv-temporal-restart", 1)
 }
 
-// testDeclineFlood: 50 reports with distinct IDs and a few of about 1 MB
-// arrive for one open run. Oversized ones are refused with a 4xx, the rest
+// testDeclineFlood: 50 reports with distinct IDs and a few of 100 KB and
+// 1 MB arrive for one open run. Oversized ones are refused with a 4xx, the rest
 // beyond the per-invoice burst with 429 and Retry-After; none is a 5xx,
 // and the run recovers as scheduled.
 func testDeclineFlood(t *testing.T, shared *temporalServer) {
 	s := newStack(t, stackOptions{temporal: shared})
 	s.decline("inv-flood")
-	big := strings.Repeat("x", 1<<20)
 	statuses := map[int]int{}
-	for i := range 5 {
-		code, _, body, err := s.post("/v1/declines", s.declineBody("inv-flood", fmt.Sprintf("big-%d", i), big))
+	// Three bodies over the API's 1 MiB limit, three under it whose
+	// decline message alone is 100 KB: the field's bound refuses those.
+	for i, size := range []int{1 << 20, 1 << 20, 1 << 20, 100 << 10, 100 << 10, 100 << 10} {
+		code, _, body, err := s.post("/v1/declines", s.declineBody("inv-flood", fmt.Sprintf("big-%d", i), strings.Repeat("x", size)))
 		if err != nil && code == 0 {
 			t.Fatalf("oversized report: %v", err)
 		}

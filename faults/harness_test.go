@@ -76,6 +76,9 @@ func missing(t *testing.T, format string, args ...any) {
 // then PATH.
 func temporalCLI() (string, error) {
 	if p := os.Getenv("TEMPORAL_CLI_BIN"); p != "" {
+		if !fileExists(p) {
+			return "", fmt.Errorf("TEMPORAL_CLI_BIN=%s: no such file", p)
+		}
 		return p, nil
 	}
 	cache := os.Getenv("XDG_CACHE_HOME")
@@ -101,7 +104,7 @@ func tools(t *testing.T) binaries {
 	t.Helper()
 	temporal, err := temporalCLI()
 	if err != nil {
-		missing(t, "Temporal CLI not found (TEMPORAL_CLI_BIN, ~/.cache/dunning-ci/bin/temporal or PATH): go install github.com/temporalio/cli/cmd/temporal@v1.5.1")
+		missing(t, "Temporal CLI not found (%v; looked at TEMPORAL_CLI_BIN, ~/.cache/dunning-ci/bin/temporal, PATH): go install github.com/temporalio/cli/cmd/temporal@v1.5.1", err)
 	}
 	buildOnce.Do(func() {
 		buildDir, buildErr = os.MkdirTemp("", "dunning-faults-bin-")
