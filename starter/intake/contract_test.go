@@ -668,7 +668,7 @@ func TestRoutesMatchTheDocument(t *testing.T) {
 	h, _ := newHandler(&fakeReminderRuns{}, slog.New(slog.DiscardHandler),
 		WithReadModel(&fakeReadModel{}), WithCardLinks(&cardlink.Signer{Secret: []byte(strings.Repeat("k", 32)), BaseURL: "https://x.example", TTL: time.Hour}),
 		WithTwilioInbound(testAuthToken, testTwilioURL, &fakePreferences{}), WithSendGridEvents("", &fakePreferences{}),
-		WithStripeWebhooks(cfg, nil))
+		WithStripeWebhooks(cfg, nil), WithAnalytics(&recordingAnalytics{}))
 	for _, problem := range routeDrift(h.routes, doc) {
 		t.Error(problem)
 	}
