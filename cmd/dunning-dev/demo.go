@@ -19,7 +19,11 @@ type demoRun struct {
 	invoice, customer, amount, currency, method, code, locale string
 }
 
+// The USD runs come first: the dashboard opens on the currency declined
+// last, EUR, which has the most runs.
 var demoRuns = []demoRun{
+	{"h", "cus-hu", "89.00", "USD", "sim:succeed-on=2;code=insufficient_funds", "insufficient_funds", "en-US"},
+	{"i", "cus-io", "42.00", "USD", "sim:decline;code=expired_card", "expired_card", "en-US"},
 	{"a", "cus-ada", "49.90", "EUR", "sim:succeed-on=2;code=insufficient_funds", "insufficient_funds", "en-GB"},
 	{"b", "cus-bo", "120.00", "EUR", "sim:succeed", "insufficient_funds", "fr-FR"},
 	{"c", "cus-cy", "19.00", "EUR", "sim:succeed-on=3;code=do_not_honor", "do_not_honor", "pl-PL"},
@@ -27,8 +31,6 @@ var demoRuns = []demoRun{
 	{"e", "cus-ed", "230.00", "EUR", "sim:decline;code=insufficient_funds", "insufficient_funds", "fr-FR"},
 	{"f", "cus-fa", "310.00", "EUR", "sim:decline;code=stolen_card", "stolen_card", "en-GB"},
 	{"g", "cus-gu", "15.99", "EUR", "sim:succeed-on=2;code=generic_decline", "generic_decline", "pl-PL"},
-	{"h", "cus-hu", "89.00", "USD", "sim:succeed-on=2;code=insufficient_funds", "insufficient_funds", "en-US"},
-	{"i", "cus-io", "42.00", "USD", "sim:decline;code=expired_card", "expired_card", "en-US"},
 }
 
 // startDemoRuns reports the demo declines for tenant acme. Invoice IDs

@@ -465,6 +465,9 @@ func TestServeShutsDownGracefully(t *testing.T) {
 		{"status on the public listener", "http://" + public + "/v1/runs/acme/inv-1", key, http.StatusNotFound},
 		{"webhook on the private listener", "http://" + addr + "/v1/webhooks/sendgrid/events", key, http.StatusNotFound},
 		{"codec on the private listener", "http://" + addr + "/codec/decode", key, http.StatusNotFound},
+		{"dashboard without a session", "http://" + addr + "/dashboard/", "", http.StatusUnauthorized},
+		{"dashboard sign-in form", "http://" + addr + "/dashboard/login", "", http.StatusOK},
+		{"dashboard on the public listener", "http://" + public + "/dashboard/", "", http.StatusNotFound},
 	} {
 		if code, body := authed(t, http.MethodGet, tc.url, tc.key, ""); code != tc.want {
 			t.Errorf("%s = %d %s, want %d", tc.name, code, body, tc.want)
