@@ -55,6 +55,10 @@ Commands:
   list           list a tenant's runs from the ledger (no worker needed)
   events         list billing events, redeliver one (the ledger's outbox)
   keys           create, list, rotate and revoke the API's tenant keys
+  explain        print a run's audit trail: every input, decision, charge,
+                 message, service change and refusal, and what comes next
+  audit          export audit trails (audit export) and the card-network
+                 compliance report (audit compliance) from the ledger
   help           show this help
 
 Run "dunning <command> -h" for the command's flags.
@@ -129,6 +133,7 @@ var commands = []command{
 	{"list", (*app).list},
 	{"events", (*app).events},
 	{"keys", (*app).keys},
+	{"explain", (*app).explain}, {"audit", (*app).auditCmd},
 }
 
 // usageError is a wrong command line; it exits with ExitUsage.

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/dunningco/dunning/cardlink"
+	"github.com/dunningco/dunning/ledger"
 	"github.com/dunningco/dunning/policy"
 	"github.com/dunningco/dunning/starter"
 	"github.com/dunningco/dunning/validation"
@@ -85,6 +86,9 @@ type handler struct {
 	auth    Authenticator
 	limiter *limiter
 	idem    IdempotencyStore
+	// audit, when set, serves timelines, exports and the compliance report.
+	audit       AuditStore
+	auditLimits ledger.Limits
 }
 
 // NewHandler serves the intake API. The private surface needs an API key
@@ -170,6 +174,7 @@ func NewHandler(runs Runs, logger *slog.Logger, opts ...Option) http.Handler {
 	})
 	route(http.MethodGet, readyPath, h.ready)
 	h.registerWebhooks(route)
+	h.registerAudit(route)
 	private.HandleFunc("/", notFound)
 	public.HandleFunc("/", notFound)
 	return h.recoverPanics(h.surfaces(private, public))
