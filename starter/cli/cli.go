@@ -344,6 +344,7 @@ func (a *app) start(ctx context.Context, args []string) error {
 	if err != nil {
 		return &usageError{msg: err.Error()}
 	}
+	in.Decline.Source = "cli"
 	if err := starter.CheckPolicyName(opts.Policies, r.Policy); err != nil {
 		return &usageError{msg: err.Error()}
 	}

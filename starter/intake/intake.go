@@ -211,6 +211,7 @@ func (h *handler) startRun(w http.ResponseWriter, r *http.Request) {
 		writeInvalid(w, err)
 		return
 	}
+	in.Decline.Source = "api"
 	if !allowTenant(w, r, in.Tenant, bodyField("/tenant", "")) {
 		return
 	}
