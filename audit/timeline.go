@@ -14,7 +14,10 @@ import (
 	"slices"
 	"time"
 
+	"github.com/shopspring/decimal"
+
 	"github.com/dunningco/dunning/ledger"
+	"github.com/dunningco/dunning/money"
 	"github.com/dunningco/dunning/policy"
 	"github.com/dunningco/dunning/workflows"
 )
@@ -165,7 +168,7 @@ func Build(ctx context.Context, l Ledger, workflowID string, live *workflows.Sta
 		return Timeline{}, fmt.Errorf("timeline of %s: %w", workflowID, err)
 	}
 	t := Timeline{WorkflowID: run.WorkflowID, Tenant: run.Tenant, InvoiceID: run.InvoiceID, CustomerID: run.CustomerID,
-		Amount: run.Amount.String(), Currency: run.Currency, Policy: run.Policy, Status: run.Status,
+		Amount: amountText(run.Amount, run.Currency), Currency: run.Currency, Policy: run.Policy, Status: run.Status,
 		OpenedAt: run.OpenedAt.UTC(), ClosedAt: run.ClosedAt, ClosingReason: run.ClosingReason, Entries: []Entry{}}
 	add := func(e Entry) { t.Entries = append(t.Entries, e) }
 	add(Entry{At: t.OpenedAt, Kind: KindRun, Action: "opened", Key: run.WorkflowID,
@@ -284,7 +287,7 @@ func legacy(t *Timeline, live *workflows.Status) {
 }
 
 func chargeEntry(a ledger.Attempt) Entry {
-	words := fmt.Sprintf("charge %d (%s) of %s %s at %s: %s", a.Number, a.Reason, a.Amount, a.Currency, a.Gateway, a.Status)
+	words := fmt.Sprintf("charge %d (%s) of %s %s at %s: %s", a.Number, a.Reason, amountText(a.Amount, a.Currency), a.Currency, a.Gateway, a.Status)
 	if a.DeclineCode != "" {
 		words += ", decline " + a.DeclineCode
 	}
@@ -302,9 +305,17 @@ func chargeEntry(a ledger.Attempt) Entry {
 	}
 	return Entry{At: a.StartedAt, Kind: KindCharge, Action: a.Reason, Words: words, Key: a.IdempotencyKey, AttemptKey: a.IdempotencyKey,
 		Charge: &Charge{IdempotencyKey: a.IdempotencyKey, Attempt: a.Number, Reason: a.Reason, Status: a.Status,
-			Amount: a.Amount.String(), Currency: a.Currency, Gateway: a.Gateway, GatewayRef: a.GatewayRef,
+			Amount: amountText(a.Amount, a.Currency), Currency: a.Currency, Gateway: a.Gateway, GatewayRef: a.GatewayRef,
 			DeclineCode: a.DeclineCode, AdviceCode: a.AdviceCode, NetworkDeclineCode: a.NetworkDeclineCode,
 			NetworkAdviceCode: a.NetworkAdviceCode, RequiresAction: a.RequiresAction, Message: a.Message, FinishedAt: a.FinishedAt}}
+}
+
+// amountText is an amount in its currency's decimals ("49.90").
+func amountText(d decimal.Decimal, currency string) string {
+	if c, err := money.LookupCurrency(currency); err == nil {
+		return d.StringFixed(c.MinorUnits)
+	}
+	return d.String()
 }
 
 // IsNotFound reports whether err means the ledger holds no such run.
