@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/dunningco/dunning/ledger"
@@ -114,3 +116,52 @@ func WriteJSON(w io.Writer, rows []Row) error {
 	enc.SetIndent("", "  ")
 	return enc.Encode(rows)
 }
+
+// WriteText prints a timeline for people: a header, one line per entry,
+// and the next step with what would change it.
+func WriteText(w io.Writer, t Timeline) error {
+	state := t.Status
+	if t.Phase != "" && t.Phase != t.Status {
+		state += " (" + t.Phase + ")"
+	}
+	fmt.Fprintf(w, "Run %s: invoice %s, customer %s, %s %s, policy %s, %s\n", t.WorkflowID, t.InvoiceID, t.CustomerID, t.Amount, t.Currency, t.Policy, state)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "\nTIME\tKIND\tACTION\tWHAT")
+	for _, e := range t.Entries {
+		what := e.Words
+		if e.By != "" {
+			what += " [by " + e.By + "]"
+		}
+		if e.Charge != nil {
+			what += " [key " + e.Charge.IdempotencyKey + "]"
+		}
+		if e.Message != nil && e.Message.ProviderRef != "" {
+			what += " [provider id " + e.Message.ProviderRef + "]"
+		}
+		if e.Unrecorded {
+			what += " [not yet in the ledger]"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", e.At.UTC().Format(time.RFC3339), e.Kind, e.Action, oneLine(what))
+	}
+	if err := tw.Flush(); err != nil {
+		return fmt.Errorf("write output: %w", err)
+	}
+	switch {
+	case t.Next != nil:
+		why := t.Next.Why
+		if t.Next.Explain != nil {
+			why = t.Next.Explain.Words
+		}
+		fmt.Fprintf(w, "\nNext: %s at %s: %s\n", t.Next.Action, t.Next.At.UTC().Format(time.RFC3339), why)
+		for _, wi := range t.Next.WhatIfs {
+			fmt.Fprintf(w, "  - %s\n", wi.Then)
+		}
+	case !t.ClosedAt.IsZero():
+		fmt.Fprintf(w, "\nClosed %s as %s: %s\n", t.ClosedAt.UTC().Format(time.RFC3339), t.Status, t.ClosingReason)
+	case !t.Live:
+		fmt.Fprintln(w, "\nNext: unknown (the live run was not asked)")
+	}
+	return nil
+}
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

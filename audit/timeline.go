@@ -265,8 +265,14 @@ func Build(ctx context.Context, l Ledger, workflowID string, live *workflows.Sta
 			t.Next = &Next{Action: string(s.Action), At: s.At, Why: s.Why, Explain: s.Explain, WhatIfs: live.WhatIfs}
 		}
 	}
+	order := func(e Entry) int {
+		if e.Kind == KindRun && e.Action == "closed" {
+			return len(rank) // the close is the last word of its moment
+		}
+		return rank[e.Kind]
+	}
 	slices.SortStableFunc(t.Entries, func(a, b Entry) int {
-		return cmp.Or(a.At.Compare(b.At), cmp.Compare(rank[a.Kind], rank[b.Kind]))
+		return cmp.Or(a.At.Compare(b.At), cmp.Compare(order(a), order(b)))
 	})
 	return t, nil
 }

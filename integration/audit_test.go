@@ -112,6 +112,15 @@ func (p *platform) testExplainedRun(t *testing.T) {
 		expedite != "an expedite now would be refused: policy cap: 2 of 2 scheduled and expedited attempts used" {
 		t.Fatalf("what would change it = %v", whatIfs)
 	}
+	mid := p.timeline(t, invoice)
+	if mid.Next == nil || mid.Next.Action != "service" || len(mid.Next.WhatIfs) != 3 || !mid.Live {
+		t.Fatalf("open run's timeline next = %+v", mid.Next)
+	}
+	var text strings.Builder
+	if err := audit.WriteText(&text, mid); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("explain while open:\n%s", text.String())
 	if code, out := p.do(t, http.MethodPost, "/v1/runs/acme/"+invoice+"/payment-method-updated",
 		`{"payment_method":"sim:succeed","card":{"network":"visa","fingerprint":"fp-explain-2"}}`); code != http.StatusAccepted {
 		t.Fatalf("card update: %d %v", code, out)
@@ -217,6 +226,11 @@ func (p *platform) testExplainedRun(t *testing.T) {
 	if !slices.ContainsFunc(tl.Entries, func(e audit.Entry) bool { return e.Kind == audit.KindDecision && e.Action == "notify" }) {
 		t.Error("no message decision in the timeline")
 	}
+	text.Reset()
+	if err := audit.WriteText(&text, tl); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("explain once recovered:\n%s", text.String())
 	p.recordHistory(t, id, "v6-explained")
 }
 

@@ -4,10 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/dunningco/dunning/audit"
@@ -60,56 +58,8 @@ func (a *app) explain(ctx context.Context, args []string) error {
 	if *output == "json" {
 		return a.printJSON(t)
 	}
-	return writeTimeline(a.stdout, t)
+	return audit.WriteText(a.stdout, t)
 }
-
-// writeTimeline prints a timeline for people.
-func writeTimeline(w io.Writer, t audit.Timeline) error {
-	state := t.Status
-	if t.Phase != "" {
-		state += " (" + t.Phase + ")"
-	}
-	fmt.Fprintf(w, "Run %s: invoice %s, customer %s, %s %s, policy %s, %s\n", t.WorkflowID, t.InvoiceID, t.CustomerID, t.Amount, t.Currency, t.Policy, state)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "\nTIME\tKIND\tACTION\tWHAT")
-	for _, e := range t.Entries {
-		what := e.Words
-		if e.By != "" {
-			what += " [by " + e.By + "]"
-		}
-		if e.Charge != nil {
-			what += " [key " + e.Charge.IdempotencyKey + "]"
-		}
-		if e.Message != nil && e.Message.ProviderRef != "" {
-			what += " [provider id " + e.Message.ProviderRef + "]"
-		}
-		if e.Unrecorded {
-			what += " [not yet in the ledger]"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", e.At.UTC().Format(time.RFC3339), e.Kind, e.Action, oneLine(what))
-	}
-	if err := tw.Flush(); err != nil {
-		return fmt.Errorf("write output: %w", err)
-	}
-	switch {
-	case t.Next != nil:
-		why := t.Next.Why
-		if t.Next.Explain != nil {
-			why = t.Next.Explain.Words
-		}
-		fmt.Fprintf(w, "\nNext: %s at %s: %s\n", t.Next.Action, t.Next.At.UTC().Format(time.RFC3339), why)
-		for _, wi := range t.Next.WhatIfs {
-			fmt.Fprintf(w, "  - %s\n", wi.Then)
-		}
-	case !t.ClosedAt.IsZero():
-		fmt.Fprintf(w, "\nClosed %s as %s: %s\n", t.ClosedAt.UTC().Format(time.RFC3339), t.Status, t.ClosingReason)
-	case !t.Live:
-		fmt.Fprintln(w, "\nNext: unknown (the live run was not asked)")
-	}
-	return nil
-}
-
-func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 // auditCmd exports audit trails and the card-network compliance report
 // from the ledger (DATABASE_URL):
