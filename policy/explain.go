@@ -57,21 +57,21 @@ func explain(s State, step Step, moves []Move, planned time.Time, slot string) S
 	if len(moves) > 0 && s.Location != nil {
 		f.TimeZone = s.Location.String()
 	}
-	var b strings.Builder
-	b.WriteString(step.Why)
+	var b string
+	b = step.Why
 	if f.DeclineReason != "" && step.Action == ActionRetry {
-		fmt.Fprintf(&b, ": %s", strings.ReplaceAll(f.DeclineReason, "_", " "))
+		b += fmt.Sprintf(": %s", strings.ReplaceAll(f.DeclineReason, "_", " "))
 		if f.DeclineCategory != "" {
-			fmt.Fprintf(&b, " (%s decline)", f.DeclineCategory)
+			b += fmt.Sprintf(" (%s decline)", f.DeclineCategory)
 		}
 	}
 	for _, m := range moves {
-		fmt.Fprintf(&b, "; %s moved it from %s to %s", m.Rule, localTime(m.From, s.Location), localTime(m.To, s.Location))
+		b += fmt.Sprintf("; %s moved it from %s to %s", m.Rule, localTime(m.From, s.Location), localTime(m.To, s.Location))
 	}
 	if step.Action != ActionNotify || !step.At.Equal(s.Now) {
-		fmt.Fprintf(&b, "; at %s", localTime(step.At, s.Location))
+		b += fmt.Sprintf("; at %s", localTime(step.At, s.Location))
 	}
-	step.Explain = &Explanation{Words: b.String(), Facts: f}
+	step.Explain = &Explanation{Words: b, Facts: f}
 	return step
 }
 

@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 
 	"go.temporal.io/sdk/workflow"
@@ -36,16 +37,17 @@ func (r *run) note(ctx workflow.Context, kind, action, words, by, rule string) *
 		return nil
 	}
 	if len(r.journal) >= maxJournal {
+		// The last place says how many more there were.
 		last := &r.journal[len(r.journal)-1]
 		if last.Action != "not-listed" {
 			r.journalSeq++
 			*last = activities.JournalEntry{Key: fmt.Sprintf("%s/journal-%d", r.id, r.journalSeq), At: workflow.Now(ctx),
-				Kind: journalInput, Action: "not-listed", Words: "1 more entry not listed"}
+				Kind: journalInput, Action: "not-listed", Words: "2 more entries not listed"}
 			return nil
 		}
-		n := 1
-		_, _ = fmt.Sscanf(last.Words, "%d more", &n)
-		last.Words = fmt.Sprintf("%d more entries not listed", n+1)
+		count, _, _ := strings.Cut(last.Words, " ")
+		n, _ := strconv.Atoi(count)
+		last.Words = strconv.Itoa(n+1) + " more entries not listed"
 		return nil
 	}
 	r.journalSeq++
@@ -109,22 +111,22 @@ func (r *run) recorded(entries []activities.JournalEntry) {
 // declineWords describes a reported decline: its codes and where it came
 // from.
 func declineWords(prefix string, d Decline) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s: %s via %s", prefix, d.Code, d.Gateway)
+	var b string
+	b += fmt.Sprintf("%s: %s via %s", prefix, d.Code, d.Gateway)
 	if d.AdviceCode != "" {
-		fmt.Fprintf(&b, ", advice %s", d.AdviceCode)
+		b += fmt.Sprintf(", advice %s", d.AdviceCode)
 	}
 	if d.NetworkDeclineCode != "" {
-		fmt.Fprintf(&b, ", network code %s", d.NetworkDeclineCode)
+		b += fmt.Sprintf(", network code %s", d.NetworkDeclineCode)
 	}
 	if d.NetworkAdviceCode != "" {
-		fmt.Fprintf(&b, ", network advice %s", d.NetworkAdviceCode)
+		b += fmt.Sprintf(", network advice %s", d.NetworkAdviceCode)
 	}
 	if d.ID != "" {
-		fmt.Fprintf(&b, " (ref %s)", d.ID)
+		b += fmt.Sprintf(" (ref %s)", d.ID)
 	}
 	if d.Source != "" {
-		fmt.Fprintf(&b, "; source %s", d.Source)
+		b += fmt.Sprintf("; source %s", d.Source)
 	}
-	return b.String()
+	return b
 }
