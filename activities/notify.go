@@ -256,7 +256,7 @@ type NotifyStepResult struct {
 // sending them again and tries only the one that failed.
 func (a *Notifications) NotifyStep(ctx context.Context, in NotifyStepInput) (NotifyStepOutput, error) {
 	out := NotifyStepOutput{Results: make([]NotifyStepResult, len(in.Messages))}
-	if len(in.Journal) > 0 && len(in.Messages) > 0 {
+	if len(in.Journal) > 0 && len(in.Messages) > 0 && a.Ledger != nil {
 		if err := recordJournal(ctx, a.Ledger, in.Messages[0].WorkflowID, in.Journal); err != nil {
 			return NotifyStepOutput{}, err
 		}
