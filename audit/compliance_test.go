@@ -137,3 +137,56 @@ func TestComplianceReport(t *testing.T) {
 		t.Fatal("a 31-day report was not refused")
 	}
 }
+
+// The export lists each run's entries inside the period, run by run, and
+// writes them as CSV under the documented header.
+func TestExport(t *testing.T) {
+	store := ledgertest.NewStore(t)
+	ctx := context.Background()
+	s := seed{t, store}
+	a, b := s.run("acme", "inv-a"), s.run("acme", "inv-b")
+	x := s.run("other", "inv-x")
+	s.attempt(a, "acme", 1, "fp:1", "visa", "scheduled", "declined", t0.Add(1*day))
+	s.attempt(b, "acme", 1, "fp:1", "visa", "scheduled", "declined", t0.Add(2*day))
+	s.attempt(a, "acme", 2, "fp:1", "visa", "expedite", "succeeded", t0.Add(3*day))
+	s.attempt(b, "acme", 2, "fp:1", "visa", "scheduled", "declined", t0.Add(40*day)) // after the period
+	s.attempt(x, "other", 1, "fp:1", "visa", "scheduled", "declined", t0.Add(2*day)) // another tenant's
+	if err := store.RecordDecisions(ctx, []ledger.Decision{{Key: b + "/journal-4", WorkflowID: b, At: t0.Add(4 * day), Kind: ledger.DecisionInput,
+		Action: "expedite", By: "support", Words: "expedite asked: customer called"}}); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := audit.Export(ctx, store, "acme", t0, t0.Add(30*day))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range rows {
+		got = append(got, r.InvoiceID+" "+r.Kind+" "+r.Key)
+	}
+	want := []string{
+		"inv-a charge " + a + "/attempt-1",
+		"inv-a charge " + a + "/attempt-2",
+		"inv-b charge " + b + "/attempt-1",
+		"inv-b input " + b + "/journal-4",
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("export rows:\n got  %q\n want %q", got, want)
+	}
+	var out strings.Builder
+	if err := audit.WriteCSV(&out, rows); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := csv.NewReader(strings.NewReader(out.String())).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 5 || !reflect.DeepEqual(recs[0], audit.ExportColumns) {
+		t.Fatalf("CSV = %q", recs)
+	}
+	if r := recs[2]; r[1] != a || r[4] != "charge" || r[5] != "expedite" || r[12] != "succeeded" || r[13] != "49.90" || r[14] != "EUR" {
+		t.Fatalf("charge row = %q", r)
+	}
+	if r := recs[4]; r[4] != "input" || r[8] != "support" || r[7] != "expedite asked: customer called" {
+		t.Fatalf("input row = %q", r)
+	}
+}
