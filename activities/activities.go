@@ -20,6 +20,12 @@ type Ledger interface {
 	// CloseRunWithEvent closes the run and enqueues its run.closed event
 	// (when ev is not nil) in one transaction.
 	CloseRunWithEvent(ctx context.Context, workflowID, status, reason string, at time.Time, ev *ledger.OutboxEvent) error
+	// CloseRunRecording is CloseRunWithEvent that also records audit-trail
+	// entries in the same transaction.
+	CloseRunRecording(ctx context.Context, workflowID, status, reason string, at time.Time, ev *ledger.OutboxEvent, ds []ledger.Decision) error
+	// RecordDecisions records audit-trail entries; a key already recorded
+	// changes nothing.
+	RecordDecisions(ctx context.Context, ds []ledger.Decision) error
 	// ReportStatus records where an open run stands in the read model; an
 	// older report than the stored one changes nothing.
 	ReportStatus(ctx context.Context, st ledger.RunStatus) error

@@ -28,6 +28,10 @@ type AttemptInput struct {
 	Card CardSnapshot `json:"card"`
 	// At is when the workflow started the attempt (its clock).
 	At time.Time `json:"at"`
+	// Journal is the run's audit-trail entries since its last step, the
+	// decision to charge among them; they are recorded in the reservation's
+	// transaction with the card's network budget as it counted it.
+	Journal []JournalEntry `json:"journal,omitempty"`
 }
 
 // AttemptOutput is the attempt's outcome, or the budget's refusal.
@@ -63,9 +67,13 @@ func (a *Charges) Attempt(ctx context.Context, in AttemptInput) (AttemptOutput, 
 	if err != nil {
 		return AttemptOutput{}, permanent(ErrTypeInvalidInput, fmt.Errorf("attempt %s: %w", in.IdempotencyKey, err))
 	}
+	ds, err := decisions(in.WorkflowID, in.Journal)
+	if err != nil {
+		return AttemptOutput{}, err
+	}
 	v, err := a.Ledger.ReserveCardAttempt(ctx, ledger.Reservation{
 		IdempotencyKey: in.IdempotencyKey, CardKey: in.Card.Key, Network: in.Card.Network, Merchant: in.Tenant,
-		AmountMinor: amountMinor, Currency: amount.Currency.Code, WorkflowID: in.WorkflowID, At: in.At,
+		AmountMinor: amountMinor, Currency: amount.Currency.Code, WorkflowID: in.WorkflowID, At: in.At, Decisions: ds,
 	}, limitsOrDefault(a.Limits))
 	if err != nil {
 		return AttemptOutput{}, ledgerErr(err, "attempt %s: reserve the card budget", in.IdempotencyKey)

@@ -327,6 +327,10 @@ func (a *Notifications) logger() *slog.Logger {
 // channels it uses.
 type NotifyStepInput struct {
 	Messages []NotifyInput `json:"messages"`
+	// Journal is the run's audit-trail entries since its last step (the
+	// decision to send these messages among them), recorded before any
+	// message is sent.
+	Journal []JournalEntry `json:"journal,omitempty"`
 }
 
 // NotifyStepOutput holds one result per message, in the input's order.
@@ -348,6 +352,11 @@ type NotifyStepResult struct {
 // sending them again and tries only the one that failed.
 func (a *Notifications) NotifyStep(ctx context.Context, in NotifyStepInput) (NotifyStepOutput, error) {
 	out := NotifyStepOutput{Results: make([]NotifyStepResult, len(in.Messages))}
+	if len(in.Journal) > 0 && len(in.Messages) > 0 && a.Ledger != nil {
+		if err := recordJournal(ctx, a.Ledger, in.Messages[0].WorkflowID, in.Journal); err != nil {
+			return NotifyStepOutput{}, err
+		}
+	}
 	var retry []error
 	for i, m := range in.Messages {
 		res, err := a.Notify(ctx, m)

@@ -24,6 +24,9 @@ type OpenRunInput struct {
 	// Block, when set, blocks the run's card for every run: the decline
 	// reported at intake says never to retry it.
 	Block *BlockInput `json:"block,omitempty"`
+	// Journal is the run's first audit-trail entries (the decline reported
+	// at intake).
+	Journal []JournalEntry `json:"journal,omitempty"`
 }
 
 // CloseRunInput records how a run ended and tells the billing system.
@@ -40,6 +43,9 @@ type CloseRunInput struct {
 	ClosedAt   time.Time `json:"closed_at"`
 	// CallbackURL is ignored, as ServiceInput.CallbackURL is.
 	CallbackURL string `json:"callback_url,omitempty"`
+	// Journal is the run's last audit-trail entries, recorded with the
+	// close.
+	Journal []JournalEntry `json:"journal,omitempty"`
 }
 
 // RunClosedEvent is the data of the run.closed event sent when a run ends.
@@ -98,6 +104,9 @@ func (a *Runs) OpenRun(ctx context.Context, in OpenRunInput) error {
 	if stored.Aborts > 0 {
 		key = fmt.Sprintf("%s/started-%d", in.WorkflowID, stored.Aborts)
 	}
+	if err := recordJournal(ctx, a.Ledger, in.WorkflowID, in.Journal); err != nil {
+		return err
+	}
 	return enqueueEvent(ctx, a.Ledger, EventRunStarted, in.Tenant, key, in.WorkflowID, RunStartedEvent{
 		Type: EventRunStarted, WorkflowID: in.WorkflowID, Tenant: in.Tenant, InvoiceID: in.InvoiceID, CustomerID: in.CustomerID,
 		Amount: amount.Decimal(), Currency: amount.Currency.Code, Policy: in.Policy, OpenedAt: in.OpenedAt,
@@ -119,7 +128,11 @@ func (a *Runs) CloseRun(ctx context.Context, in CloseRunInput) error {
 			return permanent(ErrTypeInvalidInput, fmt.Errorf("close run %s: %w", in.WorkflowID, err))
 		}
 	}
-	if err := a.Ledger.CloseRunWithEvent(ctx, in.WorkflowID, in.Outcome, in.Reason, in.ClosedAt, ev); err != nil {
+	ds, err := decisions(in.WorkflowID, in.Journal)
+	if err != nil {
+		return err
+	}
+	if err := a.Ledger.CloseRunRecording(ctx, in.WorkflowID, in.Outcome, in.Reason, in.ClosedAt, ev, ds); err != nil {
 		return ledgerErr(err, "close run %s", in.WorkflowID)
 	}
 	return nil

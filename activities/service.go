@@ -23,6 +23,9 @@ type ServiceInput struct {
 	// tenant's configured endpoint, so a request can never pick where the
 	// workers send them.
 	CallbackURL string `json:"callback_url,omitempty"`
+	// Journal is the run's audit-trail entries since its last step,
+	// recorded with the change.
+	Journal []JournalEntry `json:"journal,omitempty"`
 }
 
 // ServiceOutput says how far the billing system's copy of the change got
@@ -88,6 +91,11 @@ func (a *ServiceActions) SetServiceState(ctx context.Context, in ServiceInput) (
 		CallbackDetail: "the run has no tenant to send the event to",
 		CreatedAt:      eventTime(),
 	}
+	ds, err := decisions(in.WorkflowID, in.Journal)
+	if err != nil {
+		return ServiceOutput{}, err
+	}
+	change.Decisions = ds
 	var ev *ledger.OutboxEvent
 	if in.Tenant != "" {
 		var err error

@@ -140,7 +140,7 @@ func start(t testing.TB) *platform {
 		}
 	})
 
-	catalog, err := policy.NewCatalog(policy.Default(), fast())
+	catalog, err := policy.NewCatalog(policy.Default(), fast(), explainPolicy())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +149,7 @@ func start(t testing.TB) *platform {
 	p.apiKey = issueKey(t, p.keys, "acme")
 	p.api = httptest.NewServer(intake.NewHandler(starter.NewClient(c, starter.Options{Policies: catalog}), logger, intake.WithPolicies(catalog),
 		intake.WithAuthenticator(p.keys), intake.WithIdempotency(idempotency.NewStore(p.store.Pool())),
-		intake.WithStripeWebhooks(tenantConfig, p.store)))
+		intake.WithStripeWebhooks(tenantConfig, p.store), intake.WithAudit(p.store, ledger.DefaultLimits())))
 	t.Cleanup(p.api.Close)
 	return p
 }

@@ -93,6 +93,11 @@ type Reservation struct {
 	AmountMinor                                int64
 	Currency, WorkflowID                       string
 	At                                         time.Time
+	// Decisions are the audit-trail entries that led to this charge (the
+	// decision to charge, and what the run heard since its last step). They
+	// are recorded in the reservation's transaction, with the card's
+	// network budget as this reservation counted it.
+	Decisions []Decision
 }
 
 // Verdict is the answer to a Reservation.
@@ -179,8 +184,25 @@ func (s *Store) ReserveCardAttempt(ctx context.Context, r Reservation, lim Limit
 			return fmt.Errorf("lock card: %w", err)
 		}
 		var err error
-		if v, err = checkReservation(ctx, tx, r, lim); err != nil || v.Replayed {
+		if v, err = checkReservation(ctx, tx, r, lim); err != nil {
 			return err
+		}
+		if len(r.Decisions) > 0 {
+			b, err := budgetOf(ctx, tx, r, lim, v)
+			if err != nil {
+				return err
+			}
+			if err := recordDecisions(ctx, tx, r.Decisions, func(d Decision) *Budget {
+				if d.AttemptKey == r.IdempotencyKey {
+					return b
+				}
+				return nil
+			}); err != nil {
+				return err
+			}
+		}
+		if v.Replayed {
+			return nil
 		}
 		if !v.Allowed {
 			// The denial is kept so the ledger shows which rule stopped it.
@@ -295,6 +317,36 @@ func checkReservation(ctx context.Context, tx pgx.Tx, r Reservation, lim Limits)
 		}
 	}
 	return Verdict{Allowed: true}, nil
+}
+
+// budgetOf is the card's network budget as reservation r sees it, counting
+// r itself when it is allowed: Visa's reattempts in its window, Mastercard's
+// declines in 24 hours. Nil for networks without a budget.
+func budgetOf(ctx context.Context, tx pgx.Tx, r Reservation, lim Limits, v Verdict) (*Budget, error) {
+	var (
+		b      Budget
+		filter string
+		win    time.Duration
+	)
+	switch r.Network {
+	case NetworkVisa:
+		b, win = Budget{Network: NetworkVisa, Limit: lim.VisaMaxReattempts, Window: window(lim.VisaWindow)}, lim.VisaWindow
+	case NetworkMastercard:
+		b, win = Budget{Network: NetworkMastercard, Limit: lim.MastercardMaxDeclinesPerDay, Window: window(mastercardDeclineWindow)}, mastercardDeclineWindow
+		filter = ` AND outcome IN ('pending', 'declined')`
+	default:
+		return nil, nil
+	}
+	err := tx.QueryRow(ctx, `SELECT count(*) FROM card_attempts
+		WHERE card_key = $1 AND reserved_at > $2 AND reserved_at <= $3 AND idempotency_key <> $4`+filter,
+		r.CardKey, r.At.Add(-win), r.At, r.IdempotencyKey).Scan(&b.Used)
+	if err != nil {
+		return nil, fmt.Errorf("count the card's budget: %w", err)
+	}
+	if v.Allowed {
+		b.Used++
+	}
+	return &b, nil
 }
 
 // replayReservation reports whether r's key is already reserved, and

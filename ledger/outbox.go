@@ -176,6 +176,10 @@ func (s *Store) RecordServiceChangeWithEvent(ctx context.Context, c ServiceChang
 		if stored, err = recordServiceChange(ctx, tx, c); err != nil {
 			return err
 		}
+		if err := recordDecisions(ctx, tx, c.Decisions, nil); err != nil {
+			stored = ServiceChange{}
+			return err
+		}
 		if ev != nil && stored.CallbackStatus == "pending" {
 			if _, err := enqueue(ctx, tx, *ev); err != nil {
 				stored = ServiceChange{} // rolled back with the event
@@ -193,6 +197,13 @@ func (s *Store) RecordServiceChangeWithEvent(ctx context.Context, c ServiceChang
 // stays as it was; closing with another status is ErrRunClosed and enqueues
 // nothing.
 func (s *Store) CloseRunWithEvent(ctx context.Context, workflowID, status, reason string, at time.Time, ev *OutboxEvent) error {
+	return s.CloseRunRecording(ctx, workflowID, status, reason, at, ev, nil)
+}
+
+// CloseRunRecording is CloseRunWithEvent that also records the run's last
+// audit-trail entries (the decision to close, and what the run heard since
+// its last step) in the same transaction.
+func (s *Store) CloseRunRecording(ctx context.Context, workflowID, status, reason string, at time.Time, ev *OutboxEvent, ds []Decision) error {
 	if err := validateClose(workflowID, status); err != nil {
 		return err
 	}
@@ -213,6 +224,9 @@ func (s *Store) CloseRunWithEvent(ctx context.Context, workflowID, status, reaso
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var err error
 		if closed, err = closeRun(ctx, tx, workflowID, status, reason, at); err != nil {
+			return err
+		}
+		if err := recordDecisions(ctx, tx, ds, nil); err != nil {
 			return err
 		}
 		if ev == nil {

@@ -22,6 +22,10 @@ type ServiceChange struct {
 	State, Reason                  string
 	CallbackStatus, CallbackDetail string
 	CreatedAt                      time.Time
+	// Decisions are audit-trail entries recorded in the change's
+	// transaction by RecordServiceChangeWithEvent (the decision to change
+	// the service, and what the run heard since its last step).
+	Decisions []Decision
 }
 
 const serviceChangeColumns = `idempotency_key, workflow_id, state, reason, callback_status, callback_detail, created_at`

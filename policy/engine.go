@@ -70,6 +70,9 @@ type State struct {
 	Country string
 	// DeclineReason is the latest decline's normalized reason.
 	DeclineReason string
+	// DeclineCategory is the latest decline's category (hard, soft, ...),
+	// for explanations only.
+	DeclineCategory string
 	// Advice is what the latest decline on the current payment method says
 	// about retrying it ("" = retry). Stop, update_payment_method and
 	// authenticate halt scheduled retries until the payment method changes.
@@ -111,6 +114,9 @@ type Step struct {
 	State   ServiceState `json:"state,omitempty"`   // service
 	Outcome Outcome      `json:"outcome,omitempty"` // close
 	Why     string       `json:"why"`
+	// Explain is the reason in words and the facts the engine used, made
+	// with the step.
+	Explain *Explanation `json:"explain,omitempty"`
 }
 
 // Next returns the run's next step. Messages that are due go first, except
@@ -130,7 +136,7 @@ func (p Policy) Next(s State) Step {
 				step.At = p.SMSWindow.NextOpen(s.Now, s.Location)
 			}
 			if !step.At.After(s.Now) {
-				return step
+				return explain(s, step, nil, time.Time{}, "")
 			}
 			if deferred == nil {
 				step.Why += "; waiting for the SMS window"
@@ -143,7 +149,10 @@ func (p Policy) Next(s State) Step {
 		next = r
 	}
 	if deferred != nil && !deferred.At.After(next.At) {
-		return *deferred
+		return explain(s, *deferred, []Move{{Rule: "SMS window", From: s.Now, To: deferred.At}}, time.Time{}, "")
+	}
+	if next.Explain == nil {
+		next = explain(s, next, nil, time.Time{}, "")
 	}
 	return next
 }
@@ -268,10 +277,11 @@ func (p Policy) NextRetry(s State) (Step, bool) {
 func (p Policy) nextGatedRetry(s State) (Step, bool) {
 	last := s.lastAttempt()
 	if !s.CardUpdatedAt.IsZero() && (last == nil || last.At.Before(s.CardUpdatedAt)) {
-		at := later(s.Now, s.CardUpdatedAt.Add(p.CardUpdateRetryDelay.D()))
-		if at, ok := p.gateAt(s, at, ReasonCardUpdated, false); ok {
-			return Step{Action: ActionRetry, At: at, Attempt: len(s.Attempts) + 1, Reason: ReasonCardUpdated,
-				Why: "payment method updated"}, true
+		planned := later(s.Now, s.CardUpdatedAt.Add(p.CardUpdateRetryDelay.D()))
+		if at, moves, ok := p.gateAtWhy(s, planned, ReasonCardUpdated, false); ok {
+			step := Step{Action: ActionRetry, At: at, Attempt: len(s.Attempts) + 1, Reason: ReasonCardUpdated,
+				Why: "payment method updated"}
+			return explain(s, step, moves, planned, ""), true
 		}
 		// Capped or held: the update grants no attempt; the schedule goes on.
 	}
@@ -279,38 +289,57 @@ func (p Policy) nextGatedRetry(s State) (Step, bool) {
 	if used >= p.scheduledAttempts() {
 		return Step{}, false
 	}
-	at := later(s.Now, s.DeclinedAt.Add(p.RetryAfter[used].D()))
-	at = p.Timing.place(at, s.Location, s.Country, s.DeclineReason)
-	at, ok := p.gateAt(s, at, ReasonScheduled, true)
+	planned := later(s.Now, s.DeclinedAt.Add(p.RetryAfter[used].D()))
+	var moves []Move
+	at, rule := p.Timing.placeWhy(planned, s.Location, s.Country, s.DeclineReason)
+	if at.After(planned) {
+		moves = append(moves, Move{Rule: rule, From: planned, To: at})
+	}
+	at, gateMoves, ok := p.gateAtWhy(s, at, ReasonScheduled, true)
+	moves = append(moves, gateMoves...)
 	if !ok || at.After(s.DeclinedAt.Add((p.Window + p.Timing.MaxShift).D())) {
 		// The card may not be charged again, or the waits outlast the
 		// schedule: it is exhausted, not stretched.
 		return Step{}, false
 	}
-	return Step{Action: ActionRetry, At: at, Attempt: len(s.Attempts) + 1, Reason: ReasonScheduled,
-		Why: fmt.Sprintf("scheduled retry %d of %d, %s after the decline", used+1, p.scheduledAttempts(), p.RetryAfter[used])}, true
+	slot := fmt.Sprintf("%d of %d", used+1, p.scheduledAttempts())
+	step := Step{Action: ActionRetry, At: at, Attempt: len(s.Attempts) + 1, Reason: ReasonScheduled,
+		Why: fmt.Sprintf("scheduled retry %s, %s after the decline", slot, p.RetryAfter[used])}
+	return explain(s, step, moves, planned, slot), true
 }
 
 // gateAt is the first moment from at that MayCharge allows, placed in the
 // customer's good hours when place is set; ok is false when the gate does
 // not allow the charge at any time on this card.
 func (p Policy) gateAt(s State, at time.Time, reason Reason, place bool) (time.Time, bool) {
+	at, _, ok := p.gateAtWhy(s, at, reason, place)
+	return at, ok
+}
+
+// gateAtWhy is gateAt and the rules that moved the charge.
+func (p Policy) gateAtWhy(s State, at time.Time, reason Reason, place bool) (time.Time, []Move, bool) {
+	var moves []Move
 	for range 8 {
 		probe := s
 		probe.Now = at
 		v := p.MayCharge(probe, reason)
 		if v.Allowed {
-			return at, true
+			return at, moves, true
 		}
 		if v.Until.IsZero() || !v.Until.After(at) {
-			return time.Time{}, false
+			return time.Time{}, moves, false
 		}
+		moves = append(moves, Move{Rule: v.Rule, From: at, To: v.Until})
 		at = v.Until
 		if place {
-			at = p.Timing.place(at, s.Location, s.Country, s.DeclineReason)
+			placed, rule := p.Timing.placeWhy(at, s.Location, s.Country, s.DeclineReason)
+			if placed.After(at) {
+				moves = append(moves, Move{Rule: rule, From: at, To: placed})
+			}
+			at = placed
 		}
 	}
-	return time.Time{}, false
+	return time.Time{}, moves, false
 }
 
 type dueMessage struct {

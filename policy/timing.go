@@ -33,21 +33,44 @@ func (t Timing) IsZero() bool {
 // window. It never moves a retry by more than MaxShift for the day rules;
 // the window itself is never given up.
 func (t Timing) place(at time.Time, loc *time.Location, country, reason string) time.Time {
+	placed, _ := t.placeWhy(at, loc, country, reason)
+	return placed
+}
+
+// Placement rules, as explanations name them.
+const (
+	RulePayday      = "payday rule (the 1st, the 15th, the last business day or a Friday)"
+	RuleBusinessDay = "business-day rule (no weekends or bank holidays)"
+	RuleRetryWindow = "local retry window"
+)
+
+// placeWhy is place and the rule that chose the moment ("" when none
+// applied).
+func (t Timing) placeWhy(at time.Time, loc *time.Location, country, reason string) (time.Time, string) {
 	if t.IsZero() {
-		return at
+		return at, ""
 	}
 	if loc == nil {
 		loc = time.UTC
 	}
 	if slices.Contains(t.PaydayReasons, reason) {
 		if c, ok := t.search(at, loc, country, true); ok {
-			return c
+			return c, RulePayday
 		}
 	}
 	if c, ok := t.search(at, loc, country, false); ok {
-		return c
+		if t.BusinessDays && !sameDay(c.In(loc), at.In(loc)) {
+			return c, RuleBusinessDay
+		}
+		return c, RuleRetryWindow
 	}
-	return t.Window.NextOpen(at, loc)
+	return t.Window.NextOpen(at, loc), RuleRetryWindow
+}
+
+func sameDay(a, b time.Time) bool {
+	ay, am, ad := a.Date()
+	by, bm, bd := b.Date()
+	return ay == by && am == bm && ad == bd
 }
 
 func (t Timing) search(at time.Time, loc *time.Location, country string, payday bool) (time.Time, bool) {

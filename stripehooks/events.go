@@ -346,7 +346,7 @@ func (d *details) fill(o details) {
 // the payments are expanded, and the Stripe gateway's own attempts then
 // read the real codes.
 func declineOf(ev stripe.Event, inv *stripe.Invoice, p payment) workflows.Decline {
-	d := workflows.Decline{ID: ev.ID, Gateway: gateway.NameStripe}
+	d := workflows.Decline{ID: ev.ID, Gateway: gateway.NameStripe, Source: "stripe-webhook"}
 	if ev.Created > 0 {
 		d.OccurredAt = time.Unix(ev.Created, 0).UTC()
 	}

@@ -253,7 +253,7 @@ func TestEventsMapToRuns(t *testing.T) {
 		Tenant: "acme", InvoiceID: "in_1001", Amount: "49.90", Currency: "EUR",
 		Customer:      workflows.Customer{ID: "cus_42", Email: "ada@example.com", Phone: "+48601234567", Country: "PL"},
 		PaymentMethod: "pm_1Visa",
-		Decline: workflows.Decline{ID: "evt_fail", Gateway: "stripe", Code: "generic_decline", OccurredAt: eventCreated,
+		Decline: workflows.Decline{ID: "evt_fail", Gateway: "stripe", Code: "generic_decline", OccurredAt: eventCreated, Source: "stripe-webhook",
 			Message: "Stripe reported invoice.payment_failed without decline details (attempt 1)"},
 	}
 	tests := []struct {

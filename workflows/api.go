@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dunningco/dunning/activities"
 	"github.com/dunningco/dunning/decline"
 	"github.com/dunningco/dunning/gateway"
 	"github.com/dunningco/dunning/money"
@@ -53,11 +54,14 @@ type Decline struct {
 	AdviceCode string `json:"advice_code,omitempty"`
 	// NetworkDeclineCode is the card network's response code (ISO 8583,
 	// e.g. "51") and NetworkAdviceCode its advice (Mastercard MAC, e.g. "03").
-	NetworkDeclineCode string    `json:"network_decline_code,omitempty"`
-	NetworkAdviceCode  string    `json:"network_advice_code,omitempty"`
-	Message            string    `json:"message,omitempty"`
-	OccurredAt         time.Time `json:"occurred_at,omitzero"`
-	ReceivedAt         time.Time `json:"received_at,omitzero"` // set by the workflow
+	NetworkDeclineCode string `json:"network_decline_code,omitempty"`
+	NetworkAdviceCode  string `json:"network_advice_code,omitempty"`
+	Message            string `json:"message,omitempty"`
+	// Source is where the report came from: api, stripe-webhook, client,
+	// cli, ... (set by the starter that received it).
+	Source     string    `json:"source,omitempty"`
+	OccurredAt time.Time `json:"occurred_at,omitzero"`
+	ReceivedAt time.Time `json:"received_at,omitzero"` // set by the workflow
 }
 
 // Credit is money owed back for days the service was suspended.
@@ -342,6 +346,13 @@ type Status struct {
 	// Holds lists every hold and how it ended; the schedule was extended
 	// by their length.
 	Holds []Hold `json:"holds,omitempty"`
+	// WhatIfs says what would change the next step if it happened now (a
+	// card update, an expedite, a payment elsewhere), as of when the run
+	// last planned.
+	WhatIfs []policy.WhatIf `json:"what_would_change_it,omitempty"`
+	// Unrecorded lists audit-trail entries the run has made but not yet
+	// recorded in the ledger; its next step's activity records them.
+	Unrecorded []activities.JournalEntry `json:"unrecorded,omitempty"`
 }
 
 // Result is what the workflow returns when the run ends.

@@ -102,6 +102,12 @@ type run struct {
 	pendingBlocks []activities.BlockInput
 	// pendingEvents are run events for the tenant to record in the outbox.
 	pendingEvents []activities.EventInput
+	// explain runs (version "charge-gate" 4) keep an audit trail: journal
+	// holds the entries made since the last step, carried in the next
+	// step's activity input (journal.go); journalSeq numbers them.
+	explain    bool
+	journal    []activities.JournalEntry
+	journalSeq int
 }
 
 // DunningWorkflow recovers one failed invoice: it asks the policy engine for
@@ -160,8 +166,14 @@ func DunningWorkflow(ctx workflow.Context, in Input) (Result, error) {
 	//
 	// Version 3 also records the run events only the workflow sees (a card
 	// update, a hold and its end) for the tenant's endpoint.
-	gate := workflow.GetVersion(ctx, "charge-gate", workflow.DefaultVersion, 3)
-	r.gated, r.lean, r.runEvents = gate >= 1, gate >= 2, gate >= 3
+	//
+	// Version 4 keeps the audit trail: every input, decision and refusal is
+	// journaled and recorded by the step's own activity (journal.go), the
+	// status shows what would change the next step, and an expedite the
+	// gate refuses is accepted and refused by the loop, so the refusal is
+	// recorded.
+	gate := workflow.GetVersion(ctx, "charge-gate", workflow.DefaultVersion, 4)
+	r.gated, r.lean, r.runEvents, r.explain = gate >= 1, gate >= 2, gate >= 3, gate >= 4
 	if r.gated {
 		r.declineAware, r.credits = true, true
 	} else {
@@ -204,6 +216,10 @@ func DunningWorkflow(ctx workflow.Context, in Input) (Result, error) {
 	case r.declineAware:
 		r.classify(in.Decline.Code, in.Decline.AdviceCode, in.Decline.NetworkDeclineCode, in.Decline.NetworkAdviceCode, false)
 	}
+	if r.explain {
+		r.note(ctx, journalInput, SignalDecline, declineWords("decline reported at intake", decline), "", "")
+		open.Journal = r.takeJournal()
+	}
 	register := r.registerHandlers
 	if r.gated {
 		register = r.registerGatedHandlers
@@ -214,6 +230,7 @@ func DunningWorkflow(ctx workflow.Context, in Input) (Result, error) {
 	if err := r.ledger(ctx, runs.OpenRun, open).Get(ctx, nil); err != nil {
 		return Result{}, fmt.Errorf("open run: %w", err)
 	}
+	r.recorded(open.Journal)
 	r.opened = true
 	if r.gated {
 		return r.loopGated(ctx)
@@ -399,24 +416,25 @@ func (r *run) engineState(now time.Time) policy.State {
 		}
 	}
 	return policy.State{
-		DeclinedAt:     declinedAt,
-		Now:            now,
-		Attempts:       attempts,
-		CardUpdatedAt:  cardUpdatedAt,
-		PaidOutOfBand:  r.paidOutOfBand != nil,
-		Sent:           r.sent,
-		ServiceChanges: changes,
-		Reachable:      reachable,
-		Location:       r.loc,
-		Country:        r.country,
-		DeclineReason:  r.decl.Reason,
-		Advice:         r.decl.Advice,
-		RetryAfter:     r.decl.RetryAfter,
-		NotBefore:      r.notBefore,
-		Gated:          r.gated,
-		Card:           r.gatedCard(),
-		NoRetryUntil:   r.noRetryUntil,
-		BlockedAt:      blockedAt,
+		DeclinedAt:      declinedAt,
+		Now:             now,
+		Attempts:        attempts,
+		CardUpdatedAt:   cardUpdatedAt,
+		PaidOutOfBand:   r.paidOutOfBand != nil,
+		Sent:            r.sent,
+		ServiceChanges:  changes,
+		Reachable:       reachable,
+		Location:        r.loc,
+		Country:         r.country,
+		DeclineReason:   r.decl.Reason,
+		DeclineCategory: string(r.decl.Category),
+		Advice:          r.decl.Advice,
+		RetryAfter:      r.decl.RetryAfter,
+		NotBefore:       r.notBefore,
+		Gated:           r.gated,
+		Card:            r.gatedCard(),
+		NoRetryUntil:    r.noRetryUntil,
+		BlockedAt:       blockedAt,
 	}
 }
 
@@ -533,10 +551,18 @@ func (r *run) setService(ctx workflow.Context, step policy.Step) {
 	if step.State == policy.ServiceActive {
 		r.creditSuspendedDays(ctx)
 	}
-	err := r.ledger(ctx, services.SetServiceState, activities.ServiceInput{
+	in := activities.ServiceInput{
 		WorkflowID: r.id, IdempotencyKey: r.id + "/" + step.Key, Tenant: r.in.Tenant, InvoiceID: r.in.InvoiceID,
 		CustomerID: r.in.Customer.ID, State: string(step.State), Reason: step.Why, CallbackURL: r.in.BillingCallbackURL,
-	}).Get(ctx, nil)
+	}
+	if r.explain {
+		r.decide(ctx, step, "", "")
+		in.Journal = r.takeJournal()
+	}
+	err := r.ledger(ctx, services.SetServiceState, in).Get(ctx, nil)
+	if err == nil {
+		r.recorded(in.Journal)
+	}
 	if err != nil {
 		// The ledger holds the change and the failed callback for ops; the
 		// ladder still moves on so a broken callback cannot stall the run.
@@ -567,11 +593,16 @@ func (r *run) close(ctx workflow.Context, outcome policy.Outcome, reason string)
 	r.status.ClosedAt = now
 	r.status.ClosingReason = reason
 	r.upsertSearchAttributes(ctx, time.Time{})
-	err := r.ledger(ctx, runs.CloseRun, activities.CloseRunInput{
+	in := activities.CloseRunInput{
 		WorkflowID: r.id, Tenant: r.in.Tenant, InvoiceID: r.in.InvoiceID, CustomerID: r.in.Customer.ID,
 		Outcome: string(outcome), Reason: reason, Amount: r.amount.Decimal(), Currency: r.amount.Currency.Code,
 		Attempts: len(r.attempts), ClosedAt: now, CallbackURL: r.in.BillingCallbackURL,
-	}).Get(ctx, nil)
+	}
+	if r.explain {
+		r.note(ctx, journalDecision, string(policy.ActionClose), "close as "+string(outcome)+": "+reason, "", "")
+		in.Journal = r.takeJournal()
+	}
+	err := r.ledger(ctx, runs.CloseRun, in).Get(ctx, nil)
 	if err != nil && !activities.IsType(err, activities.ErrTypeCallbackRejected) {
 		return Result{}, fmt.Errorf("close run: %w", err)
 	}

@@ -58,6 +58,8 @@ type harness struct {
 	chargeHook func()
 	// events are the run events the workflow recorded itself.
 	events []activities.EventInput
+	// journal is the audit trail the activities were given to record.
+	journal []activities.JournalEntry
 	// reports are the read-model reports the run made.
 	reports []activities.StatusReport
 	// closeErr, when set, fails CloseRun with the error it returns.
@@ -120,6 +122,7 @@ func newHarnessWithBudget(t *testing.T, succeedOn int, budget *activities.Networ
 	}
 	h.env.OnActivity(runs.OpenRun, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.OpenRunInput) error {
 		h.opened = &in
+		h.journal = append(h.journal, in.Journal...)
 		return nil
 	})
 	h.env.OnActivity(runs.Event, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.EventInput) error {
@@ -140,6 +143,7 @@ func newHarnessWithBudget(t *testing.T, succeedOn int, budget *activities.Networ
 			}
 		}
 		h.closed = &in
+		h.journal = append(h.journal, in.Journal...)
 		return nil
 	})
 	h.env.OnActivity(charges.Charge, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.ChargeInput) (activities.ChargeOutput, error) {
@@ -148,6 +152,7 @@ func newHarnessWithBudget(t *testing.T, succeedOn int, budget *activities.Networ
 	// Attempt is Charge with the card budget around it, as the real
 	// activity does it: reserve, charge, settle (and block) on one card.
 	h.env.OnActivity(charges.Attempt, mock.Anything, mock.Anything).Return(func(ctx context.Context, in activities.AttemptInput) (activities.AttemptOutput, error) {
+		h.journal = append(h.journal, in.Journal...)
 		if h.budget != nil {
 			v, err := h.budget.Reserve(ctx, activities.ReserveInput{WorkflowID: in.WorkflowID, IdempotencyKey: in.IdempotencyKey,
 				CardKey: in.Card.Key, Network: in.Card.Network, Merchant: in.Tenant, Amount: in.Amount, Currency: in.Currency, At: in.At})
@@ -202,7 +207,7 @@ func newHarnessWithBudget(t *testing.T, succeedOn int, budget *activities.Networ
 			return h.notifyResult(in)
 		}
 		return activities.NotifyOutput{Status: "sent", Provider: "test"}, nil
-	}, &h.notifySteps)
+	}, &h.notifySteps, &h.journal)
 	h.env.OnActivity(services.RecordCredit, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.CreditInput) (activities.CreditOutput, error) {
 		h.credits = append(h.credits, in)
 		credit, err := money.Prorate(money.MustParse(in.PeriodCharge, in.Currency), in.PeriodDays, in.Days)
@@ -213,6 +218,7 @@ func newHarnessWithBudget(t *testing.T, succeedOn int, budget *activities.Networ
 	})
 	h.env.OnActivity(services.SetServiceState, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.ServiceInput) (activities.ServiceOutput, error) {
 		h.services = append(h.services, in)
+		h.journal = append(h.journal, in.Journal...)
 		return activities.ServiceOutput{Callback: "none"}, nil
 	})
 	return h
@@ -756,8 +762,11 @@ func TestUnknownDeclineCodeIsCountedAndRetriedSafely(t *testing.T) {
 // each message, a permanent failure recorded as "failed" without failing the
 // others, any other error failing the step (to be retried). steps collects
 // each step's idempotency keys.
-func mockNotifyStep(env *testsuite.TestWorkflowEnvironment, notify func(activities.NotifyInput) (activities.NotifyOutput, error), steps *[][]string) {
+func mockNotifyStep(env *testsuite.TestWorkflowEnvironment, notify func(activities.NotifyInput) (activities.NotifyOutput, error), steps *[][]string, journal ...*[]activities.JournalEntry) {
 	env.OnActivity(notifications.NotifyStep, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.NotifyStepInput) (activities.NotifyStepOutput, error) {
+		for _, j := range journal {
+			*j = append(*j, in.Journal...)
+		}
 		var out activities.NotifyStepOutput
 		var keys []string
 		for _, m := range in.Messages {

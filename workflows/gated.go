@@ -3,6 +3,7 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/workflow"
@@ -61,6 +62,7 @@ func (r *run) registerGatedHandlers(ctx workflow.Context) error {
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateExpedite,
 		func(ctx workflow.Context, req ExpediteRequest) (AttemptRecord, error) {
 			q := &expediteRequest{req: req}
+			r.note(ctx, journalInput, UpdateExpedite, "expedite asked: "+orNone(req.Reason), req.By, "")
 			r.expedites = append(r.expedites, q)
 			r.wake = true
 			if err := workflow.Await(ctx, func() bool { return q.done }); err != nil {
@@ -76,6 +78,11 @@ func (r *run) registerGatedHandlers(ctx workflow.Context) error {
 				return errHeld
 			case len(r.expedites) > 0:
 				return errors.New("an expedited attempt is already queued; query status and try again when it has finished")
+			}
+			if r.explain {
+				// The loop refuses it and records the refusal; a rejected
+				// update would leave no trace.
+				return nil
 			}
 			if v := r.pol.MayCharge(r.engineState(workflow.Now(ctx)), policy.ReasonExpedite); !v.Allowed {
 				return fmt.Errorf("refused: %s", v.Rule)
@@ -109,6 +116,7 @@ func (r *run) onDecline(ctx workflow.Context, d Decline) {
 	if !r.recordDecline(ctx, d) {
 		return
 	}
+	r.note(ctx, journalInput, SignalDecline, declineWords("decline reported", d), "", "")
 	if r.closing || r.closed() {
 		r.late(ctx, SignalDecline, "recorded after the run decided to close")
 		return
@@ -168,6 +176,7 @@ func (r *run) classifyGated(now time.Time, code, advice, networkCode, networkAdv
 func (r *run) cardRuledOut() bool { return r.decl.Advice.RulesOutCard() }
 
 func (r *run) onCancel(ctx workflow.Context, req CancelRequest) {
+	r.note(ctx, journalInput, SignalCancel, "cancel asked: "+orNone(req.Reason), req.By, "")
 	switch {
 	case r.closing || r.closed():
 		r.late(ctx, SignalCancel, "the run had already decided to close ("+string(r.status.Phase)+"); nothing to cancel")
@@ -183,6 +192,7 @@ func (r *run) onCancel(ctx workflow.Context, req CancelRequest) {
 }
 
 func (r *run) onPaid(ctx workflow.Context, req PaidOutOfBand) {
+	r.note(ctx, journalInput, SignalPaidOutOfBand, strings.TrimSuffix("paid outside dunning: "+strings.TrimSpace(req.Reference+" "+req.Note), ": "), "", "")
 	switch {
 	case r.closing || r.closed():
 		r.late(ctx, SignalPaidOutOfBand, "the run had already decided to close ("+string(r.status.Phase)+")")
@@ -215,6 +225,16 @@ func (r *run) onCardUpdate(ctx workflow.Context, req PaymentMethodUpdate) {
 		r.card = Card{}
 	}
 	same := r.cardKey() == oldKey && (r.card.Fingerprint != "" || req.PaymentMethod != "")
+	if r.explain {
+		words := "payment method updated: a new card"
+		if r.card.Network != "" {
+			words += " (" + r.card.Network + ")"
+		}
+		if same {
+			words = "payment method updated: the same card; its decline and blocks still apply"
+		}
+		r.note(ctx, journalInput, SignalPaymentMethodUpdated, words, "", "")
+	}
 	if same {
 		r.late(ctx, SignalPaymentMethodUpdated, "the update names the same card; its decline and blocks still apply")
 	} else {
@@ -267,6 +287,9 @@ func (r *run) loopGated(ctx workflow.Context) (Result, error) {
 			step.At = r.smsNotBefore
 		}
 		r.status.NextStep = &step
+		if r.explain {
+			r.status.WhatIfs = r.pol.WhatIfs(state)
+		}
 		switch {
 		case r.status.Phase == PhaseRecovering && state.CardBlocked():
 			r.status.Phase = PhaseActionRequired
@@ -313,7 +336,7 @@ func (r *run) loopGated(ctx workflow.Context) (Result, error) {
 				r.notBefore = later(v.Until, workflow.Now(ctx).Add(time.Hour))
 				continue
 			}
-			r.chargeGated(ctx, step.Reason)
+			r.chargeGated(ctx, step)
 		case policy.ActionService:
 			r.setService(ctx, step)
 		case policy.ActionClose:
@@ -334,10 +357,14 @@ func (r *run) serveExpedite(ctx workflow.Context, q *expediteRequest) {
 		return
 	}
 	workflow.GetLogger(ctx).Info("expedited retry", "by", q.req.By, "reason", q.req.Reason)
-	q.rec = r.chargeGated(ctx, policy.ReasonExpedite)
+	q.rec = r.chargeGated(ctx, policy.Step{Action: policy.ActionRetry, At: workflow.Now(ctx), Reason: policy.ReasonExpedite,
+		Why: "expedited by " + orNone(q.req.By) + ": " + orNone(q.req.Reason)})
 }
 
 func (r *run) refuse(ctx workflow.Context, reason policy.Reason, v policy.Verdict, by string) {
+	if e := r.note(ctx, journalRefusal, string(reason), fmt.Sprintf("%s attempt refused: %s", reason, v.Rule), by, v.Rule); e != nil {
+		e.Card = r.cardKey()
+	}
 	if len(r.status.Refusals) >= maxListed {
 		r.status.RefusalsNotListed++
 		return
@@ -366,7 +393,8 @@ func (r *run) flushBlocks(ctx workflow.Context) {
 // chargeGated makes one attempt on a snapshot of the card: the shared
 // budget, the gateway call and the settlement happen in one activity, all
 // on the card the attempt started with.
-func (r *run) chargeGated(ctx workflow.Context, reason policy.Reason) AttemptRecord {
+func (r *run) chargeGated(ctx workflow.Context, step policy.Step) AttemptRecord {
+	reason := step.Reason
 	r.charging = true
 	defer func() { r.charging = false }()
 	snap := activities.CardSnapshot{Key: r.cardKey(), Network: r.card.Network, PaymentMethod: r.paymentMethod}
@@ -393,7 +421,7 @@ func (r *run) chargeGated(ctx workflow.Context, reason policy.Reason) AttemptRec
 	if r.lean {
 		actx = leanChargeCtx(ctx)
 	}
-	err := workflow.ExecuteActivity(actx, charges.Attempt, activities.AttemptInput{
+	in := activities.AttemptInput{
 		ChargeInput: activities.ChargeInput{
 			WorkflowID: r.id, Tenant: r.in.Tenant, InvoiceID: r.in.InvoiceID, CustomerID: r.in.Customer.ID,
 			Attempt: seq, Reason: string(reason), IdempotencyKey: rec.IdempotencyKey,
@@ -401,7 +429,15 @@ func (r *run) chargeGated(ctx workflow.Context, reason policy.Reason) AttemptRec
 			Gateway: r.in.Decline.Gateway, PaymentMethod: snap.PaymentMethod,
 		},
 		Card: snap, At: rec.StartedAt,
-	}).Get(ctx, &out)
+	}
+	if r.explain {
+		r.decide(ctx, step, snap.Key, rec.IdempotencyKey)
+		in.Journal = r.takeJournal()
+	}
+	err := workflow.ExecuteActivity(actx, charges.Attempt, in).Get(ctx, &out)
+	if err == nil {
+		r.recorded(in.Journal)
+	}
 	switch {
 	case err != nil && r.lean && holdCause(err) != "":
 		// Our failure, not the customer's: no attempt is counted and the
@@ -464,6 +500,14 @@ func (r *run) exit(ctx workflow.Context, outcome policy.Outcome, reason string) 
 	}
 	r.flushBlocks(ctx)
 	return r.close(ctx, outcome, reason)
+}
+
+// orNone is s, or "no reason given" when empty.
+func orNone(s string) string {
+	if strings.TrimSpace(s) == "" {
+		return "no reason given"
+	}
+	return s
 }
 
 func later(a, b time.Time) time.Time {

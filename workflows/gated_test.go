@@ -115,7 +115,9 @@ func TestStolenCardDeclineSignalStopsRetries(t *testing.T) {
 
 // An expedite on a card whose decline rules it out is refused with the
 // rule in words, and nothing is charged; the intake decline blocked the
-// card in the shared ledger when the run opened.
+// card in the shared ledger when the run opened. Since charge-gate 4 the
+// update is accepted and refused by the loop, so the refusal reaches the
+// audit trail (the close carries it to the ledger).
 func TestExpediteOnBlockedCardIsRefused(t *testing.T) {
 	for _, tt := range []struct {
 		name string
@@ -133,8 +135,18 @@ func TestExpediteOnBlockedCardIsRefused(t *testing.T) {
 			in := input()
 			in.Decline, in.Card = tt.d, tt.card
 			h.run(in)
-			if !call.rejected || call.err == nil || !strings.Contains(call.err.Error(), "refused") {
-				t.Fatalf("expedite = %+v, want refused", call)
+			if call.rejected || call.err == nil || !strings.Contains(call.err.Error(), "refused") {
+				t.Fatalf("expedite = %+v, want accepted and refused", call)
+			}
+			var refusals []activities.JournalEntry
+			for _, e := range h.journal {
+				if e.Kind == "refusal" {
+					refusals = append(refusals, e)
+				}
+			}
+			if len(refusals) != 1 || refusals[0].Action != string(policy.ReasonExpedite) || refusals[0].Card != "fp:fp-1" ||
+				!strings.Contains(refusals[0].Rule, "rules out charging it again") {
+				t.Fatalf("refusals recorded = %+v", refusals)
 			}
 			if len(h.charges) != 0 {
 				t.Fatalf("charged %d times", len(h.charges))

@@ -148,6 +148,8 @@ func sameDecline(a, b Decline) bool {
 // registerStatusQuery answers the status query with the run's status.
 func (r *run) registerStatusQuery(ctx workflow.Context) error {
 	return workflow.SetQueryHandler(ctx, QueryStatus, func() (Status, error) {
-		return r.status, nil
+		st := r.status
+		st.Unrecorded = r.takeJournal()
+		return st, nil
 	})
 }

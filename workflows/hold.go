@@ -172,6 +172,7 @@ func (r *run) release(ctx workflow.Context) {
 
 // onResume takes ops' word that the cause of a hold is fixed.
 func (r *run) onResume(ctx workflow.Context, req ResumeRequest) {
+	r.note(ctx, journalInput, SignalResume, "resume asked: "+orNone(req.Reason), req.By, "")
 	switch {
 	case r.closing || r.closed():
 		r.late(ctx, SignalResume, "the run had already decided to close ("+string(r.status.Phase)+")")

@@ -80,8 +80,8 @@ type smsWindow struct {
 // sendMessages sends one message step, all channels in one activity, and
 // returns a record per message. A message that cannot be sent is recorded
 // as failed; the run goes on.
-func sendMessages(ctx workflow.Context, workflowID string, c Customer, sms smsWindow, msgs []outgoing) []sentMessage {
-	in := activities.NotifyStepInput{Messages: make([]activities.NotifyInput, len(msgs))}
+func sendMessages(ctx workflow.Context, workflowID string, c Customer, sms smsWindow, msgs []outgoing, journal []activities.JournalEntry) ([]sentMessage, bool) {
+	in := activities.NotifyStepInput{Messages: make([]activities.NotifyInput, len(msgs)), Journal: journal}
 	for i, m := range msgs {
 		recipient := c.Email
 		if m.channel == policy.SMS {
@@ -110,7 +110,7 @@ func sendMessages(ctx workflow.Context, workflowID string, c Customer, sms smsWi
 			recs[i].Status, recs[i].Detail = "failed", "no result for this message"
 		}
 	}
-	return recs
+	return recs, err == nil
 }
 
 // notifyStep sends the due message step and, in the same activity, the
@@ -146,8 +146,15 @@ func (r *run) notifyStep(ctx workflow.Context, step policy.Step) {
 	msgs := make([]outgoing, len(steps))
 	for i, s := range steps {
 		msgs[i] = outgoing{key: s.Key, kind: s.Message, channel: s.Channel, data: data}
+		if r.explain {
+			r.decide(ctx, s, "", "")
+		}
 	}
-	recs := sendMessages(ctx, r.id, r.in.Customer, smsWindow{r.pol.SMSWindow, r.loc.String()}, msgs)
+	journal := r.takeJournal()
+	recs, ok := sendMessages(ctx, r.id, r.in.Customer, smsWindow{r.pol.SMSWindow, r.loc.String()}, msgs, journal)
+	if ok {
+		r.recorded(journal)
+	}
 	for i, rec := range recs {
 		if rec.Status == "deferred" {
 			// Not sent: the text is planned again once the provider-side
@@ -229,6 +236,9 @@ type Carried struct {
 	Repeat          int                    `json:"repeat_attempt,omitempty"`
 	SAAttention     string                 `json:"sa_attention,omitempty"`
 	SMSNotBefore    time.Time              `json:"sms_not_before,omitzero"`
+	// Journal is the audit trail not yet recorded; JournalSeq numbers it.
+	Journal    []activities.JournalEntry `json:"journal,omitempty"`
+	JournalSeq int                       `json:"journal_seq,omitempty"`
 }
 
 // shouldContinueAsNew reports whether the run should hand over to a fresh
@@ -260,6 +270,7 @@ func (r *run) continueAsNew(ctx workflow.Context) error {
 		SAPhase:         r.saPhase, SAAttempts: r.saAttempts, SANext: r.saNext,
 		Runs: r.runs + 1, Attention: r.attention, HeldPhase: r.heldPhase, Repeat: r.repeat, SAAttention: r.saAttention,
 		SMSNotBefore: r.smsNotBefore,
+		Journal:      r.journal, JournalSeq: r.journalSeq,
 	}
 	workflow.GetLogger(ctx).Info("continuing as new", "history_length", workflow.GetInfo(ctx).GetCurrentHistoryLength(), "runs", in.Resume.Runs)
 	return workflow.NewContinueAsNewError(ctx, WorkflowName, in)
@@ -281,6 +292,7 @@ func (r *run) resume(c *Carried) error {
 	r.runs = c.Runs
 	r.attention, r.heldPhase, r.repeat, r.saAttention = c.Attention, c.HeldPhase, c.Repeat, c.SAAttention
 	r.smsNotBefore = c.SMSNotBefore
+	r.journal, r.journalSeq = c.Journal, c.JournalSeq
 	r.opened = true
 	return nil
 }

@@ -289,7 +289,8 @@ func (r *reminderRun) send(ctx workflow.Context, step policy.ReminderStep) {
 	for i, ch := range step.Channels {
 		msgs[i] = outgoing{key: step.Key + "/" + string(ch), kind: kind, channel: ch, data: data}
 	}
-	for _, m := range sendMessages(ctx, r.id, r.in.Customer, smsWindow{}, msgs) {
+	sent, _ := sendMessages(ctx, r.id, r.in.Customer, smsWindow{}, msgs, nil)
+	for _, m := range sent {
 		r.status.Sent = append(r.status.Sent, m.MessageRecord)
 	}
 }

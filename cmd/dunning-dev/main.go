@@ -206,7 +206,7 @@ func run(ctx context.Context, logger *slog.Logger, args []string, ready chan<- e
 	// The read model answers status while the worker is down (e.g. in a
 	// debugger) and lists runs.
 	extra = append(extra, intake.WithPolicies(policies), intake.WithRules(intakeCfg.Rules), intake.WithReadModel(store),
-		intake.WithAnalytics(analytics.New(store.Pool())))
+		intake.WithAnalytics(analytics.New(store.Pool())), intake.WithAudit(store, ledger.DefaultLimits()))
 	starterClient := starter.NewClient(c, starter.Options{TaskQueue: cfg.TaskQueue, Policies: policies, Rules: intakeCfg.Rules})
 	runs := intake.CountDeclines(starterClient, m)
 	// The private API takes the dev key (and any made with dunning keys).

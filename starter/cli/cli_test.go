@@ -398,7 +398,7 @@ func TestStartFlagsBecomeInput(t *testing.T) {
 		Amount:        "49.90",
 		Currency:      "EUR",
 		PaymentMethod: "pm_1",
-		Decline:       workflows.Decline{Gateway: "stripe", Code: "insufficient_funds", AdviceCode: "try_again_later"},
+		Decline:       workflows.Decline{Gateway: "stripe", Code: "insufficient_funds", AdviceCode: "try_again_later", Source: "cli"},
 		PolicyName:    "demo",
 	}
 	demo := policy.Demo()

@@ -96,8 +96,12 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	lim, err := a.limits()
+	if err != nil {
+		return err
+	}
 	extra = append(extra, intake.WithReadModel(store), intake.WithAuthenticator(keys),
-		intake.WithIdempotency(idempotency.NewStore(store.Pool())), intake.WithAnalytics(analytics.New(store.Pool())))
+		intake.WithIdempotency(idempotency.NewStore(store.Pool())), intake.WithAnalytics(analytics.New(store.Pool())), intake.WithAudit(store, lim))
 	opts, err := a.clientOptions()
 	if err != nil {
 		return err

@@ -20,6 +20,7 @@ import (
 
 	"github.com/dunningco/dunning/cardlink"
 	"github.com/dunningco/dunning/openapi"
+	"github.com/dunningco/dunning/ledger"
 	"github.com/dunningco/dunning/policy"
 	"github.com/dunningco/dunning/starter"
 	"github.com/dunningco/dunning/validation"
@@ -91,6 +92,9 @@ type handler struct {
 	routes []Route
 	// analytics, when set, serves GET /v1/analytics/... (analytics.go).
 	analytics Analytics
+	// audit, when set, serves timelines, exports and the compliance report.
+	audit       AuditStore
+	auditLimits ledger.Limits
 }
 
 // Route is one registered route: its method and its ServeMux pattern.
@@ -190,6 +194,7 @@ func newHandler(runs Runs, logger *slog.Logger, opts ...Option) (*handler, http.
 	route(http.MethodGet, openapi.ReferencePath, openapi.ServeReference)
 	h.registerWebhooks(route)
 	h.registerAnalytics(route)
+	h.registerAudit(route)
 	private.HandleFunc("/", notFound)
 	public.HandleFunc("/", notFound)
 	return h, h.recoverPanics(h.surfaces(private, public))
@@ -226,6 +231,7 @@ func (h *handler) startRun(w http.ResponseWriter, r *http.Request) {
 		writeInvalid(w, err)
 		return
 	}
+	in.Decline.Source = "api"
 	if !allowTenant(w, r, in.Tenant, bodyField("/tenant", "")) {
 		return
 	}

@@ -274,7 +274,7 @@ func TestStartAccepted(t *testing.T) {
 				Decline: workflows.Decline{
 					ID: "ch_1", Gateway: "stripe", Code: "insufficient_funds",
 					AdviceCode: "try_again_later", Message: "Your card has insufficient funds.",
-					OccurredAt: time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC),
+					OccurredAt: time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC), Source: "api",
 				},
 				PolicyName: "default",
 			}
