@@ -94,7 +94,9 @@ func SMSConsentWorkflow(ctx workflow.Context, in SMSConsentInput) error {
 	})
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 30 * time.Second,
-		// Until the ledger is back, however long that takes.
+		// Until the ledger is back, however long that takes (a bound is
+		// needed; no outage lasts this long).
+		ScheduleToCloseTimeout: 90 * 24 * time.Hour,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval:    time.Second,
 			BackoffCoefficient: 2,

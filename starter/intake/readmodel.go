@@ -247,10 +247,12 @@ type ListedStep struct {
 	At     time.Time     `json:"at,omitzero"`
 }
 
-// Phases are the phases a list may filter on.
+// Phases are the phases a list may filter on. "aborted" is the ledger's:
+// the sweeper closed the run because its workflow ended without closing it.
 var Phases = []workflows.Phase{
 	workflows.PhaseRecovering, workflows.PhaseActionRequired, workflows.PhasePaused, workflows.PhaseSuspended,
 	workflows.PhaseNeedsAttention, workflows.PhaseRecovered, workflows.PhaseExhausted, workflows.PhaseCancelled,
+	workflows.Phase(ledger.RunAborted),
 }
 
 // listParams are the query parameters GET /v1/runs takes.
