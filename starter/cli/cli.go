@@ -78,7 +78,10 @@ var commands = []command{
 	{name: "analytics", summary: "recovery analytics of a tenant's runs, from the ledger", run: (*app).analyticsCmd},
 	{name: "forecast", summary: "12 months of revenue with no, the entered and the measured recovery", run: (*app).forecastCmd},
 	{name: "explain", summary: "a run's audit trail: every input, decision, charge, message, service change and refusal, and what comes next", run: (*app).explain},
-	{name: "audit", summary: "audit export (trails of a period, json or csv) and audit compliance (the card-network report)", run: (*app).auditCmd},
+	{name: "audit", summary: "audit export (trails of a period, json or csv) and audit compliance (the card-network report)", subs: []command{
+		{name: "export", summary: "every timeline entry of a tenant's runs in a period, as JSON or CSV", run: (*app).auditExport},
+		{name: "compliance", summary: "the card-network compliance report over at most 30 days, as CSV or JSON", run: (*app).auditCompliance},
+	}},
 	{name: "card-link", summary: "check a card-update link token: its run, customer and expiry", run: (*app).cardLink},
 	{name: "events", summary: "billing events in the ledger's outbox", subs: []command{
 		{name: "list", summary: "list a tenant's events, newest first", run: (*app).eventsList},

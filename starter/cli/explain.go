@@ -157,3 +157,13 @@ func (a *app) limits() (ledger.Limits, error) {
 	}
 	return lim, nil
 }
+
+// auditExport and auditCompliance are the audit group's subcommands in the
+// dispatcher's table.
+func (a *app) auditExport(ctx context.Context, args []string) error {
+	return a.auditCmd(ctx, append([]string{"export"}, args...))
+}
+
+func (a *app) auditCompliance(ctx context.Context, args []string) error {
+	return a.auditCmd(ctx, append([]string{"compliance"}, args...))
+}

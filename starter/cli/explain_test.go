@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"os"
 	"path/filepath"
 	"testing"
@@ -16,8 +15,6 @@ import (
 	"github.com/dunningco/dunning/ledger"
 	"github.com/dunningco/dunning/ledger/ledgertest"
 )
-
-var updateGolden = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 // seedExplained writes a recovered run's ledger rows as the activities
 // would: the intake decline, a retry decision with its facts and budget,
@@ -107,7 +104,7 @@ func TestExplainGolden(t *testing.T) {
 				t.Fatalf("exit %d: %s", code, stderr.String())
 			}
 			path := filepath.Join("testdata", tt.golden)
-			if *updateGolden {
+			if *update {
 				if err := os.MkdirAll("testdata", 0o755); err != nil {
 					t.Fatal(err)
 				}

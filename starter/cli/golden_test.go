@@ -224,6 +224,7 @@ func TestEveryOperationHasACommand(t *testing.T) {
 		"expediteRun": "expedite", "paymentMethodUpdated": "card-updated", "paidOutOfBand": "paid", "resumeRun": "resume",
 		"startReminders": "reminders start", "getReminderStatus": "reminders status", "cancelReminders": "reminders cancel",
 		"resolveCardLink": "card-link", "getOpenAPI": "openapi",
+		"getRunTimeline": "explain", "exportAudit": "audit export", "getComplianceReport": "audit compliance",
 	}
 	notForTheCLI := map[string]bool{"stripeWebhook": true, "twilioInboundSMS": true, "sendgridEvents": true,
 		"health": true, "ready": true, "getAPIReference": true}

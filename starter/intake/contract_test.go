@@ -668,7 +668,9 @@ func TestRoutesMatchTheDocument(t *testing.T) {
 	h, _ := newHandler(&fakeReminderRuns{}, slog.New(slog.DiscardHandler),
 		WithReadModel(&fakeReadModel{}), WithCardLinks(&cardlink.Signer{Secret: []byte(strings.Repeat("k", 32)), BaseURL: "https://x.example", TTL: time.Hour}),
 		WithTwilioInbound(testAuthToken, testTwilioURL, &fakePreferences{}), WithSendGridEvents("", &fakePreferences{}),
-		WithStripeWebhooks(cfg, nil), WithAnalytics(&recordingAnalytics{}))
+		WithStripeWebhooks(cfg, nil), WithAnalytics(&recordingAnalytics{}),
+		// Routes only: the audit endpoints are not called here.
+		WithAudit((*ledger.Store)(nil), ledger.Limits{}))
 	for _, problem := range routeDrift(h.routes, doc) {
 		t.Error(problem)
 	}

@@ -19,8 +19,8 @@ import (
 	"time"
 
 	"github.com/dunningco/dunning/cardlink"
-	"github.com/dunningco/dunning/openapi"
 	"github.com/dunningco/dunning/ledger"
+	"github.com/dunningco/dunning/openapi"
 	"github.com/dunningco/dunning/policy"
 	"github.com/dunningco/dunning/starter"
 	"github.com/dunningco/dunning/validation"
