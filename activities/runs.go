@@ -27,6 +27,19 @@ type OpenRunInput struct {
 	// Journal is the run's first audit-trail entries (the decline reported
 	// at intake).
 	Journal []JournalEntry `json:"journal,omitempty"`
+	// Origin groups the run for recovery analytics: the decline that
+	// started it, the gateway, the card network, the experiment arm.
+	Origin RunOrigin `json:"origin,omitempty"`
+}
+
+// RunOrigin is what started a run and how it is dunned (ledger.RunOrigin).
+type RunOrigin struct {
+	DeclineCode     string `json:"decline_code,omitempty"`
+	DeclineCategory string `json:"decline_category,omitempty"`
+	Gateway         string `json:"gateway,omitempty"`
+	CardNetwork     string `json:"card_network,omitempty"`
+	Experiment      string `json:"experiment,omitempty"`
+	Variant         string `json:"variant,omitempty"`
 }
 
 // CloseRunInput records how a run ended and tells the billing system.
@@ -89,7 +102,7 @@ func (a *Runs) OpenRun(ctx context.Context, in OpenRunInput) error {
 	stored, err := a.Ledger.OpenRun(ctx, ledger.Run{
 		WorkflowID: in.WorkflowID, Tenant: in.Tenant, InvoiceID: in.InvoiceID, CustomerID: in.CustomerID,
 		Amount: amount.Value, Currency: amount.Currency.Code, Policy: in.Policy, Status: "open", OpenedAt: in.OpenedAt,
-		ExecutionRunID: execution,
+		ExecutionRunID: execution, Origin: ledger.RunOrigin(in.Origin),
 	})
 	if err != nil {
 		// An invoice whose run closed, or that belongs to another run, stays shut.

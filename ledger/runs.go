@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -43,6 +44,16 @@ type Run struct {
 	// Aborts counts how many times the run was aborted (AbortRun) and
 	// reopened since.
 	Aborts int
+	// Origin is what started the run and how it is dunned, for recovery
+	// analytics (migration 0015); written when the run is opened.
+	Origin RunOrigin
+}
+
+// RunOrigin groups a run for analytics: the decline that started it, the
+// gateway and card network, and the policy experiment arm, if any. Empty
+// fields are reported under the group "".
+type RunOrigin struct {
+	DeclineCode, DeclineCategory, Gateway, CardNetwork, Experiment, Variant string
 }
 
 const runColumns = `workflow_id, tenant, invoice_id, customer_id, amount::text, currency, policy, status, opened_at, closed_at, closing_reason,
@@ -106,10 +117,12 @@ func (s *Store) OpenRun(ctx context.Context, r Run) (Run, error) {
 		// DO NOTHING without a target covers both the workflow ID and the
 		// (tenant, invoice_id) key; the read below tells them apart.
 		_, err := tx.Exec(ctx, `INSERT INTO runs
-			(workflow_id, tenant, invoice_id, customer_id, amount, currency, policy, status, opened_at, execution_run_id)
-			VALUES ($1, $2, $3, $4, $5::numeric, $6, $7, 'open', $8, $9)
+			(workflow_id, tenant, invoice_id, customer_id, amount, currency, policy, status, opened_at, execution_run_id,
+			 decline_code, decline_category, gateway, card_network, experiment, variant)
+			VALUES ($1, $2, $3, $4, $5::numeric, $6, $7, 'open', $8, $9, $10, $11, $12, $13, $14, $15)
 			ON CONFLICT DO NOTHING`,
-			r.WorkflowID, r.Tenant, r.InvoiceID, r.CustomerID, numericText(r.Amount), r.Currency, r.Policy, r.OpenedAt, r.ExecutionRunID)
+			r.WorkflowID, r.Tenant, r.InvoiceID, r.CustomerID, numericText(r.Amount), r.Currency, r.Policy, r.OpenedAt, r.ExecutionRunID,
+			r.Origin.DeclineCode, r.Origin.DeclineCategory, r.Origin.Gateway, strings.ToLower(r.Origin.CardNetwork), r.Origin.Experiment, r.Origin.Variant)
 		if err != nil {
 			return fmt.Errorf("ledger: open run %s: %w", r.WorkflowID, err)
 		}

@@ -219,6 +219,9 @@ func DunningWorkflow(ctx workflow.Context, in Input) (Result, error) {
 	if r.explain {
 		r.note(ctx, journalInput, SignalDecline, declineWords("decline reported at intake", decline), "", "")
 		open.Journal = r.takeJournal()
+		// What analytics group the run by (pure: classifying reads no state).
+		open.Origin = activities.RunOrigin{DeclineCode: decline.Code, DeclineCategory: declineCategory(decline, r.card.Network), Gateway: decline.Gateway,
+			CardNetwork: r.card.Network, Experiment: in.Experiment, Variant: in.Variant}
 	}
 	register := r.registerHandlers
 	if r.gated {

@@ -138,6 +138,15 @@ func (r *run) readDecline(ctx workflow.Context, d Decline, source string) {
 	}
 }
 
+// declineCategory is how the taxonomy reads a reported decline on a card of
+// the network, for grouping runs in analytics.
+func declineCategory(d Decline, network string) string {
+	return string(decline.Classify(decline.Input{
+		Gateway: d.Gateway, DeclineCode: d.Code, AdviceCode: d.AdviceCode,
+		NetworkDeclineCode: d.NetworkDeclineCode, NetworkAdviceCode: d.NetworkAdviceCode, Network: network,
+	}).Category)
+}
+
 func blockWhy(d decline.Decline) string {
 	if len(d.Sources) > 0 {
 		return fmt.Sprintf("%s decline (%s)", d.Category, d.Sources[0])
@@ -337,6 +346,7 @@ func (r *run) loopGated(ctx workflow.Context) (Result, error) {
 				continue
 			}
 			r.chargeGated(ctx, step)
+			r.actedLate(ctx, step.At)
 		case policy.ActionService:
 			r.setService(ctx, step)
 		case policy.ActionClose:

@@ -220,10 +220,39 @@ const lateAfter = 10 * time.Minute
 // than spent. It reports whether it moved the schedule.
 func (r *run) wokeLate(ctx workflow.Context, planned time.Time) bool {
 	now := workflow.Now(ctx)
-	if now.Sub(planned) <= lateAfter {
+	if now.Sub(planned) <= r.lateAfter() {
 		return false
 	}
 	workflow.GetLogger(ctx).Warn("woke late; the schedule moves by the delay", "planned", planned, "delay", now.Sub(planned))
 	r.status.Holds = append(r.status.Holds, Hold{Cause: CauseLate, From: planned, To: now, Ended: "the platform could not act on time"})
 	return true
+}
+
+// lateAfter is the delay past which a step counts as late because of us.
+// Explained runs (charge-gate 4) scale it to the policy: a hundredth of the
+// window, between 5 s and lateAfter, so a policy that runs in minutes is
+// protected from a 30 s outage as a month-long one is from an hour's.
+// Older runs keep the fixed bound they recorded.
+func (r *run) lateAfter() time.Duration {
+	if !r.explain {
+		return lateAfter
+	}
+	return min(max(time.Duration(r.pol.Window)/100, 5*time.Second), lateAfter)
+}
+
+// actedLate records the time a step took past its moment when the delay
+// was ours: a charge that waited out a ledger or gateway outage in its
+// activity's retries. The schedule then moves by the delay like after a
+// late timer, so the outage neither spends the policy's window nor packs
+// the next retries closer together. Only explained runs (charge-gate 4).
+func (r *run) actedLate(ctx workflow.Context, planned time.Time) {
+	if !r.explain || planned.IsZero() {
+		return
+	}
+	now := workflow.Now(ctx)
+	if now.Sub(planned) <= r.lateAfter() {
+		return
+	}
+	workflow.GetLogger(ctx).Warn("step finished late; the schedule moves by the delay", "planned", planned, "delay", now.Sub(planned))
+	r.status.Holds = append(r.status.Holds, Hold{Cause: CauseLate, From: planned, To: now, Ended: "the platform could not act on time"})
 }

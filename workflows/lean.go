@@ -77,10 +77,22 @@ type smsWindow struct {
 	zone   string
 }
 
+// messageStepCtx bounds one try of a message step. Explained runs
+// (charge-gate 4) give a try two minutes: a step sends up to two messages,
+// each a provider call of up to 30 s plus, after an unknown outcome, a
+// lookup of the same bound, so a slow provider answers inside the try
+// instead of being called again. Older runs keep the 30 s they recorded.
+func (r *run) messageStepCtx(ctx workflow.Context) workflow.Context {
+	if !r.explain {
+		return messageCtx(ctx)
+	}
+	return workflow.WithStartToCloseTimeout(messageCtx(ctx), 2*time.Minute)
+}
+
 // sendMessages sends one message step, all channels in one activity, and
 // returns a record per message. A message that cannot be sent is recorded
 // as failed; the run goes on.
-func sendMessages(ctx workflow.Context, workflowID string, c Customer, sms smsWindow, msgs []outgoing, journal []activities.JournalEntry) ([]sentMessage, bool) {
+func sendMessages(ctx workflow.Context, mctx workflow.Context, workflowID string, c Customer, sms smsWindow, msgs []outgoing, journal []activities.JournalEntry) ([]sentMessage, bool) {
 	in := activities.NotifyStepInput{Messages: make([]activities.NotifyInput, len(msgs)), Journal: journal}
 	for i, m := range msgs {
 		recipient := c.Email
@@ -96,7 +108,7 @@ func sendMessages(ctx workflow.Context, workflowID string, c Customer, sms smsWi
 		}
 	}
 	var out activities.NotifyStepOutput
-	err := workflow.ExecuteActivity(messageCtx(ctx), notifications.NotifyStep, in).Get(ctx, &out)
+	err := workflow.ExecuteActivity(mctx, notifications.NotifyStep, in).Get(ctx, &out)
 	now := workflow.Now(ctx)
 	recs := make([]sentMessage, len(msgs))
 	for i, m := range msgs {
@@ -151,7 +163,7 @@ func (r *run) notifyStep(ctx workflow.Context, step policy.Step) {
 		}
 	}
 	journal := r.takeJournal()
-	recs, ok := sendMessages(ctx, r.id, r.in.Customer, smsWindow{r.pol.SMSWindow, r.loc.String()}, msgs, journal)
+	recs, ok := sendMessages(ctx, r.messageStepCtx(ctx), r.id, r.in.Customer, smsWindow{r.pol.SMSWindow, r.loc.String()}, msgs, journal)
 	if ok {
 		r.recorded(journal)
 	}

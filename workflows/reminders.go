@@ -289,7 +289,7 @@ func (r *reminderRun) send(ctx workflow.Context, step policy.ReminderStep) {
 	for i, ch := range step.Channels {
 		msgs[i] = outgoing{key: step.Key + "/" + string(ch), kind: kind, channel: ch, data: data}
 	}
-	sent, _ := sendMessages(ctx, r.id, r.in.Customer, smsWindow{}, msgs, nil)
+	sent, _ := sendMessages(ctx, messageCtx(ctx), r.id, r.in.Customer, smsWindow{}, msgs, nil)
 	for _, m := range sent {
 		r.status.Sent = append(r.status.Sent, m.MessageRecord)
 	}
