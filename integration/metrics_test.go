@@ -104,8 +104,8 @@ func TestMetricsAfterRecovery(t *testing.T) {
 	}
 	keys := newKeyStore(t, apiStore)
 	apiKey := issueKey(t, keys, "acme")
-	runs := intake.CountDeclines(starter.NewClient(dial(apiSDK), starter.Options{Policies: catalog}), apiMetrics)
-	api := httptest.NewServer(apiMetrics.Mount(intake.NewPrivateHandler(runs, logger, intake.WithPolicies(catalog),
+	runs := starter.NewClient(dial(apiSDK), starter.Options{Policies: catalog})
+	api := httptest.NewServer(apiMetrics.Mount(intake.NewPrivateHandler(runs, logger, intake.WithPolicies(catalog), intake.WithDeclineCounter(apiMetrics),
 		intake.WithAuthenticator(keys), intake.WithReadModel(apiStore))))
 	t.Cleanup(api.Close)
 

@@ -205,10 +205,9 @@ func run(ctx context.Context, logger *slog.Logger, args []string, ready chan<- e
 	}
 	// The read model answers status while the worker is down (e.g. in a
 	// debugger) and lists runs.
-	extra = append(extra, intake.WithPolicies(policies), intake.WithRules(intakeCfg.Rules), intake.WithReadModel(store),
+	extra = append(extra, intake.WithPolicies(policies), intake.WithRules(intakeCfg.Rules), intake.WithReadModel(store), intake.WithDeclineCounter(m),
 		intake.WithAnalytics(analytics.New(store.Pool())), intake.WithAudit(store, ledger.DefaultLimits()))
-	starterClient := starter.NewClient(c, starter.Options{TaskQueue: cfg.TaskQueue, Policies: policies, Rules: intakeCfg.Rules})
-	runs := intake.CountDeclines(starterClient, m)
+	runs := starter.NewClient(c, starter.Options{TaskQueue: cfg.TaskQueue, Policies: policies, Rules: intakeCfg.Rules})
 	// The private API takes the dev key (and any made with dunning keys).
 	keyDir := ""
 	if *dbFile != "" {
@@ -267,7 +266,7 @@ func run(ctx context.Context, logger *slog.Logger, args []string, ready chan<- e
 		redact(cfg.DatabaseURL), keys.token, ln.Addr())
 
 	if *demo {
-		n := startDemoRuns(ctx, starterClient, logger, time.Now())
+		n := startDemoRuns(ctx, runs, logger, time.Now())
 		fmt.Fprintf(os.Stderr, "  Started %d demo runs for tenant acme; they settle within about two minutes: http://%s%s\n\n", n, ln.Addr(), dashboard.Path)
 	}
 

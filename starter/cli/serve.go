@@ -107,8 +107,8 @@ func (a *app) serve(ctx context.Context, args []string) error {
 		return err
 	}
 	// One set of rules for the API and the client behind it.
-	extra = append(extra, intake.WithPolicies(opts.Policies), intake.WithRules(opts.Rules))
-	runs := intake.CountDeclines(starter.NewClient(tc, opts), m)
+	extra = append(extra, intake.WithPolicies(opts.Policies), intake.WithRules(opts.Rules), intake.WithDeclineCounter(m))
+	runs := starter.NewClient(tc, opts)
 	// The Web UI and the temporal CLI decode payloads at /codec when
 	// DUNNING_CODEC_TOKEN is set; /codec has its own token, so it is public.
 	public, err := codec.MountFromEnv(a.getenv, intake.NewPublicHandler(runs, logger, extra...), logger)

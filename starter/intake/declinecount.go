@@ -1,10 +1,7 @@
 package intake
 
 import (
-	"context"
-
 	"github.com/dunningco/dunning/decline"
-	"github.com/dunningco/dunning/starter"
 	"github.com/dunningco/dunning/workflows"
 )
 
@@ -13,27 +10,26 @@ type DeclineCounter interface {
 	DeclineReceived(in decline.Input)
 }
 
-// CountDeclines wraps runs so that every decline a run accepted (a new run,
-// or a later decline signalled to the open run) is counted once, after
-// Temporal took it: a refused report (bad input, a flood, a conflicting
-// amount) counts nothing, and a request replayed under its Idempotency-Key
-// is answered without reaching runs. Every route that reports declines
-// (POST /v1/declines, Stripe's webhooks) goes through Start.
-func CountDeclines(runs Runs, c DeclineCounter) Runs {
-	return countingRuns{Runs: runs, counter: c}
+// WithDeclineCounter counts every decline a run accepted (a new run, or a
+// later decline signalled to the open run) once, after Temporal took it: a
+// refused report (bad input, a flood, a conflicting amount) counts nothing,
+// and a request replayed under its Idempotency-Key is answered without
+// reaching the run. Every route that reports declines (POST /v1/declines,
+// Stripe's webhooks) starts runs through startRun.
+//
+// It is an option rather than a wrapper around Runs so that the handler
+// still sees everything its Runs can do (readiness, reminders, consent
+// holds, visibility): a wrapper would hide those methods.
+func WithDeclineCounter(c DeclineCounter) Option {
+	return func(h *handler) { h.declines = c }
 }
 
-type countingRuns struct {
-	Runs
-	counter DeclineCounter
-}
-
-func (r countingRuns) Start(ctx context.Context, in workflows.Input) (starter.StartResult, error) {
-	res, err := r.Runs.Start(ctx, in)
-	if err == nil {
-		d := in.Decline
-		r.counter.DeclineReceived(decline.Input{Gateway: d.Gateway, DeclineCode: d.Code, AdviceCode: d.AdviceCode,
-			NetworkDeclineCode: d.NetworkDeclineCode, NetworkAdviceCode: d.NetworkAdviceCode, Network: in.Card.Network})
+// countDecline tells the counter, if any, of an accepted decline.
+func (h *handler) countDecline(in workflows.Input) {
+	if h.declines == nil {
+		return
 	}
-	return res, err
+	d := in.Decline
+	h.declines.DeclineReceived(decline.Input{Gateway: d.Gateway, DeclineCode: d.Code, AdviceCode: d.AdviceCode,
+		NetworkDeclineCode: d.NetworkDeclineCode, NetworkAdviceCode: d.NetworkAdviceCode, Network: in.Card.Network})
 }

@@ -92,6 +92,8 @@ type handler struct {
 	routes []Route
 	// analytics, when set, serves GET /v1/analytics/... (analytics.go).
 	analytics Analytics
+	// declines, when set, counts each decline a run accepted.
+	declines DeclineCounter
 	// audit, when set, serves timelines, exports and the compliance report.
 	audit       AuditStore
 	auditLimits ledger.Limits
@@ -243,6 +245,9 @@ func (h *handler) startRun(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
 	defer cancel()
 	res, err := h.runs.Start(ctx, in)
+	if err == nil {
+		h.countDecline(in)
+	}
 	if err != nil {
 		if errors.Is(err, starter.ErrRunClosed) {
 			writeError(w, http.StatusConflict, fmt.Sprintf("the dunning run for invoice %q already ended; a closed invoice is never dunned twice", report.InvoiceID))
