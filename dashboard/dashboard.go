@@ -80,6 +80,13 @@ type Config struct {
 	Keys      KeyLookup     // optional: ends sessions of revoked or expired keys
 	Analytics Analytics     // required
 	Ledger    Ledger        // required
+	// Compliance is what the compliance page reads: the ledger's card
+	// activity. When nil, Ledger is used if it has it (*ledger.Store does).
+	Compliance Compliance
+	// Limits are the card-network limits the workers apply, which the
+	// compliance report checks every charge against; ledger.DefaultLimits
+	// when zero, as for GET /v1/audit/compliance.
+	Limits ledger.Limits
 	// SessionSecret signs session cookies: at least 32 bytes, the same on
 	// every replica (SessionSecret derives one from the key pepper).
 	SessionSecret []byte
@@ -115,6 +122,15 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Compliance == nil {
+		cfg.Compliance, _ = cfg.Ledger.(Compliance)
+	}
+	if cfg.Limits == (ledger.Limits{}) {
+		cfg.Limits = ledger.DefaultLimits()
+	}
+	if err := cfg.Limits.Validate(); err != nil {
+		return nil, fmt.Errorf("dashboard: card-network limits: %w", err)
+	}
 	if cfg.SessionTTL <= 0 {
 		cfg.SessionTTL = DefaultSessionTTL
 	}
@@ -138,6 +154,8 @@ func New(cfg Config) (*Handler, error) {
 	mux.Handle("GET "+basePath+"runs", h.authed(h.runs))
 	mux.Handle("GET "+basePath+"runs/{invoice...}", h.authed(h.run))
 	mux.Handle("GET "+basePath+"forecast", h.authed(h.forecast))
+	mux.Handle("GET "+basePath+"compliance", h.authed(h.compliance))
+	mux.Handle("GET "+basePath+"compliance.csv", h.authed(h.complianceCSV))
 	mux.HandleFunc(basePath, func(w http.ResponseWriter, r *http.Request) {
 		h.errorPage(w, r, http.StatusNotFound, "There is no such page.")
 	})
