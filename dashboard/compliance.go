@@ -2,6 +2,7 @@ package dashboard
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -148,7 +149,7 @@ func (h *Handler) compliance(w http.ResponseWriter, r *http.Request) {
 		}
 		slices.Sort(rules)
 		body.Rows = append(body.Rows, complianceRow{
-			Card: maskCard(cr.Card), Network: cr.Network,
+			Card: maskCard(cr.Card), Network: cmp.Or(cr.Network, "unknown"),
 			Attempts: n(cr.Attempts), Scheduled: n(cr.Scheduled), Expedited: n(cr.Expedited), CardUpdate: n(cr.CardUpdate), Other: n(cr.Other),
 			Declines: n(cr.Declines), Refusals: n(cr.Refusals), Rules: rules,
 			Violations: n(cr.Violations), Violated: cr.Violations > 0, Detail: cr.ViolationDetail,
