@@ -1,6 +1,7 @@
 // Package dashboard is the browser dashboard of the platform: what the
 // dunning recovers and why the rest is lost, read from the ledger through
-// package analytics, a run's timeline, and the revenue forecast. It is
+// package analytics, a run's timeline, the revenue forecast and the
+// card-network compliance report (package audit). It is
 // served on the private API listener under /dashboard/, behind the API's
 // own keys: a browser signs in once with an API key and keeps a signed,
 // HttpOnly, SameSite=Strict session cookie (see session.go).
@@ -81,7 +82,7 @@ type Config struct {
 	Analytics Analytics     // required
 	Ledger    Ledger        // required
 	// Compliance is what the compliance page reads: the ledger's card
-	// activity. When nil, Ledger is used if it has it (*ledger.Store does).
+	// activity. When nil, Ledger must have it (*ledger.Store does).
 	Compliance Compliance
 	// Limits are the card-network limits the workers apply, which the
 	// compliance report checks every charge against; ledger.DefaultLimits
@@ -123,7 +124,10 @@ func New(cfg Config) (*Handler, error) {
 		cfg.Now = time.Now
 	}
 	if cfg.Compliance == nil {
-		cfg.Compliance, _ = cfg.Ledger.(Compliance)
+		var ok bool
+		if cfg.Compliance, ok = cfg.Ledger.(Compliance); !ok {
+			return nil, errors.New("dashboard: the compliance page needs the ledger's card activity (Config.Compliance)")
+		}
 	}
 	if cfg.Limits == (ledger.Limits{}) {
 		cfg.Limits = ledger.DefaultLimits()
