@@ -1,6 +1,7 @@
 // Package dashboard is the browser dashboard of the platform: what the
 // dunning recovers and why the rest is lost, read from the ledger through
-// package analytics, a run's timeline, and the revenue forecast. It is
+// package analytics, a run's timeline, the revenue forecast and the
+// card-network compliance report (package audit). It is
 // served on the private API listener under /dashboard/, behind the API's
 // own keys: a browser signs in once with an API key and keeps a signed,
 // HttpOnly, SameSite=Strict session cookie (see session.go).
@@ -80,6 +81,13 @@ type Config struct {
 	Keys      KeyLookup     // optional: ends sessions of revoked or expired keys
 	Analytics Analytics     // required
 	Ledger    Ledger        // required
+	// Compliance is what the compliance page reads: the ledger's card
+	// activity. When nil, Ledger must have it (*ledger.Store does).
+	Compliance Compliance
+	// Limits are the card-network limits the workers apply, which the
+	// compliance report checks every charge against; ledger.DefaultLimits
+	// when zero, as for GET /v1/audit/compliance.
+	Limits ledger.Limits
 	// SessionSecret signs session cookies: at least 32 bytes, the same on
 	// every replica (SessionSecret derives one from the key pepper).
 	SessionSecret []byte
@@ -115,6 +123,18 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Compliance == nil {
+		var ok bool
+		if cfg.Compliance, ok = cfg.Ledger.(Compliance); !ok {
+			return nil, errors.New("dashboard: the compliance page needs the ledger's card activity (Config.Compliance)")
+		}
+	}
+	if cfg.Limits == (ledger.Limits{}) {
+		cfg.Limits = ledger.DefaultLimits()
+	}
+	if err := cfg.Limits.Validate(); err != nil {
+		return nil, fmt.Errorf("dashboard: card-network limits: %w", err)
+	}
 	if cfg.SessionTTL <= 0 {
 		cfg.SessionTTL = DefaultSessionTTL
 	}
@@ -138,6 +158,8 @@ func New(cfg Config) (*Handler, error) {
 	mux.Handle("GET "+basePath+"runs", h.authed(h.runs))
 	mux.Handle("GET "+basePath+"runs/{invoice...}", h.authed(h.run))
 	mux.Handle("GET "+basePath+"forecast", h.authed(h.forecast))
+	mux.Handle("GET "+basePath+"compliance", h.authed(h.compliance))
+	mux.Handle("GET "+basePath+"compliance.csv", h.authed(h.complianceCSV))
 	mux.HandleFunc(basePath, func(w http.ResponseWriter, r *http.Request) {
 		h.errorPage(w, r, http.StatusNotFound, "There is no such page.")
 	})

@@ -157,7 +157,7 @@ func (f *fixture) get(t *testing.T, path string, cookie *http.Cookie, header ...
 	return resp.StatusCode, string(b)
 }
 
-var pagePaths = []string{"/dashboard/", "/dashboard/declines", "/dashboard/policies", "/dashboard/aging", "/dashboard/runs", "/dashboard/runs/inv-1", "/dashboard/forecast"}
+var pagePaths = []string{"/dashboard/", "/dashboard/declines", "/dashboard/policies", "/dashboard/aging", "/dashboard/runs", "/dashboard/runs/inv-1", "/dashboard/forecast", "/dashboard/compliance", "/dashboard/compliance.csv"}
 
 func TestPagesNeedASession(t *testing.T) {
 	f := newFixture(t, nil)

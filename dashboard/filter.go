@@ -57,6 +57,15 @@ func (f filter) Link(page string, extra ...string) string {
 	return basePath + page + "?" + v.Encode()
 }
 
+// TenantLink is the address of a page that has its own period, keeping
+// only the tenant an admin chose.
+func (f filter) TenantLink(page string) string {
+	if !f.Admin {
+		return basePath + page
+	}
+	return basePath + page + "?" + url.Values{"tenant": {f.Tenant}}.Encode()
+}
+
 // badRequest is a filter the page cannot be drawn for; its message is
 // shown to the user with 400, or status when set.
 type badRequest struct {

@@ -8,16 +8,22 @@ import (
 )
 
 // pageNames are the templates in templates/, each drawn inside layout.html.
-var pageNames = []string{"overview", "declines", "policies", "aging", "runs", "run", "forecast", "login", "error"}
+var pageNames = []string{"overview", "declines", "policies", "aging", "runs", "run", "forecast", "compliance", "login", "error"}
 
 // nav is the navigation, in order.
-var nav = []struct{ Key, Label, Page string }{
-	{"overview", "Overview", ""},
-	{"declines", "Decline codes", "declines"},
-	{"policies", "Policies & experiments", "policies"},
-	{"aging", "Aging", "aging"},
-	{"runs", "Runs", "runs"},
-	{"forecast", "Forecast", "forecast"},
+// Own marks a page with its own period (compliance: at most 30 days), so
+// the link to it does not carry the other pages' filter.
+var nav = []struct {
+	Key, Label, Page string
+	Own              bool
+}{
+	{"overview", "Overview", "", false},
+	{"declines", "Decline codes", "declines", false},
+	{"policies", "Policies & experiments", "policies", false},
+	{"aging", "Aging", "aging", false},
+	{"runs", "Runs", "runs", false},
+	{"forecast", "Forecast", "forecast", false},
+	{"compliance", "Compliance", "compliance", true},
 }
 
 func (h *Handler) parseTemplates() error {

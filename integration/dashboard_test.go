@@ -210,22 +210,28 @@ func TestDashboardInBrowser(t *testing.T) {
 		name, path string
 		charts     map[string]int // chart ID -> series drawn
 		text       []string       // figures the page must show
+		elems      map[string]int // CSS selector -> elements the page must have
 	}{
 		// Two of three settled runs recovered: 66.7%; 2 x 49.90 back, 49.90 lost.
 		{"overview", "/dashboard/", map[string]int{"recovery-rate": 2, "recovered-revenue": 2, "recovery-methods": 1},
-			[]string{"66.7%", "€99.80", "€49.90", "€149.70"}},
+			[]string{"66.7%", "€99.80", "€49.90", "€149.70"}, nil},
 		// Runs group under the decline code the ledger recorded for them.
 		// TODO: the run opener records no decline code yet (its activity
 		// input lacks it; a workflow change), so these runs are "(none)".
 		{"declines", "/dashboard/declines", map[string]int{"lost-by-code": 1, "rate-by-code": 1},
-			[]string{"€149.70", "€49.90", "66.7%"}},
-		{"policies", "/dashboard/policies", map[string]int{"rate-by-policy": 1}, []string{"it-fast"}},
-		{"aging", "/dashboard/aging", map[string]int{"aging-amount": 1}, []string{"0-7 days", "Amount at risk"}},
-		{"runs", "/dashboard/runs", nil, []string{"dash-recover-2", "dash-recover-1", "dash-exhaust"}},
+			[]string{"€149.70", "€49.90", "66.7%"}, nil},
+		{"policies", "/dashboard/policies", map[string]int{"rate-by-policy": 1}, []string{"it-fast"}, nil},
+		{"aging", "/dashboard/aging", map[string]int{"aging-amount": 1}, []string{"0-7 days", "Amount at risk"}, nil},
+		{"runs", "/dashboard/runs", nil, []string{"dash-recover-2", "dash-recover-1", "dash-exhaust"}, nil},
 		{"run", "/dashboard/runs/dash-recover-2", map[string]int{"run-timeline": 3},
-			[]string{"Attempt 1 (scheduled): declined", "Attempt 2 (scheduled): succeeded", "Run closed: recovered"}},
+			[]string{"Attempt 1 (scheduled): declined", "Attempt 2 (scheduled): succeeded", "Run closed: recovered"}, nil},
 		{"forecast", "/dashboard/forecast", map[string]int{"forecast-revenue": 3, "forecast-customers": 3},
-			[]string{"66.7%, measured on 3 settled runs"}},
+			[]string{"66.7%, measured on 3 settled runs"}, nil},
+		// One row per card (the simulator's payment methods, shortened to
+		// their last four characters), and no charge that broke a rule.
+		{"compliance", "/dashboard/compliance", nil,
+			[]string{"pm:…unds", "pm:…ceed", "pm:…onor", "unknown", "Download CSV"},
+			map[string]int{"table.compliance tr.card-row": 3, "tr.violation": 0, ".kpi.violations.attention": 0, `nav a[href="/dashboard/compliance"]`: 1}},
 	}
 	for _, pg := range pages {
 		if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+pg.path), chromedp.WaitVisible(css(`main h1`))); err != nil {
@@ -260,6 +266,12 @@ func TestDashboardInBrowser(t *testing.T) {
 		for _, s := range pg.text {
 			if !strings.Contains(text, s) {
 				t.Errorf("%s: page does not show %q", pg.name, s)
+			}
+		}
+		for sel, want := range pg.elems {
+			got, err := chromedp.Run(ctx, chromedp.Evaluate[int](fmt.Sprintf(`document.querySelectorAll(%q).length`, sel)))
+			if err != nil || got != want {
+				t.Errorf("%s: %d elements match %s (%v), want %d", pg.name, got, sel, err, want)
 			}
 		}
 		time.Sleep(100 * time.Millisecond) // let the page's last messages arrive

@@ -119,7 +119,7 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	// The browser dashboard shares the private listener and its keys; its
 	// sessions are signed under a secret derived from the key pepper, so
 	// every replica accepts them.
-	dash, err := dashboard.New(dashboard.Config{Auth: keys, Keys: keys, Analytics: analytics.New(store.Pool()), Ledger: store,
+	dash, err := dashboard.New(dashboard.Config{Auth: keys, Keys: keys, Analytics: analytics.New(store.Pool()), Ledger: store, Limits: lim,
 		SessionSecret: dashboard.SessionSecret(pepper), Logger: logger.With("component", "dashboard")})
 	if err != nil {
 		return err
