@@ -3,13 +3,17 @@ package integration
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
 
 	"github.com/dunningco/dunning/ledger"
+	"github.com/dunningco/dunning/starter"
+	"github.com/dunningco/dunning/starter/intake"
 	"github.com/dunningco/dunning/sweeper"
 	"github.com/dunningco/dunning/workflows"
 )
@@ -143,5 +147,61 @@ func TestTerminatedRunRestartsWithoutSweep(t *testing.T) {
 	}
 	if err := p.temporal.CancelWorkflow(ctx, id, ""); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestAbortedRunStatusFromReadModel: once the sweeper has closed a
+// terminated run as aborted, its status is the ledger's (phase aborted),
+// not a query replayed on the ended workflow, which would still say the
+// run is recovering; the answer names how the execution ended.
+func TestAbortedRunStatusFromReadModel(t *testing.T) {
+	p := start(t)
+	ctx := context.Background()
+	const invoice = "inv-aborted-status"
+	id := workflows.WorkflowID("acme", invoice)
+	if code, body := p.do(t, http.MethodPost, "/v1/declines", decline(invoice, "sim:decline;code=insufficient_funds", "default")); code != http.StatusAccepted {
+		t.Fatalf("start: %d %v", code, body)
+	}
+	waitFor(t, func() bool {
+		run, err := p.store.GetRun(ctx, id)
+		return err == nil && run.Status == "open" && run.ExecutionRunID != ""
+	})
+	// While it runs, the run answers itself.
+	if code, st := p.do(t, http.MethodGet, "/v1/runs/acme/"+invoice, ""); code != http.StatusOK || st["source"] != "live" || st["execution"] != nil {
+		t.Fatalf("open run's status: %d %v; want the live answer without an execution field", code, st)
+	}
+	if err := p.temporal.TerminateWorkflow(ctx, id, "", "history size exceeds limit"); err != nil {
+		t.Fatal(err)
+	}
+	sw := &sweeper.Sweeper{Ledger: p.store, Temporal: p.temporal, Lock: sweeper.PoolLocker{Pool: p.store.Pool()}, Grace: -1}
+	if rep, err := sw.SweepLocked(ctx); err != nil || rep.Aborted != 1 {
+		t.Fatalf("sweep = %+v, %v; want one run aborted", rep, err)
+	}
+	// The API without a read model cannot say how the run ended: it says
+	// so rather than replaying the ended workflow.
+	if code, st := p.do(t, http.MethodGet, "/v1/runs/acme/"+invoice, ""); code != http.StatusConflict {
+		t.Fatalf("aborted run's status without a read model: %d %v; want 409", code, st)
+	}
+	// dunning serve answers from the ledger's read model.
+	api := httptest.NewServer(intake.NewHandler(starter.NewClient(p.temporal, starter.Options{}), slog.New(slog.DiscardHandler),
+		intake.WithAuthenticator(p.keys), intake.WithReadModel(p.store)))
+	t.Cleanup(api.Close)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, api.URL+"/v1/runs/acme/"+invoice, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+p.apiKey)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var st map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	if code := resp.StatusCode; code != http.StatusOK || st["phase"] != "aborted" || st["source"] != "read_model" || st["execution"] != "terminated" ||
+		st["closing_reason"] != "workflow terminated: history size exceeds limit" {
+		t.Fatalf("aborted run's status: %d %v; want phase aborted from the read model, execution terminated", code, st)
 	}
 }

@@ -47,7 +47,38 @@ var (
 	// Nothing is delivered: one of the two reports is wrong, and guessing
 	// which would charge the customer the wrong amount.
 	ErrConflict = errors.New("decline conflicts with the open dunning run")
+	// ErrRunAborted means the run's latest workflow execution ended without
+	// completing (terminated, failed, timed out or cancelled): a status
+	// query replayed on it would report where the workflow stopped, not how
+	// the run ended, which only the ledger knows. The error is an
+	// *AbortedError naming the execution's end.
+	ErrRunAborted = errors.New("dunning run's workflow ended without completing")
 )
+
+// AbortedError is the error Status returns for a run whose latest
+// execution ended without completing.
+type AbortedError struct {
+	WorkflowID string
+	// Execution is how the execution ended: terminated, failed,
+	// timed_out or canceled.
+	Execution string
+}
+
+func (e *AbortedError) Error() string {
+	return fmt.Sprintf("%v: %s ended %s", ErrRunAborted, e.WorkflowID, e.Execution)
+}
+
+func (e *AbortedError) Unwrap() error { return ErrRunAborted }
+
+// ExecutionEnd names a closed execution's status the way the API and the
+// ledger spell it: "terminated", "timed_out".
+func ExecutionEnd(s enumspb.WorkflowExecutionStatus) string {
+	name, ok := enumspb.WorkflowExecutionStatus_name[int32(s)]
+	if !ok {
+		return "unknown"
+	}
+	return strings.ToLower(strings.TrimPrefix(name, "WORKFLOW_EXECUTION_STATUS_"))
+}
 
 // DefaultPolicy is the policy a run follows when it names none and the
 // catalog has no selection.
@@ -286,18 +317,32 @@ func CheckPolicyName(catalog *policy.Catalog, name string) error {
 	return nil
 }
 
-// Status asks the run where it stands. Ended runs answer too.
+// Status asks the run where it stands. A run whose latest execution
+// completed (or continued as new) answers too. One whose latest execution
+// ended without completing returns an *AbortedError (ErrRunAborted): the
+// server refuses to replay the query on it, since the replayed answer would
+// describe the moment the workflow stopped (still "recovering") rather
+// than how the run ended; the ledger's read model answers for it.
 func (c *Client) Status(ctx context.Context, tenant, invoiceID string) (workflows.Status, error) {
 	if err := ValidateRunKey(tenant, invoiceID); err != nil {
 		return workflows.Status{}, err
 	}
 	id := workflows.WorkflowID(tenant, invoiceID)
-	v, err := c.tc.QueryWorkflow(ctx, id, "", workflows.QueryStatus)
+	resp, err := c.tc.QueryWorkflowWithOptions(ctx, &client.QueryWorkflowWithOptionsRequest{
+		WorkflowID: id, QueryType: workflows.QueryStatus,
+		QueryRejectCondition: enumspb.QUERY_REJECT_CONDITION_NOT_COMPLETED_CLEANLY,
+	})
 	if err != nil {
 		return workflows.Status{}, runError(err, "query status of", tenant, invoiceID)
 	}
+	if rej := resp.QueryRejected; rej != nil {
+		return workflows.Status{}, &AbortedError{WorkflowID: id, Execution: ExecutionEnd(rej.GetStatus())}
+	}
+	if resp.QueryResult == nil {
+		return workflows.Status{}, fmt.Errorf("query status of %s: the server returned no result", id)
+	}
 	var st workflows.Status
-	if err := v.Get(&st); err != nil {
+	if err := resp.QueryResult.Get(&st); err != nil {
 		return workflows.Status{}, fmt.Errorf("decode status of %s: %w", id, err)
 	}
 	return st, nil

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
+	querypb "go.temporal.io/api/query/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
@@ -49,6 +50,9 @@ type fakeTemporal struct {
 	// described is what DescribeWorkflow answers; nil is an open run for
 	// 49.90 EUR, validInput's amount.
 	described *client.WorkflowExecutionDescription
+	// ended, when set, is the status of the ended execution a query with
+	// a reject condition is refused for.
+	ended enumspb.WorkflowExecutionStatus
 }
 
 func (f *fakeTemporal) DescribeWorkflow(_ context.Context, id, runID string) (*client.WorkflowExecutionDescription, error) {
@@ -81,6 +85,20 @@ func (f *fakeTemporal) QueryWorkflow(_ context.Context, id, runID, query string,
 		return nil, f.err
 	}
 	return jsonValue{f.value}, nil
+}
+
+// QueryWorkflowWithOptions refuses the query, as the server does under
+// QUERY_REJECT_CONDITION_NOT_COMPLETED_CLEANLY, when ended is set.
+func (f *fakeTemporal) QueryWorkflowWithOptions(ctx context.Context, req *client.QueryWorkflowWithOptionsRequest) (*client.QueryWorkflowWithOptionsResponse, error) {
+	if f.ended != enumspb.WORKFLOW_EXECUTION_STATUS_UNSPECIFIED && req.QueryRejectCondition == enumspb.QUERY_REJECT_CONDITION_NOT_COMPLETED_CLEANLY {
+		f.calls = append(f.calls, "QueryWorkflow "+req.WorkflowID+" "+req.QueryType)
+		return &client.QueryWorkflowWithOptionsResponse{QueryRejected: &querypb.QueryRejected{Status: f.ended}}, nil
+	}
+	v, err := f.QueryWorkflow(ctx, req.WorkflowID, req.RunID, req.QueryType, req.Args...)
+	if err != nil {
+		return nil, err
+	}
+	return &client.QueryWorkflowWithOptionsResponse{QueryResult: v}, nil
 }
 
 func (f *fakeTemporal) SignalWorkflow(_ context.Context, id, runID, name string, arg any) error {
@@ -513,6 +531,32 @@ func TestStatus(t *testing.T) {
 	_, err = NewClient(&fakeTemporal{err: serviceerror.NewNotFound("workflow not found")}, Options{}).Status(context.Background(), "acme", "inv-1")
 	if !errors.Is(err, ErrRunNotFound) {
 		t.Errorf("err = %v, want ErrRunNotFound", err)
+	}
+}
+
+// TestStatusOfAnAbortedRun: a run whose latest execution ended without
+// completing is not answered by a query replayed on it, which would report
+// the phase the workflow was in when it stopped; Status says how the
+// execution ended instead. A completed run still answers its query.
+func TestStatusOfAnAbortedRun(t *testing.T) {
+	tests := []struct {
+		ended enumspb.WorkflowExecutionStatus
+		want  string
+	}{
+		{enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED, "terminated"},
+		{enumspb.WORKFLOW_EXECUTION_STATUS_FAILED, "failed"},
+		{enumspb.WORKFLOW_EXECUTION_STATUS_TIMED_OUT, "timed_out"},
+		{enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED, "canceled"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.want, func(t *testing.T) {
+			tc := &fakeTemporal{value: workflows.Status{Phase: workflows.PhaseRecovering}, ended: tt.ended}
+			st, err := NewClient(tc, Options{}).Status(context.Background(), "acme", "inv-1")
+			ae, ok := errors.AsType[*AbortedError](err)
+			if !ok || !errors.Is(err, ErrRunAborted) || ae.Execution != tt.want || ae.WorkflowID != "dunning/acme/inv-1" {
+				t.Fatalf("Status = %+v, %v; want an AbortedError with execution %q", st, err, tt.want)
+			}
+		})
 	}
 }
 

@@ -80,6 +80,16 @@ func (f *recordingTemporal) UpdateWorkflow(_ context.Context, opts client.Update
 	return nil, fmt.Errorf("the fake updates nothing")
 }
 
+// QueryWorkflowWithOptions answers as QueryWorkflow: no run of the fake
+// ended without completing.
+func (f *recordingTemporal) QueryWorkflowWithOptions(ctx context.Context, req *client.QueryWorkflowWithOptionsRequest) (*client.QueryWorkflowWithOptionsResponse, error) {
+	v, err := f.QueryWorkflow(ctx, req.WorkflowID, req.RunID, req.QueryType, req.Args...)
+	if err != nil {
+		return nil, err
+	}
+	return &client.QueryWorkflowWithOptionsResponse{QueryResult: v}, nil
+}
+
 func (f *recordingTemporal) QueryWorkflow(_ context.Context, id, _, query string, _ ...any) (converter.EncodedValue, error) {
 	f.record("QueryWorkflow " + id + " " + query)
 	return nil, serviceerror.NewNotFound("workflow not found")

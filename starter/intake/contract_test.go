@@ -248,6 +248,16 @@ func contractCases(t *testing.T, sgPriv *ecdsa.PrivateKey, signer *cardlink.Sign
 			v.Status.NextAction, v.Status.NextAt = "retry", contractNow
 			w.rm.view = v
 		}},
+		{name: "aborted: the ledger answers", op: "getRunStatus", method: "GET", path: runPath, status: 200, prep: func(w *contractWorld) {
+			w.runs.err = &starter.AbortedError{WorkflowID: "dunning/acme/inv-1", Execution: "terminated"}
+			v := heldView()
+			v.Run.Status, v.Run.ClosedAt, v.Run.ClosingReason = ledger.RunAborted, contractNow, "workflow terminated: history size exceeds limit"
+			v.Status.Phase, v.Status.AttentionCause = "aborted", ""
+			w.rm.view = v
+		}},
+		{name: "aborted, no ledger record", op: "getRunStatus", method: "GET", path: runPath, status: 409, prep: func(w *contractWorld) {
+			w.runs.err, w.rm.err = &starter.AbortedError{WorkflowID: "dunning/acme/inv-1", Execution: "failed"}, ledger.ErrNotFound
+		}},
 		{name: "bad invoice", op: "getRunStatus", method: "GET", path: "/v1/runs/acme/inv%20one", status: 400},
 		{name: "no key", op: "getRunStatus", method: "GET", path: runPath, noKey: true, status: 401},
 		{name: "revoked key", op: "getRunStatus", method: "GET", path: runPath, auth: revokedKey, status: 401},

@@ -455,6 +455,13 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error, tenant
 		writeError(w, http.StatusTooManyRequests, err.Error())
 	case errors.Is(err, starter.ErrRunNotFound):
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no dunning run for tenant %q invoice %q", tenant, invoice))
+	case errors.Is(err, starter.ErrRunAborted):
+		// Only when the ledger cannot say how the run ended.
+		end := "ended"
+		if ae, ok := errors.AsType[*starter.AbortedError](err); ok {
+			end = ae.Execution
+		}
+		writeError(w, http.StatusConflict, fmt.Sprintf("the dunning run for tenant %q invoice %q did not complete (its workflow %s) and no ledger record of it is available", tenant, invoice, end))
 	case errors.Is(err, starter.ErrRunClosed):
 		writeError(w, http.StatusConflict, fmt.Sprintf("the dunning run for tenant %q invoice %q has already ended", tenant, invoice))
 	case errors.Is(err, starter.ErrRejected):

@@ -71,6 +71,10 @@ type StatusAnswer struct {
 	workflows.Status
 	Source string    `json:"source"`
 	AsOf   time.Time `json:"as_of,omitzero"`
+	// Execution is how the run's latest workflow execution ended when it
+	// ended without completing (terminated, failed, timed_out, canceled);
+	// such a run is always answered from the read model.
+	Execution string `json:"execution,omitempty"`
 }
 
 // errNoWorker marks a live query that no worker could take: the server
@@ -95,6 +99,14 @@ func (h *handler) status(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, StatusAnswer{Status: st, Source: SourceLive})
 		return
 	}
+	// A run whose workflow ended without completing (terminated by ops or
+	// by the server for its history's size, failed, timed out) is not
+	// asked: what the workflow last knew is not how the run ended. The
+	// ledger says that (aborted once the sweeper closed it).
+	var execution string
+	if ae, ok := errors.AsType[*starter.AbortedError](err); ok {
+		execution = ae.Execution
+	}
 	if _, ok := errors.AsType[*serviceerror.FailedPrecondition](err); ok {
 		err = fmt.Errorf("%w: %w", errNoWorker, err)
 	}
@@ -112,7 +124,8 @@ func (h *handler) status(w http.ResponseWriter, r *http.Request) {
 		h.logger.InfoContext(r.Context(), "status answered from the read model",
 			"tenant", tenant, "invoice_id", invoice, "live_error", err)
 		ans := statusFromView(view)
-		if vr, ok := h.runs.(VisibilityReader); ok && ans.ClosedAt.IsZero() {
+		ans.Execution = execution
+		if vr, ok := h.runs.(VisibilityReader); ok && ans.ClosedAt.IsZero() && execution == "" {
 			// The run parks with its phase and next step in search
 			// attributes, which Temporal answers without a worker.
 			if v, verr := vr.Visibility(ctx, tenant, invoice); verr == nil && v.Running {
