@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/shopspring/decimal"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/dunningco/dunning/money"
 )
@@ -89,9 +90,11 @@ func perUnit(total decimal.Decimal, n int64, currency string) decimal.Decimal {
 
 // Summary is the period's headline figures.
 //
-// Four statements in one round trip, each a single pass the planner can run
-// in parallel: the runs (outcomes, durations), their attempts, their
-// messages, and the exhausted runs' service changes.
+// Three statements at once, on their own connections: the runs' outcomes
+// with their attempts and messages from the run rollup (one scan the
+// planner runs in parallel), the percentiles of the closed runs' durations
+// (a sort, which PostgreSQL cannot parallelise, so it should not hold up
+// the rest), and the exhausted runs' service changes.
 func (s *Store) Summary(ctx context.Context, q Query) (Summary, error) {
 	if err := q.Validate(); err != nil {
 		return Summary{}, err
@@ -106,39 +109,37 @@ func (s *Store) Summary(ctx context.Context, q Query) (Summary, error) {
 		recAttempts, messages int64
 		byChargeRevenue       string
 	)
-	const secs = `extract(epoch FROM r.closed_at - r.opened_at)::float8`
-	batch := &pgx.Batch{}
-	batch.Queue(`SELECT `+outcomeColumns+`,
-		count(*) FILTER (WHERE r.status = 'recovered'),
-		percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY `+secs+`) FILTER (WHERE r.status = 'recovered'),
-		avg(`+secs+`) FILTER (WHERE r.status = 'recovered'),
-		count(*) FILTER (WHERE r.status <> 'open'),
-		percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY `+secs+`) FILTER (WHERE r.status <> 'open'),
-		avg(`+secs+`) FILTER (WHERE r.status <> 'open')
-	FROM runs r WHERE `+periodFilter, q.args()...).QueryRow(func(row pgx.Row) error {
-		return row.Scan(append(oc.dest(),
-			&out.TimeToRecovery.Count, &ttrPct, &ttrMean,
-			&out.TimeToResolution.Count, &resPct, &resMean)...)
+	// date_part, not extract: float8 arithmetic rather than numeric on
+	// every run.
+	const secs = `date_part('epoch', r.closed_at - r.opened_at)`
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		return s.pool.QueryRow(gctx, `SELECT `+outcomeColumns+`,
+			count(*) FILTER (WHERE r.status = 'recovered'),
+			avg(`+secs+`) FILTER (WHERE r.status = 'recovered'),
+			count(*) FILTER (WHERE r.status <> 'open'),
+			avg(`+secs+`) FILTER (WHERE r.status <> 'open'),
+			COALESCE(sum(r.answered_attempts), 0),
+			COALESCE(sum(r.answered_attempts) FILTER (WHERE r.status = 'recovered'), 0),
+			COALESCE(sum(r.charged_attempts) FILTER (WHERE r.status = 'recovered'), 0),
+			COALESCE(sum(r.charged_amount) FILTER (WHERE r.status = 'recovered'), 0)::text,
+			COALESCE(sum(r.sent_messages) FILTER (WHERE r.status = 'recovered'), 0)
+		FROM runs r WHERE `+periodFilter, q.args()...).Scan(append(oc.dest(),
+			&out.TimeToRecovery.Count, &ttrMean, &out.TimeToResolution.Count, &resMean,
+			&out.Attempts, &recAttempts, &out.RecoveredByCharge, &byChargeRevenue, &messages)...)
 	})
-	batch.Queue(`SELECT count(*),
-		count(*) FILTER (WHERE r.status = 'recovered'),
-		count(*) FILTER (WHERE r.status = 'recovered' AND a.status = 'succeeded'),
-		COALESCE(sum(a.amount) FILTER (WHERE r.status = 'recovered' AND a.status = 'succeeded'), 0)::text
-	FROM attempts a JOIN runs r ON r.workflow_id = a.workflow_id
-	WHERE a.status IN ('succeeded', 'declined') AND `+periodFilter, q.args()...).QueryRow(func(row pgx.Row) error {
-		return row.Scan(
-			&out.Attempts, &recAttempts, &out.RecoveredByCharge, &byChargeRevenue)
+	g.Go(func() error {
+		return s.pool.QueryRow(gctx, `SELECT
+			percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY `+secs+`) FILTER (WHERE r.status = 'recovered'),
+			percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY `+secs+`)
+		FROM runs r WHERE r.status <> 'open' AND `+periodFilter, q.args()...).Scan(&ttrPct, &resPct)
 	})
-	batch.Queue(`SELECT count(*) FROM messages m JOIN runs r ON r.workflow_id = m.workflow_id
-	WHERE m.status IN ('sent', 'dry-run') AND r.status = 'recovered' AND `+periodFilter, q.args()...).QueryRow(func(row pgx.Row) error {
-		return row.Scan(&messages)
+	g.Go(func() error {
+		return s.pool.QueryRow(gctx, `SELECT count(*) FROM runs r WHERE r.status = 'exhausted' AND `+periodFilter+` AND EXISTS (
+			SELECT 1 FROM service_changes c WHERE c.workflow_id = r.workflow_id AND c.state = 'cancelled'
+			AND c.created_at <= r.closed_at + interval '30 days')`, q.args()...).Scan(&out.ChurnedRuns)
 	})
-	batch.Queue(`SELECT count(*) FROM runs r WHERE r.status = 'exhausted' AND `+periodFilter+` AND EXISTS (
-		SELECT 1 FROM service_changes c WHERE c.workflow_id = r.workflow_id AND c.state = 'cancelled'
-		AND c.created_at <= r.closed_at + interval '30 days')`, q.args()...).QueryRow(func(row pgx.Row) error {
-		return row.Scan(&out.ChurnedRuns)
-	})
-	if err := s.pool.SendBatch(ctx, batch).Close(); err != nil {
+	if err := g.Wait(); err != nil {
 		return Summary{}, fmt.Errorf("analytics: summary of %s %s: %w", q.Tenant, q.Currency, err)
 	}
 	var err error
@@ -267,20 +268,16 @@ func (s *Store) Methods(ctx context.Context, q Query) (Methods, error) {
 		return Methods{}, err
 	}
 	// A recovered run's money came from its succeeded attempt (there is at
-	// most one: the run closes on it); without one, from the billing system
-	// reporting the invoice paid.
-	rows, err := s.pool.Query(ctx, periodRuns+`,
-	rec AS (
-		SELECT r.amount, COALESCE(a.attempt, 0) AS attempt,
-		       CASE WHEN a.reason = 'scheduled' THEN 'retry'
-		            WHEN a.reason = 'card_updated' THEN 'card_update'
-		            WHEN a.reason = 'expedite' THEN 'expedite'
-		            WHEN a.attempt IS NULL AND r.closing_reason LIKE 'paid out of band%' THEN 'paid_out_of_band'
+	// most one: the run closes on it; the rollup keeps the lowest-numbered);
+	// without one, from the billing system reporting the invoice paid.
+	rows, err := s.pool.Query(ctx, `WITH rec AS (
+		SELECT r.amount, r.win_attempt AS attempt,
+		       CASE WHEN r.win_reason = 'scheduled' THEN 'retry'
+		            WHEN r.win_reason = 'card_updated' THEN 'card_update'
+		            WHEN r.win_reason = 'expedite' THEN 'expedite'
+		            WHEN r.win_attempt = 0 AND r.closing_reason LIKE 'paid out of band%' THEN 'paid_out_of_band'
 		            ELSE 'other' END AS method
-		FROM r LEFT JOIN LATERAL (
-			SELECT attempt, reason FROM attempts
-			WHERE workflow_id = r.workflow_id AND status = 'succeeded' ORDER BY attempt LIMIT 1) a ON true
-		WHERE r.status = 'recovered')
+		FROM runs r WHERE r.status = 'recovered' AND `+periodFilter+`)
 	SELECT method, attempt, count(*), sum(amount)::text FROM rec GROUP BY method, attempt`, q.args()...)
 	if err != nil {
 		return Methods{}, fmt.Errorf("analytics: recovery methods of %s %s: %w", q.Tenant, q.Currency, err)

@@ -150,11 +150,14 @@ func (s *Store) FinishAttempt(ctx context.Context, key string, o AttemptOutcome)
 	// RETURNING tells a first finish (a row) from a repeated one (none),
 	// and gives the observer the attempt and its card's network.
 	var network string
-	finished, err := scanAttemptWith(s.pool.QueryRow(ctx, `UPDATE attempts
+	// The run's rollup changes in the same statement, only on that first
+	// finish.
+	finished, err := scanAttemptWith(s.pool.QueryRow(ctx, `WITH f AS (UPDATE attempts
 		SET status = $2, decline_code = $3, advice_code = $4, message = $5, gateway_ref = $6, finished_at = $7,
 		    network_decline_code = $8, network_advice_code = $9, requires_action = $10
 		WHERE idempotency_key = $1 AND status = 'pending'
-		RETURNING `+attemptColumns+`, coalesce((SELECT network FROM card_attempts c WHERE c.idempotency_key = $1), '')`,
+		RETURNING *)`+attemptRollup+`
+		SELECT `+attemptColumns+`, coalesce((SELECT network FROM card_attempts c WHERE c.idempotency_key = $1), '') FROM f`,
 		key, o.Status, o.DeclineCode, o.AdviceCode, o.Message, o.GatewayRef, orNow(o.At),
 		o.NetworkDeclineCode, o.NetworkAdviceCode, o.RequiresAction), &network)
 	switch {

@@ -125,11 +125,14 @@ func (s *Store) FinishMessage(ctx context.Context, key, status, provider, provid
 	if !slices.Contains(finalMessageStatuses, status) {
 		return invalid("finish message %s: status %q is not one of %v", key, status, finalMessageStatuses)
 	}
-	// RETURNING tells a first finish (a row) from a repeated one (none).
-	finished, err := scanMessage(s.pool.QueryRow(ctx, `UPDATE messages
+	// RETURNING tells a first finish (a row) from a repeated one (none);
+	// the run's rollup changes in the same statement, only on that first
+	// finish.
+	finished, err := scanMessage(s.pool.QueryRow(ctx, `WITH f AS (UPDATE messages
 		SET status = $2, provider = $3, provider_ref = $4, detail = $5, finished_at = $6
 		WHERE idempotency_key = $1 AND status = 'pending'
-		RETURNING `+messageColumns,
+		RETURNING *)`+messageRollup+`
+		SELECT `+messageColumns+` FROM f`,
 		key, status, provider, providerRef, detail, orNow(at)))
 	switch {
 	case err == nil:
