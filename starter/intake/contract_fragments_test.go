@@ -101,6 +101,7 @@ func fragmentCases(t *testing.T, l fragmentLedgers) []contractCase {
 			}
 		}
 	}
+	keyStoreDown := func(w *contractWorld) { w.keys.down = true }
 	limited := func(w *contractWorld) {
 		withLedger(w)
 		w.limit = true
@@ -134,6 +135,7 @@ func fragmentCases(t *testing.T, l fragmentLedgers) []contractCase {
 			contractCase{name: "rate limited", op: a.op, method: "GET", path: ok, status: 429, prep: limited},
 			contractCase{name: "ledger fails", op: a.op, method: "GET", path: ok, status: 500, prep: failing},
 			contractCase{name: "ledger slow", op: a.op, method: "GET", path: ok, status: 504, prep: slow},
+			contractCase{name: "key store down", op: a.op, method: "GET", path: ok, status: 503, prep: and(withLedger, keyStoreDown)},
 		)
 	}
 
@@ -150,6 +152,9 @@ func fragmentCases(t *testing.T, l fragmentLedgers) []contractCase {
 		contractCase{name: "another tenant's run", op: "getRunTimeline", method: "GET", path: "/v1/runs/globex/inv-1/timeline", status: 404, prep: withLedger},
 		contractCase{name: "ledger fails", op: "getRunTimeline", method: "GET", path: timeline, status: 503, prep: failing},
 		contractCase{name: "ledger slow", op: "getRunTimeline", method: "GET", path: timeline, status: 504, prep: slow},
+		contractCase{name: "POST", op: "getRunTimeline", method: "POST", path: timeline, status: 405, prep: withLedger},
+		contractCase{name: "rate limited", op: "getRunTimeline", method: "GET", path: timeline, status: 429, prep: limited},
+		contractCase{name: "key store down", op: "getRunTimeline", method: "GET", path: timeline, status: 503, prep: and(withLedger, keyStoreDown)},
 	)
 	for _, a := range []struct {
 		op, path, other string
@@ -167,6 +172,9 @@ func fragmentCases(t *testing.T, l fragmentLedgers) []contractCase {
 			contractCase{name: "another tenant", op: a.op, method: "GET", path: a.path + "?tenant=globex", status: 403, prep: withLedger},
 			contractCase{name: "ledger fails", op: a.op, method: "GET", path: a.path, status: 503, prep: failing},
 			contractCase{name: "ledger slow", op: a.op, method: "GET", path: a.path, status: 504, prep: slow},
+			contractCase{name: "POST", op: a.op, method: "POST", path: a.path, status: 405, prep: withLedger},
+			contractCase{name: "rate limited", op: a.op, method: "GET", path: a.path, status: 429, prep: limited},
+			contractCase{name: "key store down", op: a.op, method: "GET", path: a.path, status: 503, prep: and(withLedger, keyStoreDown)},
 		)
 	}
 	return cases
