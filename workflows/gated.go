@@ -330,10 +330,15 @@ func (r *run) loopGated(ctx workflow.Context) (Result, error) {
 		}
 		r.wake = false
 		logger.Info("dunning step", "action", step.Action, "why", step.Why, "key", step.Key, "attempt", step.Attempt)
+		// A step that takes long because the platform could not act (its
+		// activity retried through an outage) moves the schedule; only the
+		// step's own time counts, a late wake is wokeLate's.
+		began := later(step.At, workflow.Now(ctx))
 		switch step.Action {
 		case policy.ActionNotify:
 			if r.lean {
 				r.notifyStep(ctx, step)
+				r.actedLate(ctx, began)
 			} else {
 				r.notify(ctx, step)
 			}
@@ -346,7 +351,7 @@ func (r *run) loopGated(ctx workflow.Context) (Result, error) {
 				continue
 			}
 			r.chargeGated(ctx, step)
-			r.actedLate(ctx, step.At)
+			r.actedLate(ctx, began)
 		case policy.ActionService:
 			r.setService(ctx, step)
 		case policy.ActionClose:

@@ -241,8 +241,8 @@ func (r *run) lateAfter() time.Duration {
 }
 
 // actedLate records the time a step took past its moment when the delay
-// was ours: a charge that waited out a ledger or gateway outage in its
-// activity's retries. The schedule then moves by the delay like after a
+// was ours: a charge or a message step that waited out a ledger, gateway or
+// provider outage in its activity's retries. The schedule then moves by the delay like after a
 // late timer, so the outage neither spends the policy's window nor packs
 // the next retries closer together. Only explained runs (charge-gate 4).
 func (r *run) actedLate(ctx workflow.Context, planned time.Time) {
