@@ -151,13 +151,13 @@ func New(cfg Config) (*Handler, error) {
 	mux.HandleFunc("GET "+basePath+"login", h.loginForm)
 	mux.HandleFunc("POST "+basePath+"login", h.login)
 	mux.HandleFunc("POST "+basePath+"logout", h.logout)
-	mux.Handle("GET "+basePath+"{$}", h.authed(h.overview))
-	mux.Handle("GET "+basePath+"declines", h.authed(h.declines))
-	mux.Handle("GET "+basePath+"policies", h.authed(h.policies))
-	mux.Handle("GET "+basePath+"aging", h.authed(h.aging))
-	mux.Handle("GET "+basePath+"runs", h.authed(h.runs))
-	mux.Handle("GET "+basePath+"runs/{invoice...}", h.authed(h.run))
-	mux.Handle("GET "+basePath+"forecast", h.authed(h.forecast))
+	mux.Handle("GET "+basePath+"{$}", h.authed(h.page(h.overview)))
+	mux.Handle("GET "+basePath+"declines", h.authed(h.page(h.declines)))
+	mux.Handle("GET "+basePath+"policies", h.authed(h.page(h.policies)))
+	mux.Handle("GET "+basePath+"aging", h.authed(h.page(h.aging)))
+	mux.Handle("GET "+basePath+"runs", h.authed(h.page(h.runs)))
+	mux.Handle("GET "+basePath+"runs/{invoice...}", h.authed(h.page(h.run)))
+	mux.Handle("GET "+basePath+"forecast", h.authed(h.page(h.forecast)))
 	mux.Handle("GET "+basePath+"compliance", h.authed(h.compliance))
 	mux.Handle("GET "+basePath+"compliance.csv", h.authed(h.complianceCSV))
 	mux.HandleFunc(basePath, func(w http.ResponseWriter, r *http.Request) {
@@ -205,6 +205,21 @@ func principalFrom(ctx context.Context) apikeys.Principal {
 
 // authed lets through only requests with a valid session whose key is still
 // usable and may read runs; anyone else gets the login page with 401.
+// page runs a dashboard page under queryTimeout with the request's filter
+// (tenant, currency, period; a bad one is answered here) and locale.
+func (h *Handler) page(fn func(ctx context.Context, w http.ResponseWriter, r *http.Request, f filter, l locale)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
+		defer cancel()
+		f, err := h.parseFilter(ctx, r)
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		fn(ctx, w, r, f, pickLocale(r))
+	}
+}
+
 func (h *Handler) authed(fn http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")

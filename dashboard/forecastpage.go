@@ -51,15 +51,7 @@ var scenarioNames = map[string]string{
 // forecast projects 12 months of revenue and customers with no recovery,
 // the rate entered in the form, and the rate the platform measured over the
 // filter's period (settled runs in the currency).
-func (h *Handler) forecast(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
-	defer cancel()
-	f, err := h.parseFilter(ctx, r)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	l := pickLocale(r)
+func (h *Handler) forecast(ctx context.Context, w http.ResponseWriter, r *http.Request, f filter, l locale) {
 	q := r.URL.Query()
 	form := defaultForecast
 	for _, fld := range []struct {

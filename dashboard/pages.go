@@ -67,15 +67,7 @@ type overviewBody struct {
 type methodRow struct{ Method, Recovered, Revenue, Share string }
 type attemptRow struct{ Attempt, Recovered, Revenue, Share string }
 
-func (h *Handler) overview(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
-	defer cancel()
-	f, err := h.parseFilter(ctx, r)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	l := pickLocale(r)
+func (h *Handler) overview(ctx context.Context, w http.ResponseWriter, r *http.Request, f filter, l locale) {
 	q := f.query()
 	sum, err := h.cfg.Analytics.Summary(ctx, q)
 	if err != nil {
@@ -196,15 +188,7 @@ func groupRows(l locale, cur string, groups []analytics.Group) []groupRow {
 // maxBars keeps ranking charts readable; the tables list every group.
 const maxBars = 12
 
-func (h *Handler) declines(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
-	defer cancel()
-	f, err := h.parseFilter(ctx, r)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	l := pickLocale(r)
+func (h *Handler) declines(ctx context.Context, w http.ResponseWriter, r *http.Request, f filter, l locale) {
 	q := f.query()
 	var body declinesBody
 	byCode, err := h.cfg.Analytics.Breakdown(ctx, q, analytics.ByDeclineCode)
@@ -270,15 +254,7 @@ type policiesBody struct {
 	Experiments []experimentView
 }
 
-func (h *Handler) policies(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
-	defer cancel()
-	f, err := h.parseFilter(ctx, r)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	l := pickLocale(r)
+func (h *Handler) policies(ctx context.Context, w http.ResponseWriter, r *http.Request, f filter, l locale) {
 	q := f.query()
 	byPolicy, err := h.cfg.Analytics.Breakdown(ctx, q, analytics.ByPolicy)
 	if err != nil {
@@ -364,15 +340,7 @@ type agingBody struct {
 
 type agingRow struct{ Label, Runs, Amount string }
 
-func (h *Handler) aging(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
-	defer cancel()
-	f, err := h.parseFilter(ctx, r)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	l := pickLocale(r)
+func (h *Handler) aging(ctx context.Context, w http.ResponseWriter, r *http.Request, f filter, l locale) {
 	a, err := h.cfg.Analytics.Aging(ctx, f.Tenant, f.Currency, h.cfg.Now())
 	if err != nil {
 		h.fail(w, r, err)

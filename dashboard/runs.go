@@ -32,15 +32,7 @@ type runsBody struct {
 // runs lists the tenant's latest runs in the filter's currency, newest
 // decline first, each linking to its timeline (the analytics index on
 // tenant, currency and decline time answers it without a sort).
-func (h *Handler) runs(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
-	defer cancel()
-	f, err := h.parseFilter(ctx, r)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	l := pickLocale(r)
+func (h *Handler) runs(ctx context.Context, w http.ResponseWriter, r *http.Request, f filter, l locale) {
 	rows, err := h.cfg.Ledger.Pool().Query(ctx, `
 		SELECT r.invoice_id, r.customer_id, r.amount::text, r.currency, r.policy, r.status, r.opened_at,
 		       coalesce(s.phase, r.status), coalesce(s.attempts, 0)
@@ -103,15 +95,7 @@ var lanes = []string{"attempt", "message", "service"}
 
 // run is one run's timeline, from the ledger: its attempts, messages,
 // service changes and credits, in the order they happened.
-func (h *Handler) run(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
-	defer cancel()
-	f, err := h.parseFilter(ctx, r)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	l := pickLocale(r)
+func (h *Handler) run(ctx context.Context, w http.ResponseWriter, r *http.Request, f filter, l locale) {
 	invoice := r.PathValue("invoice")
 	v, err := h.cfg.Ledger.RunView(ctx, workflows.WorkflowID(f.Tenant, invoice))
 	if errors.Is(err, ledger.ErrNotFound) {
