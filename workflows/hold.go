@@ -223,8 +223,7 @@ func (r *run) wokeLate(ctx workflow.Context, planned time.Time) bool {
 	if now.Sub(planned) <= r.lateAfter() {
 		return false
 	}
-	workflow.GetLogger(ctx).Warn("woke late; the schedule moves by the delay", "planned", planned, "delay", now.Sub(planned))
-	r.status.Holds = append(r.status.Holds, Hold{Cause: CauseLate, From: planned, To: now, Ended: "the platform could not act on time"})
+	r.recordLate(ctx, "woke late; the schedule moves by the delay", planned, now)
 	return true
 }
 
@@ -253,6 +252,12 @@ func (r *run) actedLate(ctx workflow.Context, planned time.Time) {
 	if now.Sub(planned) <= r.lateAfter() {
 		return
 	}
-	workflow.GetLogger(ctx).Warn("step finished late; the schedule moves by the delay", "planned", planned, "delay", now.Sub(planned))
+	r.recordLate(ctx, "step finished late; the schedule moves by the delay", planned, now)
+}
+
+// recordLate keeps [planned, now] as time the platform could not act: every
+// later moment of the schedule moves by it (onHold).
+func (r *run) recordLate(ctx workflow.Context, msg string, planned, now time.Time) {
+	workflow.GetLogger(ctx).Warn(msg, "planned", planned, "delay", now.Sub(planned))
 	r.status.Holds = append(r.status.Holds, Hold{Cause: CauseLate, From: planned, To: now, Ended: "the platform could not act on time"})
 }
