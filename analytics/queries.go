@@ -8,34 +8,57 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/shopspring/decimal"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/dunningco/dunning/money"
 )
 
-// periodFilter selects the query's runs as r: $1 tenant, $2 currency, $3
-// from, $4 to (runs_analytics_idx).
-const periodFilter = `r.tenant = $1 AND r.currency = $2 AND r.opened_at >= $3 AND r.opened_at < $4`
-
-// periodRuns is the CTE the other period queries start from: the query's
-// runs. Not materialized, so the planner can push it into the scan of runs.
-const periodRuns = `WITH r AS (
-	SELECT workflow_id, status, amount, opened_at, closed_at, closing_reason, policy,
-	       decline_code, decline_category, gateway, card_network, experiment, variant
-	FROM runs
-	WHERE tenant = $1 AND currency = $2 AND opened_at >= $3 AND opened_at < $4)
+// A period's runs are read from the ledger's aggregates (migration 0018):
+// run_cohorts holds their counts and sums per UTC day of the decline and
+// per every dimension analytics group on, kept exact by the ledger's
+// triggers in the transaction of each write. A period covers whole days
+// there, and the runs of the partial days at its edges are read one by one
+// through the same projection (run_cohort_row), so any instant works as a
+// bound and the answer is the same as reading every run.
+//
+// Every query binds periodArgs: $1 tenant, $2 currency, $3 from, $4 to,
+// $5 and $6 the whole days [from, to) covers, as dates and $7 and $8 as
+// instants.
+const periodCohorts = `WITH c AS (
+	SELECT * FROM run_cohorts
+	WHERE tenant = $1 AND currency = $2 AND day >= $5::date AND day < $6::date
+	UNION ALL
+	SELECT x.* FROM runs r, LATERAL run_cohort_row(r, 1) x
+	WHERE r.tenant = $1 AND r.currency = $2 AND ` + edgeFilter + `)
 `
 
-// outcomeColumns aggregates Outcomes over the rows of r; scanOutcomes reads
+// edgeFilter selects the runs of r in the period's partial days.
+const edgeFilter = `((r.opened_at >= $3 AND r.opened_at < $7) OR (r.opened_at >= $8 AND r.opened_at < $4))`
+
+// periodArgs binds the placeholders of periodCohorts and edgeFilter.
+func (q Query) periodArgs() []any {
+	from, to := q.From.UTC(), q.To.UTC()
+	// The whole UTC days inside [from, to); none when the period is
+	// shorter, and then [from, to) is all edge.
+	dayFrom, dayTo := from.Truncate(24*time.Hour), to.Truncate(24*time.Hour)
+	if dayFrom.Before(from) {
+		dayFrom = dayFrom.Add(24 * time.Hour)
+	}
+	if !dayFrom.Before(dayTo) {
+		dayFrom, dayTo = to, to
+	}
+	return []any{q.Tenant, q.Currency, from, to, dayFrom, dayTo, dayFrom, dayTo}
+}
+
+// outcomeColumns aggregates Outcomes over the rows of c; scanOutcomes reads
 // them in this order.
-const outcomeColumns = `count(*),
-	count(*) FILTER (WHERE r.status = 'open'),
-	count(*) FILTER (WHERE r.status = 'recovered'),
-	count(*) FILTER (WHERE r.status = 'exhausted'),
-	count(*) FILTER (WHERE r.status = 'cancelled'),
-	COALESCE(sum(r.amount), 0)::text,
-	COALESCE(sum(r.amount) FILTER (WHERE r.status = 'recovered'), 0)::text,
-	COALESCE(sum(r.amount) FILTER (WHERE r.status = 'exhausted'), 0)::text`
+const outcomeColumns = `COALESCE(sum(c.runs), 0)::bigint,
+	COALESCE(sum(c.runs) FILTER (WHERE c.status = 'open'), 0)::bigint,
+	COALESCE(sum(c.runs) FILTER (WHERE c.status = 'recovered'), 0)::bigint,
+	COALESCE(sum(c.runs) FILTER (WHERE c.status = 'exhausted'), 0)::bigint,
+	COALESCE(sum(c.runs) FILTER (WHERE c.status = 'cancelled'), 0)::bigint,
+	COALESCE(sum(c.amount), 0)::text,
+	COALESCE(sum(c.amount) FILTER (WHERE c.status = 'recovered'), 0)::text,
+	COALESCE(sum(c.amount) FILTER (WHERE c.status = 'exhausted'), 0)::text`
 
 // outcomeScan holds the scan targets of outcomeColumns.
 type outcomeScan struct {
@@ -66,14 +89,25 @@ func (s *outcomeScan) outcomes() (Outcomes, error) {
 	return o, nil
 }
 
+// read runs f in a read-only transaction with one snapshot, so the
+// statements of one answer agree with each other under concurrent writes.
+// The queries are short aggregations: JIT compilation would cost more than
+// it saves, and the group hashes get the memory to stay off disk.
+func (s *Store) read(ctx context.Context, f func(pgx.Tx) error) error {
+	return pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT set_config('jit', 'off', true), set_config('work_mem', '32MB', true)`); err != nil {
+			return err
+		}
+		return f(tx)
+	})
+}
+
 func ratio(n, d int64) float64 {
 	if d == 0 {
 		return 0
 	}
 	return float64(n) / float64(d)
 }
-
-func (q Query) args() []any { return []any{q.Tenant, q.Currency, q.From.UTC(), q.To.UTC()} }
 
 // perUnit is total / n rounded half-even to the currency's minor unit; 0
 // when n is 0.
@@ -88,69 +122,51 @@ func perUnit(total decimal.Decimal, n int64, currency string) decimal.Decimal {
 	return total.DivRound(decimal.NewFromInt(n), places+4).RoundBank(places)
 }
 
-// Summary is the period's headline figures.
-//
-// Three statements at once, on their own connections: the runs' outcomes
-// with their attempts and messages from the run rollup (one scan the
-// planner runs in parallel), the percentiles of the closed runs' durations
-// (a sort, which PostgreSQL cannot parallelise, so it should not hold up
-// the rest), and the exhausted runs' service changes.
+// Summary is the period's headline figures: the outcomes, attempts and
+// messages from the cohorts, and each duration percentile from the
+// duration histogram and the one bucket of runs it falls in.
 func (s *Store) Summary(ctx context.Context, q Query) (Summary, error) {
 	if err := q.Validate(); err != nil {
 		return Summary{}, err
 	}
 	out := Summary{Query: q}
 	var (
-		oc outcomeScan
-		// Both percentiles of a set come from one sort: [median, p90],
-		// NULL when the set is empty.
-		ttrPct, resPct        []float64
+		oc                    outcomeScan
 		ttrMean, resMean      *float64
 		recAttempts, messages int64
 		byChargeRevenue       string
 	)
-	// date_part, not extract: float8 arithmetic rather than numeric on
-	// every run.
-	const secs = `date_part('epoch', r.closed_at - r.opened_at)`
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		return s.pool.QueryRow(gctx, `SELECT `+outcomeColumns+`,
-			count(*) FILTER (WHERE r.status = 'recovered'),
-			avg(`+secs+`) FILTER (WHERE r.status = 'recovered'),
-			count(*) FILTER (WHERE r.status <> 'open'),
-			avg(`+secs+`) FILTER (WHERE r.status <> 'open'),
-			COALESCE(sum(r.answered_attempts), 0),
-			COALESCE(sum(r.answered_attempts) FILTER (WHERE r.status = 'recovered'), 0),
-			COALESCE(sum(r.charged_attempts) FILTER (WHERE r.status = 'recovered'), 0),
-			COALESCE(sum(r.charged_amount) FILTER (WHERE r.status = 'recovered'), 0)::text,
-			COALESCE(sum(r.sent_messages) FILTER (WHERE r.status = 'recovered'), 0)
-		FROM runs r WHERE `+periodFilter, q.args()...).Scan(append(oc.dest(),
+	err := s.read(ctx, func(tx pgx.Tx) error {
+		if err := tx.QueryRow(ctx, periodCohorts+`SELECT `+outcomeColumns+`,
+			COALESCE(sum(c.runs) FILTER (WHERE c.status = 'recovered'), 0)::bigint,
+			(sum(c.closed_seconds) FILTER (WHERE c.status = 'recovered') / NULLIF(sum(c.runs) FILTER (WHERE c.status = 'recovered'), 0))::float8,
+			COALESCE(sum(c.runs) FILTER (WHERE c.status <> 'open'), 0)::bigint,
+			(sum(c.closed_seconds) FILTER (WHERE c.status <> 'open') / NULLIF(sum(c.runs) FILTER (WHERE c.status <> 'open'), 0))::float8,
+			COALESCE(sum(c.answered_attempts), 0)::bigint,
+			COALESCE(sum(c.answered_attempts) FILTER (WHERE c.status = 'recovered'), 0)::bigint,
+			COALESCE(sum(c.charged_attempts) FILTER (WHERE c.status = 'recovered'), 0)::bigint,
+			COALESCE(sum(c.charged_amount) FILTER (WHERE c.status = 'recovered'), 0)::text,
+			COALESCE(sum(c.sent_messages) FILTER (WHERE c.status = 'recovered'), 0)::bigint,
+			COALESCE(sum(c.runs) FILTER (WHERE c.churned), 0)::bigint
+		FROM c`, q.periodArgs()...).Scan(append(oc.dest(),
 			&out.TimeToRecovery.Count, &ttrMean, &out.TimeToResolution.Count, &resMean,
-			&out.Attempts, &recAttempts, &out.RecoveredByCharge, &byChargeRevenue, &messages)...)
+			&out.Attempts, &recAttempts, &out.RecoveredByCharge, &byChargeRevenue, &messages, &out.ChurnedRuns)...); err != nil {
+			return err
+		}
+		var err error
+		if out.TimeToRecovery.MedianSeconds, out.TimeToRecovery.P90Seconds, err = durationPercentiles(ctx, tx, q, true); err != nil {
+			return fmt.Errorf("time to recovery: %w", err)
+		}
+		if out.TimeToResolution.MedianSeconds, out.TimeToResolution.P90Seconds, err = durationPercentiles(ctx, tx, q, false); err != nil {
+			return fmt.Errorf("time to resolution: %w", err)
+		}
+		return nil
 	})
-	g.Go(func() error {
-		return s.pool.QueryRow(gctx, `SELECT
-			percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY `+secs+`) FILTER (WHERE r.status = 'recovered'),
-			percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY `+secs+`)
-		FROM runs r WHERE r.status <> 'open' AND `+periodFilter, q.args()...).Scan(&ttrPct, &resPct)
-	})
-	g.Go(func() error {
-		return s.pool.QueryRow(gctx, `SELECT count(*) FROM runs r WHERE r.status = 'exhausted' AND `+periodFilter+` AND EXISTS (
-			SELECT 1 FROM service_changes c WHERE c.workflow_id = r.workflow_id AND c.state = 'cancelled'
-			AND c.created_at <= r.closed_at + interval '30 days')`, q.args()...).Scan(&out.ChurnedRuns)
-	})
-	if err := g.Wait(); err != nil {
+	if err != nil {
 		return Summary{}, fmt.Errorf("analytics: summary of %s %s: %w", q.Tenant, q.Currency, err)
 	}
-	var err error
 	if out.Outcomes, err = oc.outcomes(); err != nil {
 		return Summary{}, err
-	}
-	if len(ttrPct) == 2 {
-		out.TimeToRecovery.MedianSeconds, out.TimeToRecovery.P90Seconds = ttrPct[0], ttrPct[1]
-	}
-	if len(resPct) == 2 {
-		out.TimeToResolution.MedianSeconds, out.TimeToResolution.P90Seconds = resPct[0], resPct[1]
 	}
 	out.TimeToRecovery.MeanSeconds, out.TimeToResolution.MeanSeconds = deref(ttrMean), deref(resMean)
 	out.AttemptsPerRecovery = ratio(recAttempts, out.Recovered)
@@ -180,24 +196,16 @@ func (s *Store) Series(ctx context.Context, q Query, interval Granularity) (Seri
 	if _, err := ParseGranularity(string(interval)); err != nil {
 		return Series{}, err
 	}
-	rows, err := s.pool.Query(ctx, periodRuns+`
-	SELECT `+bucketKeys[interval]+` AS bucket, `+outcomeColumns+`
-	FROM r GROUP BY bucket ORDER BY bucket`, q.args()...)
-	if err != nil {
-		return Series{}, fmt.Errorf("analytics: series of %s %s: %w", q.Tenant, q.Currency, err)
-	}
-	points, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Point, error) {
-		var (
-			p  Point
-			oc outcomeScan
-		)
-		if err := row.Scan(append([]any{&p.Start}, oc.dest()...)...); err != nil {
-			return Point{}, err
+	var points []Point
+	err := s.read(ctx, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, periodCohorts+`
+		SELECT `+bucketKeys[interval]+` AS bucket, `+outcomeColumns+`
+		FROM c GROUP BY bucket ORDER BY bucket`, q.periodArgs()...)
+		if err != nil {
+			return err
 		}
-		p.Start = time.Date(p.Start.Year(), p.Start.Month(), p.Start.Day(), 0, 0, 0, 0, time.UTC)
-		o, err := oc.outcomes()
-		p.Outcomes = o
-		return p, err
+		points, err = pgx.CollectRows(rows, scanPoint)
+		return err
 	})
 	if err != nil {
 		return Series{}, fmt.Errorf("analytics: series of %s %s: %w", q.Tenant, q.Currency, err)
@@ -205,24 +213,37 @@ func (s *Store) Series(ctx context.Context, q Query, interval Granularity) (Seri
 	return Series{Query: q, Interval: interval, Points: points}, nil
 }
 
-// bucketKeys are the SQL expressions of each Granularity over r: literal,
-// so that they match the statistics migration 0015 keeps on them and the
-// planner hashes a few buckets rather than sorting every run.
-var bucketKeys = map[Granularity]string{
-	Day:   `date_trunc('day', r.opened_at AT TIME ZONE 'UTC')`,
-	Week:  `date_trunc('week', r.opened_at AT TIME ZONE 'UTC')`,
-	Month: `date_trunc('month', r.opened_at AT TIME ZONE 'UTC')`,
+func scanPoint(row pgx.CollectableRow) (Point, error) {
+	var (
+		p  Point
+		oc outcomeScan
+	)
+	if err := row.Scan(append([]any{&p.Start}, oc.dest()...)...); err != nil {
+		return Point{}, err
+	}
+	p.Start = time.Date(p.Start.Year(), p.Start.Month(), p.Start.Day(), 0, 0, 0, 0, time.UTC)
+	o, err := oc.outcomes()
+	p.Outcomes = o
+	return p, err
 }
 
-// dimensionKeys are the SQL expressions of each Dimension over r; only
+// bucketKeys are the SQL expressions of each Granularity over c, whose day
+// is the UTC day of the decline.
+var bucketKeys = map[Granularity]string{
+	Day:   `c.day::timestamp`,
+	Week:  `date_trunc('week', c.day::timestamp)`,
+	Month: `date_trunc('month', c.day::timestamp)`,
+}
+
+// dimensionKeys are the SQL expressions of each Dimension over c; only
 // these strings ever reach the query text.
 var dimensionKeys = map[Dimension]string{
-	ByDeclineCategory: `r.decline_category`,
-	ByDeclineCode:     `r.decline_code`,
-	ByGateway:         `r.gateway`,
-	ByCardNetwork:     `r.card_network`,
-	ByPolicy:          `split_part(r.policy, '#', 1)`, // name@version, without the content hash (as in 0015's statistics)
-	ByVariant:         `CASE WHEN r.experiment = '' THEN '' ELSE r.experiment || '/' || r.variant END`,
+	ByDeclineCategory: `c.decline_category`,
+	ByDeclineCode:     `c.decline_code`,
+	ByGateway:         `c.gateway`,
+	ByCardNetwork:     `c.card_network`,
+	ByPolicy:          `c.policy`, // name@version, without the content hash
+	ByVariant:         `CASE WHEN c.experiment = '' THEN '' ELSE c.experiment || '/' || c.variant END`,
 }
 
 // Breakdown is recovery grouped by one dimension, largest failed revenue
@@ -236,28 +257,34 @@ func (s *Store) Breakdown(ctx context.Context, q Query, by Dimension) (Breakdown
 		_, err := ParseDimension(string(by))
 		return Breakdown{}, err
 	}
-	rows, err := s.pool.Query(ctx, periodRuns+`
-	SELECT `+key+` AS key, `+outcomeColumns+`
-	FROM r GROUP BY key ORDER BY sum(r.amount) DESC, key`, q.args()...)
-	if err != nil {
-		return Breakdown{}, fmt.Errorf("analytics: breakdown of %s %s by %s: %w", q.Tenant, q.Currency, by, err)
-	}
-	groups, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Group, error) {
-		var (
-			g  Group
-			oc outcomeScan
-		)
-		if err := row.Scan(append([]any{&g.Key}, oc.dest()...)...); err != nil {
-			return Group{}, err
+	var groups []Group
+	err := s.read(ctx, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, periodCohorts+`
+		SELECT `+key+` AS key, `+outcomeColumns+`
+		FROM c GROUP BY key ORDER BY sum(c.amount) DESC, key`, q.periodArgs()...)
+		if err != nil {
+			return err
 		}
-		o, err := oc.outcomes()
-		g.Outcomes = o
-		return g, err
+		groups, err = pgx.CollectRows(rows, scanGroup)
+		return err
 	})
 	if err != nil {
 		return Breakdown{}, fmt.Errorf("analytics: breakdown of %s %s by %s: %w", q.Tenant, q.Currency, by, err)
 	}
 	return Breakdown{Query: q, By: by, Groups: groups}, nil
+}
+
+func scanGroup(row pgx.CollectableRow) (Group, error) {
+	var (
+		g  Group
+		oc outcomeScan
+	)
+	if err := row.Scan(append([]any{&g.Key}, oc.dest()...)...); err != nil {
+		return Group{}, err
+	}
+	o, err := oc.outcomes()
+	g.Outcomes = o
+	return g, err
 }
 
 // Methods is how the period's recovered runs were recovered: by method and
@@ -270,35 +297,33 @@ func (s *Store) Methods(ctx context.Context, q Query) (Methods, error) {
 	// A recovered run's money came from its succeeded attempt (there is at
 	// most one: the run closes on it; the rollup keeps the lowest-numbered);
 	// without one, from the billing system reporting the invoice paid.
-	rows, err := s.pool.Query(ctx, `WITH rec AS (
-		SELECT r.amount, r.win_attempt AS attempt,
-		       CASE WHEN r.win_reason = 'scheduled' THEN 'retry'
-		            WHEN r.win_reason = 'card_updated' THEN 'card_update'
-		            WHEN r.win_reason = 'expedite' THEN 'expedite'
-		            WHEN r.win_attempt = 0 AND r.closing_reason LIKE 'paid out of band%' THEN 'paid_out_of_band'
-		            ELSE 'other' END AS method
-		FROM runs r WHERE r.status = 'recovered' AND `+periodFilter+`)
-	SELECT method, attempt, count(*), sum(amount)::text FROM rec GROUP BY method, attempt`, q.args()...)
-	if err != nil {
-		return Methods{}, fmt.Errorf("analytics: recovery methods of %s %s: %w", q.Tenant, q.Currency, err)
-	}
 	type cell struct {
 		method  string
 		attempt int
 		n       int64
 		revenue decimal.Decimal
 	}
-	cells, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (cell, error) {
-		var (
-			c      cell
-			amount string
-		)
-		if err := row.Scan(&c.method, &c.attempt, &c.n, &amount); err != nil {
-			return cell{}, err
+	var cells []cell
+	err := s.read(ctx, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, periodCohorts+`
+		SELECT c.method, c.win_attempt, sum(c.runs)::bigint, sum(c.amount)::text
+		FROM c WHERE c.status = 'recovered' GROUP BY c.method, c.win_attempt`, q.periodArgs()...)
+		if err != nil {
+			return err
 		}
-		var err error
-		c.revenue, err = decimal.NewFromString(amount)
-		return c, err
+		cells, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (cell, error) {
+			var (
+				c      cell
+				amount string
+			)
+			if err := row.Scan(&c.method, &c.attempt, &c.n, &amount); err != nil {
+				return cell{}, err
+			}
+			var err error
+			c.revenue, err = decimal.NewFromString(amount)
+			return c, err
+		})
+		return err
 	})
 	if err != nil {
 		return Methods{}, fmt.Errorf("analytics: recovery methods of %s %s: %w", q.Tenant, q.Currency, err)
@@ -365,7 +390,15 @@ func (s *Store) Aging(ctx context.Context, tenant, currency string, at time.Time
 	out := Aging{Tenant: tenant, Currency: currency, At: at, AmountAtRisk: decimal.Zero}
 	// The age is whole days: a run declined 7 days and 23 hours ago is 7
 	// days old.
-	rows, err := s.pool.Query(ctx, `
+	type cell struct {
+		bucket int
+		phase  string
+		n      int64
+		amount decimal.Decimal
+	}
+	var cells []cell
+	err := s.read(ctx, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `
 	WITH o AS (
 		SELECT r.amount, COALESCE(rs.phase, 'recovering') AS phase,
 		       CASE WHEN r.opened_at > $3::timestamptz - interval '8 days' THEN 0
@@ -373,28 +406,25 @@ func (s *Store) Aging(ctx context.Context, tenant, currency string, at time.Time
 		            WHEN r.opened_at > $3::timestamptz - interval '31 days' THEN 2
 		            ELSE 3 END AS bucket
 		FROM runs r LEFT JOIN run_status rs ON rs.workflow_id = r.workflow_id
+		     AND rs.phase NOT IN ('recovered', 'exhausted', 'cancelled', 'aborted') -- run_status_open_phase_idx
 		WHERE r.tenant = $1 AND r.currency = $2 AND r.status = 'open' AND r.opened_at <= $3::timestamptz)
 	SELECT bucket, phase, count(*), sum(amount)::text FROM o GROUP BY bucket, phase`, tenant, currency, at)
-	if err != nil {
-		return Aging{}, fmt.Errorf("analytics: aging of %s %s: %w", tenant, currency, err)
-	}
-	type cell struct {
-		bucket int
-		phase  string
-		n      int64
-		amount decimal.Decimal
-	}
-	cells, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (cell, error) {
-		var (
-			c      cell
-			amount string
-		)
-		if err := row.Scan(&c.bucket, &c.phase, &c.n, &amount); err != nil {
-			return cell{}, err
+		if err != nil {
+			return err
 		}
-		var err error
-		c.amount, err = decimal.NewFromString(amount)
-		return c, err
+		cells, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (cell, error) {
+			var (
+				c      cell
+				amount string
+			)
+			if err := row.Scan(&c.bucket, &c.phase, &c.n, &amount); err != nil {
+				return cell{}, err
+			}
+			var err error
+			c.amount, err = decimal.NewFromString(amount)
+			return c, err
+		})
+		return err
 	})
 	if err != nil {
 		return Aging{}, fmt.Errorf("analytics: aging of %s %s: %w", tenant, currency, err)
@@ -442,31 +472,35 @@ func (s *Store) Experiments(ctx context.Context, q Query, control string) (Exper
 	if err := q.Validate(); err != nil {
 		return Experiments{}, err
 	}
-	rows, err := s.pool.Query(ctx, periodRuns+`
-	SELECT r.experiment, r.variant,
-	       count(*) FILTER (WHERE r.status IN ('recovered', 'exhausted')),
-	       count(*) FILTER (WHERE r.status = 'recovered'),
-	       COALESCE(sum(r.amount) FILTER (WHERE r.status = 'recovered'), 0)::text
-	FROM r WHERE r.experiment <> ''
-	GROUP BY r.experiment, r.variant ORDER BY r.experiment, r.variant`, q.args()...)
-	if err != nil {
-		return Experiments{}, fmt.Errorf("analytics: experiments of %s %s: %w", q.Tenant, q.Currency, err)
-	}
 	type arm struct {
 		experiment string
 		v          VariantResult
 	}
-	arms, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (arm, error) {
-		var (
-			a      arm
-			amount string
-		)
-		if err := row.Scan(&a.experiment, &a.v.Variant, &a.v.Settled, &a.v.Recovered, &amount); err != nil {
-			return arm{}, err
+	var arms []arm
+	err := s.read(ctx, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, periodCohorts+`
+		SELECT c.experiment, c.variant,
+		       COALESCE(sum(c.runs) FILTER (WHERE c.status IN ('recovered', 'exhausted')), 0)::bigint,
+		       COALESCE(sum(c.runs) FILTER (WHERE c.status = 'recovered'), 0)::bigint,
+		       COALESCE(sum(c.amount) FILTER (WHERE c.status = 'recovered'), 0)::text
+		FROM c WHERE c.experiment <> ''
+		GROUP BY c.experiment, c.variant ORDER BY c.experiment, c.variant`, q.periodArgs()...)
+		if err != nil {
+			return err
 		}
-		var err error
-		a.v.RecoveredRevenue, err = decimal.NewFromString(amount)
-		return a, err
+		arms, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (arm, error) {
+			var (
+				a      arm
+				amount string
+			)
+			if err := row.Scan(&a.experiment, &a.v.Variant, &a.v.Settled, &a.v.Recovered, &amount); err != nil {
+				return arm{}, err
+			}
+			var err error
+			a.v.RecoveredRevenue, err = decimal.NewFromString(amount)
+			return a, err
+		})
+		return err
 	})
 	if err != nil {
 		return Experiments{}, fmt.Errorf("analytics: experiments of %s %s: %w", q.Tenant, q.Currency, err)

@@ -1,0 +1,213 @@
+-- Recovery analytics at a million runs. Reading a year of runs row by row
+-- takes seconds however it is indexed, so the ledger keeps two exact
+-- aggregates of its runs, per tenant, currency and UTC day of the decline:
+--
+--   run_cohorts    the runs' counts and sums, by every dimension analytics
+--                  group on (status, decline, gateway, network, policy,
+--                  experiment arm, how a recovered run was won, churn);
+--   run_durations  closed runs by how long they took (a histogram), so an
+--                  exact median or p90 reads one bucket of runs, not all.
+--
+-- Statement triggers on runs keep both in the transaction of every write
+-- to a run, so they are never behind and never count a retried write
+-- twice: a write moves its runs' old rows out (-1) and their new rows in
+-- (+1). Rows are upserted in key order, so two transactions never wait on
+-- each other's aggregate rows in opposite orders. Analytics read whole
+-- days from here and the partial days at a period's edges from runs.
+
+-- Exhausted runs whose service was cancelled within 30 days of the close
+-- (involuntary churn), kept on the run so the aggregates can count them.
+ALTER TABLE runs ADD COLUMN churned boolean NOT NULL DEFAULT false;
+
+UPDATE runs r SET churned = true
+WHERE r.status = 'exhausted' AND EXISTS (
+    SELECT 1 FROM service_changes c WHERE c.workflow_id = r.workflow_id AND c.state = 'cancelled'
+    AND c.created_at <= r.closed_at + interval '30 days');
+
+-- A run is churned when it is exhausted and a cancelled service change is
+-- recorded no later than 30 days after its close, whichever comes first.
+CREATE FUNCTION runs_set_churned() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.churned := NEW.status = 'exhausted' AND EXISTS (
+        SELECT 1 FROM service_changes c WHERE c.workflow_id = NEW.workflow_id AND c.state = 'cancelled'
+        AND c.created_at <= NEW.closed_at + interval '30 days');
+    RETURN NEW;
+END $$;
+
+CREATE TRIGGER runs_set_churned BEFORE INSERT OR UPDATE OF status, closed_at, churned ON runs
+    FOR EACH ROW EXECUTE FUNCTION runs_set_churned();
+
+CREATE FUNCTION service_changes_mark_churned() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    -- runs_set_churned decides; this only asks it to look again.
+    UPDATE runs r SET churned = true
+    FROM (SELECT DISTINCT workflow_id FROM new_changes WHERE state = 'cancelled') c
+    WHERE r.workflow_id = c.workflow_id AND r.status = 'exhausted' AND NOT r.churned;
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER service_changes_mark_churned AFTER INSERT ON service_changes
+    REFERENCING NEW TABLE AS new_changes FOR EACH STATEMENT EXECUTE FUNCTION service_changes_mark_churned();
+
+-- How a recovered run was won: its winning attempt's reason, or paid out
+-- of band when no attempt of ours succeeded; '' for other runs.
+CREATE FUNCTION analytics_recovery_method(status text, win_reason text, win_attempt int, closing_reason text)
+    RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN CASE WHEN status <> 'recovered' THEN ''
+                WHEN win_reason = 'scheduled' THEN 'retry'
+                WHEN win_reason = 'card_updated' THEN 'card_update'
+                WHEN win_reason = 'expedite' THEN 'expedite'
+                WHEN win_attempt = 0 AND closing_reason LIKE 'paid out of band%' THEN 'paid_out_of_band'
+                ELSE 'other' END;
+
+-- The histogram bucket of a run's duration: 8 buckets per doubling, so a
+-- bucket holds a few percent of a period's runs at most; 0 below a second.
+CREATE FUNCTION analytics_duration_bucket(d interval) RETURNS int LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN CASE WHEN d < interval '1 second' THEN 0
+                ELSE 1 + floor(ln(date_part('epoch', d)) / ln(2) * 8)::int END;
+
+-- One run's row in run_cohorts, with sign +1 (in) or -1 (out). The
+-- triggers, the rebuild (ledger.RebuildRunCohorts) and the analytics
+-- queries' period edges all read runs through this one definition.
+CREATE FUNCTION run_cohort_row(r runs, sign int) RETURNS TABLE (
+    tenant text, currency char(3), day date, status text,
+    decline_category text, decline_code text, gateway text, card_network text,
+    policy text, experiment text, variant text, method text, win_attempt int, churned boolean,
+    runs bigint, amount numeric, answered_attempts bigint, charged_attempts bigint,
+    charged_amount numeric, sent_messages bigint, closed_seconds numeric)
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT r.tenant, r.currency, (r.opened_at AT TIME ZONE 'UTC')::date, r.status,
+           r.decline_category, r.decline_code, r.gateway, r.card_network,
+           split_part(r.policy, '#', 1), -- name@version, without the content hash
+           r.experiment, r.variant,
+           analytics_recovery_method(r.status, r.win_reason, r.win_attempt, r.closing_reason),
+           CASE WHEN r.status = 'recovered' THEN r.win_attempt ELSE 0 END,
+           r.churned,
+           sign::bigint, sign * r.amount, (sign * r.answered_attempts)::bigint, (sign * r.charged_attempts)::bigint,
+           sign * r.charged_amount, (sign * r.sent_messages)::bigint,
+           sign * COALESCE(extract(epoch FROM r.closed_at - r.opened_at), 0)
+$$;
+
+CREATE TABLE run_cohorts (
+    tenant            text NOT NULL,
+    currency          char(3) NOT NULL,
+    day               date NOT NULL, -- the UTC day the run was opened (declined)
+    status            text NOT NULL,
+    decline_category  text NOT NULL,
+    decline_code      text NOT NULL,
+    gateway           text NOT NULL,
+    card_network      text NOT NULL,
+    policy            text NOT NULL, -- name@version
+    experiment        text NOT NULL,
+    variant           text NOT NULL,
+    method            text NOT NULL, -- analytics_recovery_method; '' unless recovered
+    win_attempt       int NOT NULL,  -- the winning attempt's number; 0 unless recovered by a charge
+    churned           boolean NOT NULL,
+    runs              bigint NOT NULL,
+    amount            numeric NOT NULL,
+    answered_attempts bigint NOT NULL,
+    charged_attempts  bigint NOT NULL,
+    charged_amount    numeric NOT NULL,
+    sent_messages     bigint NOT NULL,
+    closed_seconds    numeric NOT NULL, -- the closed runs' durations summed (means)
+    PRIMARY KEY (tenant, currency, day, status, decline_category, decline_code, gateway, card_network,
+                 policy, experiment, variant, method, win_attempt, churned)
+);
+
+CREATE TABLE run_durations (
+    tenant    text NOT NULL,
+    currency  char(3) NOT NULL,
+    day       date NOT NULL,
+    recovered boolean NOT NULL, -- recovered, or closed another way
+    bucket    int NOT NULL,     -- analytics_duration_bucket(closed_at - opened_at)
+    runs      bigint NOT NULL,
+    PRIMARY KEY (tenant, currency, day, recovered, bucket)
+);
+
+-- The runs of one duration bucket in duration order, for the rank a
+-- percentile falls on.
+CREATE INDEX runs_duration_idx ON runs (tenant, currency, analytics_duration_bucket(closed_at - opened_at), (closed_at - opened_at))
+    INCLUDE (opened_at, status) WHERE status <> 'open';
+
+-- Moves the written runs' old rows out of the aggregates and their new rows
+-- in. src is the statement's transition rows as (sign, run); a transition
+-- row is a record, so it is cast back to runs for run_cohort_row.
+CREATE FUNCTION runs_sync_aggregates() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    src text := CASE TG_OP
+        WHEN 'INSERT' THEN 'SELECT 1 AS sign, ROW(n.*)::runs AS r FROM new_runs n'
+        WHEN 'DELETE' THEN 'SELECT -1 AS sign, ROW(o.*)::runs AS r FROM old_runs o'
+        ELSE 'SELECT 1 AS sign, ROW(n.*)::runs AS r FROM new_runs n UNION ALL SELECT -1, ROW(o.*)::runs FROM old_runs o' END;
+BEGIN
+    EXECUTE format($q$
+        INSERT INTO run_cohorts
+        SELECT c.tenant, c.currency, c.day, c.status, c.decline_category, c.decline_code, c.gateway, c.card_network,
+               c.policy, c.experiment, c.variant, c.method, c.win_attempt, c.churned,
+               sum(c.runs), sum(c.amount), sum(c.answered_attempts), sum(c.charged_attempts),
+               sum(c.charged_amount), sum(c.sent_messages), sum(c.closed_seconds)
+        FROM (%s) d, LATERAL run_cohort_row(d.r, d.sign) c
+        GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14
+        HAVING sum(c.runs) <> 0 OR sum(c.amount) <> 0 OR sum(c.answered_attempts) <> 0 OR sum(c.charged_attempts) <> 0
+            OR sum(c.charged_amount) <> 0 OR sum(c.sent_messages) <> 0 OR sum(c.closed_seconds) <> 0
+        ORDER BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14
+        ON CONFLICT (tenant, currency, day, status, decline_category, decline_code, gateway, card_network,
+                     policy, experiment, variant, method, win_attempt, churned) DO UPDATE SET
+            runs = run_cohorts.runs + EXCLUDED.runs,
+            amount = run_cohorts.amount + EXCLUDED.amount,
+            answered_attempts = run_cohorts.answered_attempts + EXCLUDED.answered_attempts,
+            charged_attempts = run_cohorts.charged_attempts + EXCLUDED.charged_attempts,
+            charged_amount = run_cohorts.charged_amount + EXCLUDED.charged_amount,
+            sent_messages = run_cohorts.sent_messages + EXCLUDED.sent_messages,
+            closed_seconds = run_cohorts.closed_seconds + EXCLUDED.closed_seconds$q$, src);
+    EXECUTE format($q$
+        INSERT INTO run_durations
+        SELECT (d.r).tenant, (d.r).currency, ((d.r).opened_at AT TIME ZONE 'UTC')::date, (d.r).status = 'recovered',
+               analytics_duration_bucket((d.r).closed_at - (d.r).opened_at), sum(d.sign)
+        FROM (%s) d WHERE (d.r).status <> 'open'
+        GROUP BY 1, 2, 3, 4, 5 HAVING sum(d.sign) <> 0 ORDER BY 1, 2, 3, 4, 5
+        ON CONFLICT (tenant, currency, day, recovered, bucket) DO UPDATE SET runs = run_durations.runs + EXCLUDED.runs$q$, src);
+    -- A group whose last run moved out is dropped; its sums are 0 with it.
+    IF TG_OP <> 'INSERT' THEN
+        DELETE FROM run_cohorts WHERE runs = 0 AND (tenant, currency, day) IN (
+            SELECT DISTINCT o.tenant, o.currency, (o.opened_at AT TIME ZONE 'UTC')::date FROM old_runs o);
+        DELETE FROM run_durations WHERE runs = 0 AND (tenant, currency, day) IN (
+            SELECT DISTINCT o.tenant, o.currency, (o.opened_at AT TIME ZONE 'UTC')::date FROM old_runs o);
+    END IF;
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER runs_sync_aggregates_insert AFTER INSERT ON runs
+    REFERENCING NEW TABLE AS new_runs FOR EACH STATEMENT EXECUTE FUNCTION runs_sync_aggregates();
+CREATE TRIGGER runs_sync_aggregates_update AFTER UPDATE ON runs
+    REFERENCING OLD TABLE AS old_runs NEW TABLE AS new_runs FOR EACH STATEMENT EXECUTE FUNCTION runs_sync_aggregates();
+CREATE TRIGGER runs_sync_aggregates_delete AFTER DELETE ON runs
+    REFERENCING OLD TABLE AS old_runs FOR EACH STATEMENT EXECUTE FUNCTION runs_sync_aggregates();
+
+-- The runs recorded so far.
+INSERT INTO run_cohorts
+SELECT c.tenant, c.currency, c.day, c.status, c.decline_category, c.decline_code, c.gateway, c.card_network,
+       c.policy, c.experiment, c.variant, c.method, c.win_attempt, c.churned,
+       sum(c.runs), sum(c.amount), sum(c.answered_attempts), sum(c.charged_attempts),
+       sum(c.charged_amount), sum(c.sent_messages), sum(c.closed_seconds)
+FROM runs r, LATERAL run_cohort_row(r, 1) c
+GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14;
+
+INSERT INTO run_durations
+SELECT tenant, currency, (opened_at AT TIME ZONE 'UTC')::date, status = 'recovered',
+       analytics_duration_bucket(closed_at - opened_at), count(*)
+FROM runs WHERE status <> 'open' GROUP BY 1, 2, 3, 4, 5;
+
+-- The summary reads these indexes now; the period's runs at the edges come
+-- from runs_rollup_analytics_idx.
+DROP INDEX attempts_analytics_idx;
+DROP INDEX messages_analytics_idx;
+
+-- Aging joins the open runs to their phase in the read model: both sides
+-- from an index alone (open runs are a fraction of the ledger; the phase
+-- is not kept in the aggregates because run_status is written apart from
+-- runs, and a trigger there would lock runs in the opposite order).
+DROP INDEX runs_open_analytics_idx;
+CREATE INDEX runs_open_analytics_idx ON runs (tenant, currency, opened_at)
+    INCLUDE (amount, workflow_id) WHERE status = 'open';
+CREATE INDEX run_status_open_phase_idx ON run_status (workflow_id) INCLUDE (phase)
+    WHERE phase NOT IN ('recovered', 'exhausted', 'cancelled', 'aborted');
