@@ -145,6 +145,11 @@ func TestLatencyAtScale(t *testing.T) {
 	month := year
 	month.From = time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC)
 	month.To = time.Date(2025, 7, 1, 0, 0, 0, 0, time.UTC)
+	// A period whose ends fall inside days: the partial days are read run
+	// by run.
+	edges := year
+	edges.From = time.Date(2025, 1, 1, 12, 30, 0, 0, time.UTC)
+	edges.To = time.Date(2025, 12, 31, 17, 45, 0, 0, time.UTC)
 	type endpoint struct {
 		name string
 		run  func() error
@@ -153,7 +158,7 @@ func TestLatencyAtScale(t *testing.T) {
 	for _, p := range []struct {
 		label string
 		q     analytics.Query
-	}{{"year", year}, {"month", month}} {
+	}{{"year", year}, {"month", month}, {"year, edges inside days", edges}} {
 		q := p.q
 		endpoints = append(endpoints,
 			endpoint{"summary (" + p.label + ")", func() error { _, err := s.Summary(ctx, q); return err }},
