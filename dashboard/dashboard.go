@@ -21,6 +21,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -92,14 +93,20 @@ type Config struct {
 	// every replica (SessionSecret derives one from the key pepper).
 	SessionSecret []byte
 	SessionTTL    time.Duration // DefaultSessionTTL when zero
-	Logger        *slog.Logger
-	Now           func() time.Time // time.Now when nil
+	// SignInFailures failed sign-ins are allowed per client address, one
+	// more every SignInWindow / SignInFailures (DefaultSignInFailures,
+	// DefaultSignInWindow when zero); past them a sign-in answers 429.
+	SignInFailures int
+	SignInWindow   time.Duration
+	Logger         *slog.Logger
+	Now            func() time.Time // time.Now when nil
 }
 
 // Handler serves the dashboard under Path.
 type Handler struct {
 	cfg      Config
 	sessions sessions
+	signIns  *signInLimiter
 	pages    map[string]*template.Template
 	mux      *http.ServeMux
 	logger   *slog.Logger
@@ -138,7 +145,14 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.SessionTTL <= 0 {
 		cfg.SessionTTL = DefaultSessionTTL
 	}
-	h := &Handler{cfg: cfg, logger: cfg.Logger, sessions: sessions{secret: cfg.SessionSecret, ttl: cfg.SessionTTL, now: cfg.Now}}
+	if cfg.SignInFailures <= 0 {
+		cfg.SignInFailures = DefaultSignInFailures
+	}
+	if cfg.SignInWindow <= 0 {
+		cfg.SignInWindow = DefaultSignInWindow
+	}
+	h := &Handler{cfg: cfg, logger: cfg.Logger, sessions: sessions{secret: cfg.SessionSecret, ttl: cfg.SessionTTL, now: cfg.Now},
+		signIns: newSignInLimiter(cfg.SignInFailures, cfg.SignInWindow, cfg.Now)}
 	if err := h.parseTemplates(); err != nil {
 		return nil, err
 	}
@@ -273,6 +287,21 @@ const maxLoginBody = 4 << 10
 
 func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
+	// The limit comes first: a client past it is refused whatever it
+	// sends, so a guess it makes then tells it nothing.
+	client := clientAddress(r)
+	ok, wait := h.signIns.begin(client)
+	if !ok {
+		h.signInLimited(w, r, client, wait)
+		return
+	}
+	failed := false
+	defer func() {
+		if h.signIns.end(client, failed) {
+			h.logger.WarnContext(r.Context(), "dashboard sign-ins limited: too many failures from one address",
+				"client", client, "failures", h.cfg.SignInFailures, "window", h.cfg.SignInWindow.String())
+		}
+	}()
 	r.Body = http.MaxBytesReader(w, r.Body, maxLoginBody)
 	if err := r.ParseForm(); err != nil {
 		h.renderLogin(w, r, http.StatusBadRequest, "The sign-in form could not be read.")
@@ -287,9 +316,11 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case err == nil:
 	case errors.Is(err, apikeys.ErrMalformed):
+		failed = true
 		h.renderLogin(w, r, http.StatusUnauthorized, "That is not an API key: keys read dk_live_<id>_<secret>.")
 		return
 	case errors.Is(err, apikeys.ErrRevoked), errors.Is(err, apikeys.ErrExpired), errors.Is(err, apikeys.ErrUnknown):
+		failed = true
 		h.logger.InfoContext(r.Context(), "dashboard sign-in refused", "reason", err.Error())
 		h.renderLogin(w, r, http.StatusUnauthorized, "The API key is not valid (unknown, revoked or expired).")
 		return
@@ -307,6 +338,21 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, h.sessions.cookie(r, value, exp))
 	h.logger.InfoContext(r.Context(), "dashboard sign-in", "key_id", p.KeyID, "tenant", p.Tenant)
 	http.Redirect(w, r, basePath, http.StatusSeeOther)
+}
+
+// signInLimited answers a sign-in from a client past its failure budget:
+// 429, Retry-After, and the form saying when to try again.
+func (h *Handler) signInLimited(w http.ResponseWriter, r *http.Request, client string, wait time.Duration) {
+	secs := max(1, int((wait+time.Second-1)/time.Second))
+	at := h.cfg.Now().Add(time.Duration(secs) * time.Second).UTC()
+	h.logger.InfoContext(r.Context(), "dashboard sign-in refused: too many failures", "client", client, "retry_after_s", secs)
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	unit := "seconds"
+	if secs == 1 {
+		unit = "second"
+	}
+	h.renderLogin(w, r, http.StatusTooManyRequests, fmt.Sprintf("Too many failed sign-ins from your address; try again in %d %s (at %s).",
+		secs, unit, at.Format("15:04:05 MST")))
 }
 
 func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {

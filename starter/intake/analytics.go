@@ -176,14 +176,8 @@ func (h *handler) writeAnalytics(w http.ResponseWriter, r *http.Request, out any
 		writeError(w, http.StatusUnprocessableEntity, perr.Error(), paramField(perr.param, perr.err.Error()))
 	case errors.Is(err, analytics.ErrInvalid):
 		writeError(w, http.StatusUnprocessableEntity, err.Error())
-	case r.Context().Err() != nil:
-		h.logger.InfoContext(r.Context(), "request abandoned by the client", "path", r.URL.Path, "error", err)
-	case errors.Is(err, context.DeadlineExceeded):
-		h.logger.WarnContext(r.Context(), "timed out reading analytics", "path", r.URL.Path, "error", err)
-		writeRetryable(w, http.StatusGatewayTimeout, "timed out reading the ledger; try again")
 	default:
-		h.logger.ErrorContext(r.Context(), "analytics failed", "path", r.URL.Path, "error", err)
-		writeError(w, http.StatusInternalServerError, "internal error; the failure was logged")
+		h.ledgerFailed(w, r, "analytics", err)
 	}
 }
 

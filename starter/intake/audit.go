@@ -3,7 +3,6 @@ package intake
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -208,13 +207,5 @@ func writeFile(w http.ResponseWriter, format, name string, body []byte) {
 }
 
 func (h *handler) auditFailed(w http.ResponseWriter, r *http.Request, err error) {
-	switch {
-	case r.Context().Err() != nil:
-		h.logger.InfoContext(r.Context(), "request abandoned by the client", "path", r.URL.Path, "error", err)
-	case errors.Is(err, context.DeadlineExceeded):
-		writeRetryable(w, http.StatusGatewayTimeout, "timed out reading the ledger; try again")
-	default:
-		h.logger.ErrorContext(r.Context(), "audit read failed", "path", r.URL.Path, "error", err)
-		writeRetryable(w, http.StatusServiceUnavailable, "the ledger could not be read; try again")
-	}
+	h.ledgerFailed(w, r, "audit", err)
 }

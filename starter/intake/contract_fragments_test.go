@@ -81,6 +81,9 @@ func newFragmentLedgers(t *testing.T) fragmentLedgers {
 // an audit endpoint still answers a documented 500 problem.
 type panicAudit struct{ AuditStore }
 
+// panicAnalytics does the same behind the analytics endpoints.
+type panicAnalytics struct{ Analytics }
+
 // fragmentCases are the contract cases of the operations documented in
 // openapi/fragments: the analytics endpoints answer from analytics.New on
 // the seeded ledger, the audit endpoints from the ledger itself.
@@ -107,7 +110,7 @@ func fragmentCases(t *testing.T, l fragmentLedgers) []contractCase {
 	}
 	keyStoreDown := func(w *contractWorld) { w.keys.down = true }
 	panicking := func(w *contractWorld) {
-		w.opts = append(w.opts, WithAnalytics(analytics.New(l.seeded.Pool())), WithAudit(panicAudit{}, ledger.Limits{}))
+		w.opts = append(w.opts, WithAnalytics(panicAnalytics{}), WithAudit(panicAudit{}, ledger.Limits{}))
 	}
 	limited := func(w *contractWorld) {
 		withLedger(w)
@@ -140,9 +143,10 @@ func fragmentCases(t *testing.T, l fragmentLedgers) []contractCase {
 			contractCase{name: "POST", op: a.op, method: "POST", path: ok, status: 405, prep: withLedger},
 			contractCase{name: "lower-case currency", op: a.op, method: "GET", path: a.path + "?currency=eur" + a.query, status: 422, prep: withLedger},
 			contractCase{name: "rate limited", op: a.op, method: "GET", path: ok, status: 429, prep: limited},
-			contractCase{name: "ledger fails", op: a.op, method: "GET", path: ok, status: 500, prep: failing},
+			contractCase{name: "ledger fails", op: a.op, method: "GET", path: ok, status: 503, prep: failing},
 			contractCase{name: "ledger slow", op: a.op, method: "GET", path: ok, status: 504, prep: slow},
 			contractCase{name: "key store down", op: a.op, method: "GET", path: ok, status: 503, prep: and(withLedger, keyStoreDown)},
+			contractCase{name: "panic", op: a.op, method: "GET", path: ok, status: 500, prep: panicking},
 		)
 	}
 
