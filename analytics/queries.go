@@ -13,23 +13,32 @@ import (
 )
 
 // A period's runs are read from the ledger's aggregates (migration 0018):
-// run_cohorts holds their counts and sums per UTC day of the decline and
-// per every dimension analytics group on, kept exact by the ledger's
-// triggers in the transaction of each write. A period covers whole days
-// there, and the runs of the partial days at its edges are read one by one
-// through the same projection (run_cohort_row), so any instant works as a
-// bound and the answer is the same as reading every run.
+// run_cohorts holds their counts and sums per UTC day of the decline, in
+// total (dimension 'all') and per value of each dimension, kept exact by
+// the ledger's triggers in the transaction of each write. A period covers
+// whole days there, and the runs of the partial days at its edges are read
+// one by one through the same projection (run_cohort_rows), so any instant
+// works as a bound and the answer is the same as reading every run.
 //
-// Every query binds periodArgs: $1 tenant, $2 currency, $3 from, $4 to,
-// $5 and $6 the whole days [from, to) covers, as dates and $7 and $8 as
-// instants.
-const periodCohorts = `WITH c AS (
+// periodCohorts is the CTE c of one dimension's rows in the period. Every
+// query binds periodArgs: $1 tenant, $2 currency, $3 from, $4 to, $5 and
+// $6 the whole days [from, to) covers, as dates, and $7 and $8 as
+// instants. dimension is one of the constants below, never input.
+func periodCohorts(dimension string) string {
+	return `WITH c AS (
 	SELECT * FROM run_cohorts
-	WHERE tenant = $1 AND currency = $2 AND day >= $5::date AND day < $6::date
+	WHERE tenant = $1 AND currency = $2 AND dimension = '` + dimension + `' AND day >= $5::date AND day < $6::date
 	UNION ALL
-	SELECT x.* FROM runs r, LATERAL run_cohort_row(r, 1) x
-	WHERE r.tenant = $1 AND r.currency = $2 AND ` + edgeFilter + `)
+	SELECT x.* FROM runs r, LATERAL run_cohort_rows(r, 1) x
+	WHERE r.tenant = $1 AND r.currency = $2 AND ` + edgeFilter + ` AND x.dimension = '` + dimension + `')
 `
+}
+
+// The dimensions of run_cohorts that are not a Dimension of their own.
+const (
+	allRuns      = "all"    // every run once
+	methodsOfWin = "method" // key: the recovery method, key2: the winning attempt
+)
 
 // edgeFilter selects the runs of r in the period's partial days.
 const edgeFilter = `((r.opened_at >= $3 AND r.opened_at < $7) OR (r.opened_at >= $8 AND r.opened_at < $4))`
@@ -155,7 +164,7 @@ func (s *Store) Summary(ctx context.Context, q Query) (Summary, error) {
 		byChargeRevenue       string
 	)
 	err := s.read(ctx, func(tx pgx.Tx) error {
-		if err := tx.QueryRow(ctx, periodCohorts+`SELECT `+outcomeColumns+`,
+		if err := tx.QueryRow(ctx, periodCohorts(allRuns)+`SELECT `+outcomeColumns+`,
 			COALESCE(sum(c.runs) FILTER (WHERE c.status = 'recovered'), 0)::bigint,
 			(sum(c.closed_seconds) FILTER (WHERE c.status = 'recovered') / NULLIF(sum(c.runs) FILTER (WHERE c.status = 'recovered'), 0))::float8,
 			COALESCE(sum(c.runs) FILTER (WHERE c.status <> 'open'), 0)::bigint,
@@ -216,7 +225,7 @@ func (s *Store) Series(ctx context.Context, q Query, interval Granularity) (Seri
 	}
 	var points []Point
 	err := s.read(ctx, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, periodCohorts+`
+		rows, err := tx.Query(ctx, periodCohorts(allRuns)+`
 		SELECT `+bucketKeys[interval]+` AS bucket, `+outcomeColumns+`
 		FROM c GROUP BY bucket ORDER BY bucket`, q.periodArgs()...)
 		if err != nil {
@@ -253,15 +262,15 @@ var bucketKeys = map[Granularity]string{
 	Month: `date_trunc('month', c.day::timestamp)`,
 }
 
-// dimensionKeys are the SQL expressions of each Dimension over c; only
-// these strings ever reach the query text.
+// dimensionKeys are the SQL expressions of each Dimension's value over its
+// rows of c: run_cohorts names its dimensions as Dimension does.
 var dimensionKeys = map[Dimension]string{
-	ByDeclineCategory: `c.decline_category`,
-	ByDeclineCode:     `c.decline_code`,
-	ByGateway:         `c.gateway`,
-	ByCardNetwork:     `c.card_network`,
-	ByPolicy:          `c.policy`, // name@version, without the content hash
-	ByVariant:         `CASE WHEN c.experiment = '' THEN '' ELSE c.experiment || '/' || c.variant END`,
+	ByDeclineCategory: `c.key`,
+	ByDeclineCode:     `c.key`,
+	ByGateway:         `c.key`,
+	ByCardNetwork:     `c.key`,
+	ByPolicy:          `c.key`,                                                        // name@version, without the content hash
+	ByVariant:         `CASE WHEN c.key = '' THEN '' ELSE c.key || '/' || c.key2 END`, // experiment/variant
 }
 
 // Breakdown is recovery grouped by one dimension, largest failed revenue
@@ -277,9 +286,9 @@ func (s *Store) Breakdown(ctx context.Context, q Query, by Dimension) (Breakdown
 	}
 	var groups []Group
 	err := s.read(ctx, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, periodCohorts+`
-		SELECT `+key+` AS key, `+outcomeColumns+`
-		FROM c GROUP BY key ORDER BY sum(c.amount) DESC, key`, q.periodArgs()...)
+		rows, err := tx.Query(ctx, periodCohorts(string(by))+`
+		SELECT `+key+` AS grp, `+outcomeColumns+`
+		FROM c GROUP BY grp ORDER BY sum(c.amount) DESC, grp`, q.periodArgs()...)
 		if err != nil {
 			return err
 		}
@@ -323,9 +332,9 @@ func (s *Store) Methods(ctx context.Context, q Query) (Methods, error) {
 	}
 	var cells []cell
 	err := s.read(ctx, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, periodCohorts+`
-		SELECT c.method, c.win_attempt, sum(c.runs)::bigint, sum(c.amount)::text
-		FROM c WHERE c.status = 'recovered' GROUP BY c.method, c.win_attempt`, q.periodArgs()...)
+		rows, err := tx.Query(ctx, periodCohorts(methodsOfWin)+`
+		SELECT c.key, c.key2::int, sum(c.runs)::bigint, sum(c.amount)::text
+		FROM c WHERE c.status = 'recovered' GROUP BY c.key, c.key2`, q.periodArgs()...)
 		if err != nil {
 			return err
 		}
@@ -496,13 +505,13 @@ func (s *Store) Experiments(ctx context.Context, q Query, control string) (Exper
 	}
 	var arms []arm
 	err := s.read(ctx, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, periodCohorts+`
-		SELECT c.experiment, c.variant,
+		rows, err := tx.Query(ctx, periodCohorts(string(ByVariant))+`
+		SELECT c.key, c.key2,
 		       COALESCE(sum(c.runs) FILTER (WHERE c.status IN ('recovered', 'exhausted')), 0)::bigint,
 		       COALESCE(sum(c.runs) FILTER (WHERE c.status = 'recovered'), 0)::bigint,
 		       COALESCE(sum(c.amount) FILTER (WHERE c.status = 'recovered'), 0)::text
-		FROM c WHERE c.experiment <> ''
-		GROUP BY c.experiment, c.variant ORDER BY c.experiment, c.variant`, q.periodArgs()...)
+		FROM c WHERE c.key <> ''
+		GROUP BY c.key, c.key2 ORDER BY c.key, c.key2`, q.periodArgs()...)
 		if err != nil {
 			return err
 		}

@@ -8,19 +8,19 @@ import (
 )
 
 // The analytics aggregates (migration 0018): run_cohorts and run_durations
-// sum the runs per tenant, currency and UTC day of the decline. Triggers on
+// sum the runs per tenant, currency and UTC day of the decline (run_cohorts
+// in total and per value of each analytics dimension). Triggers on
 // runs keep them in the transaction of every write, so nothing in Go
 // maintains them; this file only checks and repairs them.
 
 // expectedCohorts and expectedDurations are the aggregates recomputed from
 // every run, through the triggers' own projection.
 const (
-	expectedCohorts = `SELECT c.tenant, c.currency, c.day, c.status, c.decline_category, c.decline_code, c.gateway, c.card_network,
-		c.policy, c.experiment, c.variant, c.method, c.win_attempt, c.churned,
+	expectedCohorts = `SELECT c.tenant, c.currency, c.day, c.dimension, c.key, c.key2, c.status, c.churned,
 		sum(c.runs), sum(c.amount), sum(c.answered_attempts), sum(c.charged_attempts),
 		sum(c.charged_amount), sum(c.sent_messages), sum(c.closed_seconds)
-	FROM runs r, LATERAL run_cohort_row(r, 1) c
-	GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14`
+	FROM runs r, LATERAL run_cohort_rows(r, 1) c
+	GROUP BY c.tenant, c.currency, c.dimension, c.day, c.key, c.key2, c.status, c.churned`
 	expectedDurations = `SELECT tenant, currency, (opened_at AT TIME ZONE 'UTC')::date, status = 'recovered',
 		analytics_duration_bucket(closed_at - opened_at), count(*)
 	FROM runs WHERE status <> 'open' GROUP BY 1, 2, 3, 4, 5`

@@ -163,25 +163,21 @@ func TestRunCohortsStayExactUnderConcurrentWrites(t *testing.T) {
 		FROM runs r) x`
 	rowsOf := func(from string) []string {
 		t.Helper()
-		rows, err := s.Pool().Query(ctx, fmt.Sprintf(perDay, from))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer rows.Close()
-		var out []string
-		for rows.Next() {
-			vals, err := rows.Values()
-			if err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, fmt.Sprint(vals))
-		}
-		return out
+		return rowsOfQuery(t, s, fmt.Sprintf(perDay, from))
 	}
-	got, want := rowsOf("run_cohorts"), rowsOf(independent)
-	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("run_cohorts per day and status:\n got  %v\n want %v", got, want)
+	// Every dimension sums to the same runs as the total.
+	for _, dim := range []string{"all", "decline_category", "decline_code", "gateway", "card_network", "policy", "variant", "method"} {
+		got, want := rowsOf("(SELECT * FROM run_cohorts WHERE dimension = '"+dim+"') c"), rowsOf(independent)
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("run_cohorts of dimension %s per day and status:\n got  %v\n want %v", dim, got, want)
+		}
 	}
+	// And by card network, as the runs say.
+	byNetwork := `SELECT key, status, sum(runs)::bigint FROM run_cohorts WHERE dimension = 'card_network' GROUP BY 1, 2 ORDER BY 1, 2`
+	if got, want := rowsOfQuery(t, s, byNetwork), rowsOfQuery(t, s, `SELECT card_network, status, count(*) FROM runs GROUP BY 1, 2 ORDER BY 1, 2`); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("run_cohorts by card network:\n got  %v\n want %v", got, want)
+	}
+	want := rowsOf(independent)
 	var churned, exhausted int
 	if err := s.Pool().QueryRow(ctx, `SELECT count(*) FILTER (WHERE churned), count(*) FILTER (WHERE status = 'exhausted') FROM runs`).Scan(&churned, &exhausted); err != nil {
 		t.Fatal(err)
@@ -225,19 +221,41 @@ func TestRecountRunCohortsRepairs(t *testing.T) {
 	if err := tx.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
-	// wf-b left open (-1 row) and exhausted (+1 row) in run_cohorts, and
-	// gained a duration row.
-	if n, err := s.RecountRunCohorts(ctx); err != nil || n != 3 {
-		t.Errorf("RecountRunCohorts corrected %d rows (%v), want 3", n, err)
+	// wf-b's open row goes and its exhausted row comes, in each of the 8
+	// dimensions of run_cohorts, and it gains a duration row: 17.
+	if n, err := s.RecountRunCohorts(ctx); err != nil || n != 17 {
+		t.Errorf("RecountRunCohorts corrected %d rows (%v), want 17", n, err)
 	}
 	if n, err := s.RecountRunCohorts(ctx); err != nil || n != 0 {
 		t.Errorf("second RecountRunCohorts corrected %d rows (%v), want 0", n, err)
 	}
 	var exhausted int64
-	if err := s.Pool().QueryRow(ctx, `SELECT COALESCE(sum(runs), 0)::bigint FROM run_cohorts WHERE status = 'exhausted'`).Scan(&exhausted); err != nil {
+	if err := s.Pool().QueryRow(ctx, `SELECT COALESCE(sum(runs), 0)::bigint FROM run_cohorts WHERE dimension = 'all' AND status = 'exhausted'`).Scan(&exhausted); err != nil {
 		t.Fatal(err)
 	}
 	if exhausted != 1 {
 		t.Errorf("exhausted runs in run_cohorts after the repair = %d, want 1", exhausted)
 	}
+}
+
+// rowsOfQuery is every row of sql, each printed as its values.
+func rowsOfQuery(t *testing.T, s *ledger.Store, sql string) []string {
+	t.Helper()
+	rows, err := s.Pool().Query(ctxFor(t), sql)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		vals, err := rows.Values()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, fmt.Sprint(vals))
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

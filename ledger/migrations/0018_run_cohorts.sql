@@ -2,9 +2,12 @@
 -- takes seconds however it is indexed, so the ledger keeps two exact
 -- aggregates of its runs, per tenant, currency and UTC day of the decline:
 --
---   run_cohorts    the runs' counts and sums, by every dimension analytics
---                  group on (status, decline, gateway, network, policy,
---                  experiment arm, how a recovered run was won, churn);
+--   run_cohorts    the runs' counts and sums by status, once in total and
+--                  once per value of each dimension analytics group on
+--                  (decline category and code, gateway, card network,
+--                  policy, experiment arm, how a recovered run was won):
+--                  grouping sets, so a day holds a row per status and
+--                  dimension value, however the dimensions combine;
 --   run_durations  closed runs by how long they took (a histogram), so an
 --                  exact median or p90 reads one bucket of runs, not all.
 --
@@ -66,42 +69,42 @@ CREATE FUNCTION analytics_duration_bucket(d interval) RETURNS int LANGUAGE sql I
     RETURN CASE WHEN d < interval '1 second' THEN 0
                 ELSE 1 + floor(ln(date_part('epoch', d)) / ln(2) * 8)::int END;
 
--- One run's row in run_cohorts, with sign +1 (in) or -1 (out). The
--- triggers, the rebuild (ledger.RebuildRunCohorts) and the analytics
--- queries' period edges all read runs through this one definition.
-CREATE FUNCTION run_cohort_row(r runs, sign int) RETURNS TABLE (
-    tenant text, currency char(3), day date, status text,
-    decline_category text, decline_code text, gateway text, card_network text,
-    policy text, experiment text, variant text, method text, win_attempt int, churned boolean,
+-- One run's rows in run_cohorts, with sign +1 (in) or -1 (out): its total
+-- (dimension 'all') and its value in every dimension. key2 is the second
+-- part of a two-part value: the variant of an experiment, the winning
+-- attempt of a recovery method. The triggers, the recount
+-- (ledger.RecountRunCohorts) and the analytics queries' period edges all
+-- read runs through this one definition.
+CREATE FUNCTION run_cohort_rows(r runs, sign int) RETURNS TABLE (
+    tenant text, currency char(3), day date, dimension text, key text, key2 text, status text, churned boolean,
     runs bigint, amount numeric, answered_attempts bigint, charged_attempts bigint,
     charged_amount numeric, sent_messages bigint, closed_seconds numeric)
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT r.tenant, r.currency, (r.opened_at AT TIME ZONE 'UTC')::date, r.status,
-           r.decline_category, r.decline_code, r.gateway, r.card_network,
-           split_part(r.policy, '#', 1), -- name@version, without the content hash
-           r.experiment, r.variant,
-           analytics_recovery_method(r.status, r.win_reason, r.win_attempt, r.closing_reason),
-           CASE WHEN r.status = 'recovered' THEN r.win_attempt ELSE 0 END,
-           r.churned,
+    SELECT r.tenant, r.currency, (r.opened_at AT TIME ZONE 'UTC')::date, d.dimension, d.key, d.key2, r.status, r.churned,
            sign::bigint, sign * r.amount, (sign * r.answered_attempts)::bigint, (sign * r.charged_attempts)::bigint,
            sign * r.charged_amount, (sign * r.sent_messages)::bigint,
            sign * COALESCE(extract(epoch FROM r.closed_at - r.opened_at), 0)
+    FROM (VALUES
+        ('all', '', ''),
+        ('decline_category', r.decline_category, ''),
+        ('decline_code', r.decline_code, ''),
+        ('gateway', r.gateway, ''),
+        ('card_network', r.card_network, ''),
+        ('policy', split_part(r.policy, '#', 1), ''), -- name@version, without the content hash
+        ('variant', r.experiment, r.variant),
+        ('method', analytics_recovery_method(r.status, r.win_reason, r.win_attempt, r.closing_reason),
+                   CASE WHEN r.status = 'recovered' THEN r.win_attempt ELSE 0 END::text)
+    ) AS d (dimension, key, key2)
 $$;
 
 CREATE TABLE run_cohorts (
     tenant            text NOT NULL,
     currency          char(3) NOT NULL,
     day               date NOT NULL, -- the UTC day the run was opened (declined)
+    dimension         text NOT NULL, -- all, decline_category, decline_code, gateway, card_network, policy, variant, method
+    key               text NOT NULL, -- the dimension's value ('' for all); the experiment of variant
+    key2              text NOT NULL, -- the variant of an experiment; the winning attempt of a method; else ''
     status            text NOT NULL,
-    decline_category  text NOT NULL,
-    decline_code      text NOT NULL,
-    gateway           text NOT NULL,
-    card_network      text NOT NULL,
-    policy            text NOT NULL, -- name@version
-    experiment        text NOT NULL,
-    variant           text NOT NULL,
-    method            text NOT NULL, -- analytics_recovery_method; '' unless recovered
-    win_attempt       int NOT NULL,  -- the winning attempt's number; 0 unless recovered by a charge
     churned           boolean NOT NULL,
     runs              bigint NOT NULL,
     amount            numeric NOT NULL,
@@ -110,8 +113,7 @@ CREATE TABLE run_cohorts (
     charged_amount    numeric NOT NULL,
     sent_messages     bigint NOT NULL,
     closed_seconds    numeric NOT NULL, -- the closed runs' durations summed (means)
-    PRIMARY KEY (tenant, currency, day, status, decline_category, decline_code, gateway, card_network,
-                 policy, experiment, variant, method, win_attempt, churned)
+    PRIMARY KEY (tenant, currency, dimension, day, key, key2, status, churned)
 );
 
 CREATE TABLE run_durations (
@@ -131,7 +133,7 @@ CREATE INDEX runs_duration_idx ON runs (tenant, currency, analytics_duration_buc
 
 -- Moves the written runs' old rows out of the aggregates and their new rows
 -- in. src is the statement's transition rows as (sign, run); a transition
--- row is a record, so it is cast back to runs for run_cohort_row.
+-- row is a record, so it is cast back to runs for run_cohort_rows.
 CREATE FUNCTION runs_sync_aggregates() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     src text := CASE TG_OP
@@ -141,17 +143,15 @@ DECLARE
 BEGIN
     EXECUTE format($q$
         INSERT INTO run_cohorts
-        SELECT c.tenant, c.currency, c.day, c.status, c.decline_category, c.decline_code, c.gateway, c.card_network,
-               c.policy, c.experiment, c.variant, c.method, c.win_attempt, c.churned,
+        SELECT c.tenant, c.currency, c.day, c.dimension, c.key, c.key2, c.status, c.churned,
                sum(c.runs), sum(c.amount), sum(c.answered_attempts), sum(c.charged_attempts),
                sum(c.charged_amount), sum(c.sent_messages), sum(c.closed_seconds)
-        FROM (%s) d, LATERAL run_cohort_row(d.r, d.sign) c
-        GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14
+        FROM (%s) d, LATERAL run_cohort_rows(d.r, d.sign) c
+        GROUP BY c.tenant, c.currency, c.dimension, c.day, c.key, c.key2, c.status, c.churned
         HAVING sum(c.runs) <> 0 OR sum(c.amount) <> 0 OR sum(c.answered_attempts) <> 0 OR sum(c.charged_attempts) <> 0
             OR sum(c.charged_amount) <> 0 OR sum(c.sent_messages) <> 0 OR sum(c.closed_seconds) <> 0
-        ORDER BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14
-        ON CONFLICT (tenant, currency, day, status, decline_category, decline_code, gateway, card_network,
-                     policy, experiment, variant, method, win_attempt, churned) DO UPDATE SET
+        ORDER BY c.tenant, c.currency, c.dimension, c.day, c.key, c.key2, c.status, c.churned
+        ON CONFLICT (tenant, currency, dimension, day, key, key2, status, churned) DO UPDATE SET
             runs = run_cohorts.runs + EXCLUDED.runs,
             amount = run_cohorts.amount + EXCLUDED.amount,
             answered_attempts = run_cohorts.answered_attempts + EXCLUDED.answered_attempts,
@@ -168,8 +168,11 @@ BEGIN
         ON CONFLICT (tenant, currency, day, recovered, bucket) DO UPDATE SET runs = run_durations.runs + EXCLUDED.runs$q$, src);
     -- A group whose last run moved out is dropped; its sums are 0 with it.
     IF TG_OP <> 'INSERT' THEN
-        DELETE FROM run_cohorts WHERE runs = 0 AND (tenant, currency, day) IN (
-            SELECT DISTINCT o.tenant, o.currency, (o.opened_at AT TIME ZONE 'UTC')::date FROM old_runs o);
+        DELETE FROM run_cohorts c USING (
+            SELECT DISTINCT x.tenant, x.currency, x.dimension, x.day, x.key, x.key2, x.status, x.churned
+            FROM old_runs o, LATERAL run_cohort_rows(ROW(o.*)::runs, -1) x) k
+        WHERE c.runs = 0 AND (c.tenant, c.currency, c.dimension, c.day, c.key, c.key2, c.status, c.churned)
+            = (k.tenant, k.currency, k.dimension, k.day, k.key, k.key2, k.status, k.churned);
         DELETE FROM run_durations WHERE runs = 0 AND (tenant, currency, day) IN (
             SELECT DISTINCT o.tenant, o.currency, (o.opened_at AT TIME ZONE 'UTC')::date FROM old_runs o);
     END IF;
@@ -185,12 +188,11 @@ CREATE TRIGGER runs_sync_aggregates_delete AFTER DELETE ON runs
 
 -- The runs recorded so far.
 INSERT INTO run_cohorts
-SELECT c.tenant, c.currency, c.day, c.status, c.decline_category, c.decline_code, c.gateway, c.card_network,
-       c.policy, c.experiment, c.variant, c.method, c.win_attempt, c.churned,
+SELECT c.tenant, c.currency, c.day, c.dimension, c.key, c.key2, c.status, c.churned,
        sum(c.runs), sum(c.amount), sum(c.answered_attempts), sum(c.charged_attempts),
        sum(c.charged_amount), sum(c.sent_messages), sum(c.closed_seconds)
-FROM runs r, LATERAL run_cohort_row(r, 1) c
-GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14;
+FROM runs r, LATERAL run_cohort_rows(r, 1) c
+GROUP BY c.tenant, c.currency, c.dimension, c.day, c.key, c.key2, c.status, c.churned;
 
 INSERT INTO run_durations
 SELECT tenant, currency, (opened_at AT TIME ZONE 'UTC')::date, status = 'recovered',
