@@ -14,6 +14,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/dunningco/dunning/analytics"
+	"github.com/dunningco/dunning/ledger"
 )
 
 // page is what every page template gets: the frame (navigation, filter)
@@ -33,7 +34,11 @@ type kpi struct {
 }
 
 // fail shows err: 400 with its message when the request was wrong, 503
-// when the database is not answering, else 500 (details only in the log).
+// with Retry-After when the ledger cannot be reached or did not answer in
+// time, else 500 (details only in the log). The ledger decides what an
+// outage looks like (ledger.Unreachable, ledger.TimedOut), so the pages
+// answer one alike the API does; a timeout stays 503 rather than the
+// API's 504, as a person reloading a page is helped by neither more.
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var bad badRequest
 	switch {
@@ -41,9 +46,20 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		h.errorPage(w, r, cmp.Or(bad.status, http.StatusBadRequest), bad.msg)
 	case errors.Is(err, analytics.ErrInvalid):
 		h.errorPage(w, r, http.StatusBadRequest, err.Error())
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+	case r.Context().Err() != nil || errors.Is(err, context.Canceled):
+		// The browser left: nobody reads the answer, and it is no failure
+		// of ours.
+		h.logger.InfoContext(r.Context(), "dashboard page abandoned by the client", "path", r.URL.Path, "error", err)
+		w.Header().Set("Retry-After", "5")
+		h.errorPage(w, r, http.StatusServiceUnavailable, "The page was abandoned; reload it.")
+	case ledger.TimedOut(err):
+		h.logger.WarnContext(r.Context(), "dashboard: timed out reading the ledger", "path", r.URL.Path, "error", err)
 		w.Header().Set("Retry-After", "5")
 		h.errorPage(w, r, http.StatusServiceUnavailable, "The ledger did not answer in time; reload in a moment.")
+	case ledger.Unreachable(err):
+		h.logger.WarnContext(r.Context(), "dashboard: the ledger is unavailable", "path", r.URL.Path, "error", err)
+		w.Header().Set("Retry-After", "5")
+		h.errorPage(w, r, http.StatusServiceUnavailable, "The ledger is not answering right now; reload in a moment.")
 	default:
 		h.logger.ErrorContext(r.Context(), "dashboard page failed", "path", r.URL.Path, "error", err)
 		h.errorPage(w, r, http.StatusInternalServerError, "This page could not be drawn; the error is in the server's log.")

@@ -8,9 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -43,51 +41,13 @@ var ledgerReadPaths = []string{
 // it says "not now" (503, Retry-After, a problem) rather than "broken"
 // (500): the client should retry, and nothing needs a bug report.
 func TestLedgerOutageAnswers503(t *testing.T) {
-	dbURL := ledgertest.NewDatabaseURL(t)
-	// Create and migrate the database once; each outage reaches it through
-	// its own proxy.
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	migrated, err := ledger.Open(ctx, dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	migrated.Close()
-	target, err := url.Parse(dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	outages := []struct {
-		name string
-		// down opens a ledger through p and takes it away.
-		down func(t *testing.T, store *ledger.Store, p *tcpProxy)
-	}{
-		{"pool closed", func(t *testing.T, store *ledger.Store, _ *tcpProxy) { store.Close() }},
-		{"connections cut", func(t *testing.T, store *ledger.Store, p *tcpProxy) {
-			// An idle connection that worked, then the server went away
-			// under it: the next query meets a dead socket.
-			if err := store.Pool().Ping(ctx); err != nil {
-				t.Fatal(err)
-			}
-			p.down()
-		}},
-		{"connection refused", func(t *testing.T, store *ledger.Store, p *tcpProxy) {
-			p.down()
-			// No idle connection is left: every read dials a closed port.
-			store.Pool().Reset()
-		}},
-	}
-	for _, o := range outages {
+	// Created and migrated once; each outage reaches it through its own
+	// proxy.
+	dbURL := ledgertest.NewMigratedDatabaseURL(t)
+	for _, o := range ledgertest.Outages {
 		for _, path := range ledgerReadPaths {
-			t.Run(o.name+" "+path, func(t *testing.T) {
-				p := newTCPProxy(t, target.Host)
-				store, err := ledger.Open(ctx, viaProxy(t, dbURL, p.addr))
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(store.Close)
-				o.down(t, store, p)
+			t.Run(o.Name+" "+path, func(t *testing.T) {
+				store := ledgertest.OpenDown(t, dbURL, o)
 				h := NewHandler(&fakeRuns{err: errors.New("no worker")}, slog.New(slog.DiscardHandler), withTestKeys(),
 					WithAnalytics(analytics.New(store.Pool())), WithAudit(store, ledger.Limits{}), WithTimeout(10*time.Second))
 				rec, out := send(t, h, http.MethodGet, path, bearer(acmeKey), "")
@@ -156,79 +116,4 @@ func TestLedgerFailureStatus(t *testing.T) {
 			}
 		})
 	}
-}
-
-// viaProxy is dbURL with its host and port replaced by addr.
-func viaProxy(t *testing.T, dbURL, addr string) string {
-	t.Helper()
-	u, err := url.Parse(dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Host = addr
-	q := u.Query()
-	q.Set("connect_timeout", "2")
-	u.RawQuery = q.Encode()
-	return u.String()
-}
-
-// tcpProxy forwards connections to target until it is taken down, so a
-// test can take a real PostgreSQL away from one pool without touching the
-// server.
-type tcpProxy struct {
-	target, addr string
-	mu           sync.Mutex
-	ln           net.Listener
-	conns        []net.Conn
-}
-
-func newTCPProxy(t *testing.T, target string) *tcpProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &tcpProxy{target: target, addr: ln.Addr().String(), ln: ln}
-	go p.serve(ln)
-	t.Cleanup(p.down)
-	return p
-}
-
-func (p *tcpProxy) serve(ln net.Listener) {
-	for {
-		in, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		out, err := net.Dial("tcp", p.target)
-		if err != nil {
-			in.Close()
-			continue
-		}
-		p.mu.Lock()
-		if p.ln == nil { // taken down meanwhile
-			p.mu.Unlock()
-			in.Close()
-			out.Close()
-			return
-		}
-		p.conns = append(p.conns, in, out)
-		p.mu.Unlock()
-		go func() { _, _ = io.Copy(out, in); out.Close() }()
-		go func() { _, _ = io.Copy(in, out); in.Close() }()
-	}
-}
-
-// down refuses new connections and cuts every open one.
-func (p *tcpProxy) down() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.ln != nil {
-		p.ln.Close()
-		p.ln = nil
-	}
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.conns = nil
 }

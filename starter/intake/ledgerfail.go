@@ -1,15 +1,9 @@
 package intake
 
 import (
-	"context"
-	"errors"
-	"io"
-	"net"
 	"net/http"
-	"strings"
 
-	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/puddle/v2"
+	"github.com/dunningco/dunning/ledger"
 )
 
 // ledgerFailed answers a failed ledger read (analytics, audit) by what the
@@ -40,52 +34,16 @@ func (h *handler) ledgerFailed(w http.ResponseWriter, r *http.Request, what stri
 // ledgerFailureStatus classifies a failed ledger read: 504 for a timeout
 // (ours or the server's statement_timeout), 503 when PostgreSQL could not
 // be reached or dropped the connection, 500 for the rest. Only the first
-// two go away by themselves, so only they tell the client to retry.
+// two go away by themselves, so only they tell the client to retry. A
+// connection attempt that timed out is both; it answers 504, as the read
+// did not get an answer in time.
 func ledgerFailureStatus(err error) int {
-	if errors.Is(err, context.DeadlineExceeded) || pgconn.Timeout(err) || sqlState(err) == "57014" {
+	switch {
+	case ledger.TimedOut(err):
 		return http.StatusGatewayTimeout
-	}
-	if ledgerUnreachable(err) {
+	case ledger.Unreachable(err):
 		return http.StatusServiceUnavailable
+	default:
+		return http.StatusInternalServerError
 	}
-	return http.StatusInternalServerError
-}
-
-// ledgerUnreachable reports whether err means the ledger could not be
-// reached rather than that it answered wrongly: the pool is closed (the
-// process is shutting down), no connection could be made (refused, DNS,
-// authentication), the connection broke mid-answer, or the server refused
-// work while shutting down, starting or full.
-func ledgerUnreachable(err error) bool {
-	if errors.Is(err, puddle.ErrClosedPool) || errors.Is(err, pgconn.ErrConnClosed) || errors.Is(err, io.ErrUnexpectedEOF) {
-		return true
-	}
-	if _, ok := errors.AsType[*pgconn.ConnectError](err); ok {
-		return true
-	}
-	if _, ok := errors.AsType[*net.OpError](err); ok {
-		return true
-	}
-	// pgx says so of errors that happened before anything was sent, such
-	// as a connection that could not be locked.
-	if pgconn.SafeToRetry(err) {
-		return true
-	}
-	switch code := sqlState(err); {
-	case strings.HasPrefix(code, "08"): // connection exception
-		return true
-	case code == "57P01", code == "57P02", code == "57P03": // admin or crash shutdown, cannot connect now
-		return true
-	case code == "53300": // too many connections
-		return true
-	}
-	return false
-}
-
-// sqlState is the SQLSTATE of a PostgreSQL error in err's chain, or "".
-func sqlState(err error) string {
-	if pgErr, ok := errors.AsType[*pgconn.PgError](err); ok {
-		return pgErr.Code
-	}
-	return ""
 }
