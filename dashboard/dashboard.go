@@ -29,6 +29,7 @@ import (
 
 	"github.com/dunningco/dunning/analytics"
 	"github.com/dunningco/dunning/apikeys"
+	"github.com/dunningco/dunning/internal/guesslimit"
 	"github.com/dunningco/dunning/ledger"
 )
 
@@ -106,10 +107,13 @@ type Config struct {
 type Handler struct {
 	cfg      Config
 	sessions sessions
-	signIns  *signInLimiter
-	pages    map[string]*template.Template
-	mux      *http.ServeMux
-	logger   *slog.Logger
+	// signIns counts failed sign-ins per client address: a wrong key
+	// takes from the budget; an empty form, a key without the scope or
+	// the key store being down take nothing.
+	signIns *guesslimit.Limiter
+	pages   map[string]*template.Template
+	mux     *http.ServeMux
+	logger  *slog.Logger
 }
 
 // New checks cfg and builds the dashboard.
@@ -152,7 +156,7 @@ func New(cfg Config) (*Handler, error) {
 		cfg.SignInWindow = DefaultSignInWindow
 	}
 	h := &Handler{cfg: cfg, logger: cfg.Logger, sessions: sessions{secret: cfg.SessionSecret, ttl: cfg.SessionTTL, now: cfg.Now},
-		signIns: newSignInLimiter(cfg.SignInFailures, cfg.SignInWindow, cfg.Now)}
+		signIns: guesslimit.New(cfg.SignInFailures, cfg.SignInWindow, cfg.Now)}
 	if err := h.parseTemplates(); err != nil {
 		return nil, err
 	}
@@ -289,15 +293,15 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	// The limit comes first: a client past it is refused whatever it
 	// sends, so a guess it makes then tells it nothing.
-	client := clientAddress(r)
-	ok, wait := h.signIns.begin(client)
+	client := guesslimit.ClientAddress(r)
+	ok, wait := h.signIns.Begin(client)
 	if !ok {
 		h.signInLimited(w, r, client, wait)
 		return
 	}
 	failed := false
 	defer func() {
-		if h.signIns.end(client, failed) {
+		if h.signIns.End(client, failed) {
 			h.logger.WarnContext(r.Context(), "dashboard sign-ins limited: too many failures from one address",
 				"client", client, "failures", h.cfg.SignInFailures, "window", h.cfg.SignInWindow.String())
 		}
@@ -343,7 +347,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 // signInLimited answers a sign-in from a client past its failure budget:
 // 429, Retry-After, and the form saying when to try again.
 func (h *Handler) signInLimited(w http.ResponseWriter, r *http.Request, client string, wait time.Duration) {
-	secs := max(1, int((wait+time.Second-1)/time.Second))
+	secs := guesslimit.RetryAfter(wait)
 	at := h.cfg.Now().Add(time.Duration(secs) * time.Second).UTC()
 	h.logger.InfoContext(r.Context(), "dashboard sign-in refused: too many failures", "client", client, "retry_after_s", secs)
 	w.Header().Set("Retry-After", strconv.Itoa(secs))
