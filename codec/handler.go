@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/converter"
+
+	"github.com/dunningco/dunning/internal/guesslimit"
 )
 
 // PathPrefix is where the codec endpoint is mounted: the Web UI and the
@@ -61,6 +63,11 @@ type handler struct {
 	loopback bool
 	logger   *slog.Logger
 	now      func() time.Time
+	// guesses counts failed token checks per client address, as the
+	// dashboard counts failed sign-ins: a token of 16 characters or more
+	// is not guessed at ten tries per five minutes, but without a limit
+	// anyone could try as fast as the listener answers.
+	guesses *guesslimit.Limiter
 }
 
 // NewHandler serves Temporal's remote codec protocol for c: POST
@@ -91,7 +98,7 @@ func NewHandler(c *Codec, opts HandlerOptions) (http.Handler, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &handler{
+	h := &handler{
 		codec:    converter.NewPayloadCodecHTTPHandler(c),
 		token:    []byte(opts.Token),
 		tokenSum: sha256.Sum256([]byte(opts.Token)),
@@ -99,7 +106,11 @@ func NewHandler(c *Codec, opts HandlerOptions) (http.Handler, error) {
 		loopback: opts.LoopbackWithoutToken,
 		logger:   logger,
 		now:      time.Now,
-	}, nil
+	}
+	// Through h.now, so that a test moving the handler's clock moves the
+	// limiter's too.
+	h.guesses = guesslimit.New(guesslimit.DefaultFailures, guesslimit.DefaultWindow, func() time.Time { return h.now() })
+	return h, nil
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -142,7 +153,10 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, http.StatusText(http.StatusMethodNotAllowed), http.StatusMethodNotAllowed)
 		return
 	}
-	how, ok := h.authorize(r)
+	how, ok, answered := h.authorize(w, r)
+	if answered {
+		return
+	}
 	if !ok {
 		h.logger.Warn("codec endpoint: unauthorized request", "path", r.URL.Path, "remote", r.RemoteAddr)
 		w.Header().Set("WWW-Authenticate", `Bearer realm="dunning codec"`)
@@ -168,26 +182,76 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		"namespace", r.Header.Get("X-Namespace"), "auth", how, "remote", r.RemoteAddr)
 }
 
-// authorize says whether r may use the codec, and how it proved it.
-func (h *handler) authorize(r *http.Request) (string, bool) {
+// authorize says whether r may use the codec, and how it proved it. A
+// client past its budget of failed token checks is refused here with 429,
+// before its credentials are looked at (answered is then true): loopback
+// clients let in without a token are never limited, as they guess nothing.
+func (h *handler) authorize(w http.ResponseWriter, r *http.Request) (how string, ok, answered bool) {
 	if h.loopback && isLoopback(r.RemoteAddr) {
-		return "loopback", true
+		return "loopback", true, false
 	}
 	if len(h.token) == 0 {
-		return "", false
+		return "", false, false // no token: nothing to guess
 	}
-	if scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " "); ok && strings.EqualFold(scheme, "Bearer") {
-		// Comparing digests keeps the comparison constant-time whatever
-		// the length of what was sent.
-		sum := sha256.Sum256([]byte(strings.TrimSpace(tok)))
-		if subtle.ConstantTimeCompare(sum[:], h.tokenSum[:]) == 1 {
-			return "bearer", true
+	client := guesslimit.ClientAddress(r)
+	if admitted, wait := h.guesses.Begin(client); !admitted {
+		h.tooManyFailures(w, r, client, wait)
+		return "", false, true
+	}
+	how, ok, wrong := h.checkCredentials(r)
+	h.endCheck(r, client, wrong)
+	return how, ok, false
+}
+
+// checkCredentials checks r's bearer token and session cookie. wrong says
+// whether r presented one that proved nothing, which is what a guess
+// looks like: a wrong bearer token or a session cookie we did not make.
+// A request with neither, or with an expired session of ours (the Web UI
+// of an operator whose 8 hours are up), guesses nothing and is not
+// counted, so the UI cannot lock its operator out of signing in again.
+func (h *handler) checkCredentials(r *http.Request) (how string, ok, wrong bool) {
+	if scheme, tok, found := strings.Cut(r.Header.Get("Authorization"), " "); found && strings.EqualFold(scheme, "Bearer") {
+		if h.rightToken(tok) {
+			return "bearer", true, false
+		}
+		wrong = true
+	}
+	if c, err := r.Cookie(sessionCookie); err == nil {
+		switch h.checkSession(c.Value) {
+		case sessionValid:
+			return "session", true, false
+		case sessionForged:
+			wrong = true
 		}
 	}
-	if c, err := r.Cookie(sessionCookie); err == nil && h.validSession(c.Value) {
-		return "session", true
+	return "", false, wrong
+}
+
+// rightToken compares tok with the token. Comparing digests keeps the
+// comparison constant-time whatever the length of what was sent.
+func (h *handler) rightToken(tok string) bool {
+	sum := sha256.Sum256([]byte(strings.TrimSpace(tok)))
+	return subtle.ConstantTimeCompare(sum[:], h.tokenSum[:]) == 1
+}
+
+// endCheck records the outcome of a token check admitted by the limiter,
+// and logs once when a failure spends the client's budget.
+func (h *handler) endCheck(r *http.Request, client string, wrong bool) {
+	if h.guesses.End(client, wrong) {
+		h.logger.WarnContext(r.Context(), "codec endpoint: token checks limited: too many failures from one address",
+			"client", client, "failures", guesslimit.DefaultFailures, "window", guesslimit.DefaultWindow.String())
 	}
-	return "", false
+}
+
+// tooManyFailures answers a client past its budget of failed token checks:
+// 429 with Retry-After, whatever it sent, so a guess made then tells it
+// nothing.
+func (h *handler) tooManyFailures(w http.ResponseWriter, r *http.Request, client string, wait time.Duration) {
+	secs := guesslimit.RetryAfter(wait)
+	h.logger.InfoContext(r.Context(), "codec endpoint: request refused: too many failed token checks",
+		"client", client, "path", r.URL.Path, "retry_after_s", secs)
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	http.Error(w, fmt.Sprintf("too many failed token checks from your address; try again in %d s", secs), http.StatusTooManyRequests)
 }
 
 // The Web UI cannot send a static bearer token: it sends only its own
@@ -222,14 +286,24 @@ func (h *handler) login(w http.ResponseWriter, r *http.Request) {
 	switch r.Method {
 	case http.MethodGet:
 	case http.MethodPost:
+		// The limit comes first: a client past it is refused whatever it
+		// sends.
+		client := guesslimit.ClientAddress(r)
+		if ok, wait := h.guesses.Begin(client); !ok {
+			h.tooManyFailures(w, r, client, wait)
+			return
+		}
 		r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
-		sum := sha256.Sum256([]byte(strings.TrimSpace(r.PostFormValue("token"))))
-		if subtle.ConstantTimeCompare(sum[:], h.tokenSum[:]) != 1 {
+		tok := strings.TrimSpace(r.PostFormValue("token"))
+		if !h.rightToken(tok) {
+			// An empty form guesses nothing (browsers do not send one).
+			h.endCheck(r, client, tok != "")
 			h.logger.Warn("codec endpoint: sign-in with a wrong token", "remote", r.RemoteAddr)
 			page.Failed = true
 			w.WriteHeader(http.StatusUnauthorized)
 			break
 		}
+		h.endCheck(r, client, false)
 		secure := r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https")
 		cookie := &http.Cookie{
 			Name:     sessionCookie,
@@ -263,16 +337,30 @@ func (h *handler) newSession() string {
 	return exp + "." + h.sessionMAC(exp)
 }
 
-func (h *handler) validSession(v string) bool {
+type sessionState int
+
+const (
+	sessionForged  sessionState = iota // not made by us with the current token
+	sessionExpired                     // ours, past its expiry
+	sessionValid
+)
+
+// checkSession says whether v is a session cookie we made with the current
+// token, and whether it is still valid. The MAC is checked before the
+// expiry, so only a cookie of ours counts as expired.
+func (h *handler) checkSession(v string) sessionState {
 	exp, mac, ok := strings.Cut(v, ".")
 	if !ok {
-		return false
+		return sessionForged
 	}
 	unix, err := strconv.ParseInt(exp, 10, 64)
-	if err != nil || h.now().Unix() > unix {
-		return false
+	if err != nil || !hmac.Equal([]byte(mac), []byte(h.sessionMAC(exp))) {
+		return sessionForged
 	}
-	return hmac.Equal([]byte(mac), []byte(h.sessionMAC(exp)))
+	if h.now().Unix() > unix {
+		return sessionExpired
+	}
+	return sessionValid
 }
 
 func (h *handler) sessionMAC(exp string) string {
