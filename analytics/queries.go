@@ -214,6 +214,30 @@ func deref(f *float64) float64 {
 	return *f
 }
 
+// cell is one group of a two-key count: its keys, its runs and their
+// amount, read from (a, b, count, sum(amount)::text).
+type cell[A, B any] struct {
+	a      A
+	b      B
+	n      int64
+	amount decimal.Decimal
+}
+
+func scanCell[A, B any](row pgx.CollectableRow) (cell[A, B], error) {
+	var (
+		c      cell[A, B]
+		amount string
+	)
+	if err := row.Scan(&c.a, &c.b, &c.n, &amount); err != nil {
+		return cell[A, B]{}, err
+	}
+	var err error
+	if c.amount, err = decimal.NewFromString(amount); err != nil {
+		return cell[A, B]{}, fmt.Errorf("amount %q: %w", amount, err)
+	}
+	return c, nil
+}
+
 // Series is recovery by the day, week or month of the decline. Buckets
 // without runs are left out.
 func (s *Store) Series(ctx context.Context, q Query, interval Granularity) (Series, error) {
@@ -324,13 +348,7 @@ func (s *Store) Methods(ctx context.Context, q Query) (Methods, error) {
 	// A recovered run's money came from its succeeded attempt (there is at
 	// most one: the run closes on it; the rollup keeps the lowest-numbered);
 	// without one, from the billing system reporting the invoice paid.
-	type cell struct {
-		method  string
-		attempt int
-		n       int64
-		revenue decimal.Decimal
-	}
-	var cells []cell
+	var cells []cell[string, int]
 	err := s.read(ctx, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, periodCohorts(methodsOfWin)+`
 		SELECT c.key, c.key2::int, sum(c.runs)::bigint, sum(c.amount)::text
@@ -338,18 +356,7 @@ func (s *Store) Methods(ctx context.Context, q Query) (Methods, error) {
 		if err != nil {
 			return err
 		}
-		cells, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (cell, error) {
-			var (
-				c      cell
-				amount string
-			)
-			if err := row.Scan(&c.method, &c.attempt, &c.n, &amount); err != nil {
-				return cell{}, err
-			}
-			var err error
-			c.revenue, err = decimal.NewFromString(amount)
-			return c, err
-		})
+		cells, err = pgx.CollectRows(rows, scanCell[string, int])
 		return err
 	})
 	if err != nil {
@@ -359,21 +366,22 @@ func (s *Store) Methods(ctx context.Context, q Query) (Methods, error) {
 	methods := map[string]*MethodCount{}
 	attempts := map[int]*AttemptCount{}
 	for _, c := range cells {
+		method, attempt := c.a, c.b
 		out.Recovered += c.n
-		m := methods[c.method]
+		m := methods[method]
 		if m == nil {
-			m = &MethodCount{Method: c.method}
-			methods[c.method] = m
+			m = &MethodCount{Method: method}
+			methods[method] = m
 		}
 		m.Recovered += c.n
-		m.Revenue = m.Revenue.Add(c.revenue)
-		a := attempts[c.attempt]
+		m.Revenue = m.Revenue.Add(c.amount)
+		a := attempts[attempt]
 		if a == nil {
-			a = &AttemptCount{Attempt: c.attempt}
-			attempts[c.attempt] = a
+			a = &AttemptCount{Attempt: attempt}
+			attempts[attempt] = a
 		}
 		a.Recovered += c.n
-		a.Revenue = a.Revenue.Add(c.revenue)
+		a.Revenue = a.Revenue.Add(c.amount)
 	}
 	// Every method is listed, in a fixed order, so charts keep their colours.
 	for _, name := range []string{MethodRetry, MethodCardUpdate, MethodExpedite, MethodPaidOutOfBand, MethodOther} {
@@ -417,13 +425,7 @@ func (s *Store) Aging(ctx context.Context, tenant, currency string, at time.Time
 	out := Aging{Tenant: tenant, Currency: currency, At: at, AmountAtRisk: decimal.Zero}
 	// The age is whole days: a run declined 7 days and 23 hours ago is 7
 	// days old.
-	type cell struct {
-		bucket int
-		phase  string
-		n      int64
-		amount decimal.Decimal
-	}
-	var cells []cell
+	var cells []cell[int, string]
 	err := s.readParallel(ctx, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, `
 	WITH o AS (
@@ -439,18 +441,7 @@ func (s *Store) Aging(ctx context.Context, tenant, currency string, at time.Time
 		if err != nil {
 			return err
 		}
-		cells, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (cell, error) {
-			var (
-				c      cell
-				amount string
-			)
-			if err := row.Scan(&c.bucket, &c.phase, &c.n, &amount); err != nil {
-				return cell{}, err
-			}
-			var err error
-			c.amount, err = decimal.NewFromString(amount)
-			return c, err
-		})
+		cells, err = pgx.CollectRows(rows, scanCell[int, string])
 		return err
 	})
 	if err != nil {
@@ -462,15 +453,16 @@ func (s *Store) Aging(ctx context.Context, tenant, currency string, at time.Time
 	}
 	phases := map[string]*PhaseCount{}
 	for _, c := range cells {
+		bucket, phase := c.a, c.b
 		out.Open += c.n
 		out.AmountAtRisk = out.AmountAtRisk.Add(c.amount)
-		b := &out.Buckets[c.bucket]
+		b := &out.Buckets[bucket]
 		b.Runs += c.n
 		b.AmountAtRisk = b.AmountAtRisk.Add(c.amount)
-		p := phases[c.phase]
+		p := phases[phase]
 		if p == nil {
-			p = &PhaseCount{Phase: c.phase, AmountAtRisk: decimal.Zero}
-			phases[c.phase] = p
+			p = &PhaseCount{Phase: phase, AmountAtRisk: decimal.Zero}
+			phases[phase] = p
 		}
 		p.Runs += c.n
 		p.AmountAtRisk = p.AmountAtRisk.Add(c.amount)
