@@ -70,9 +70,9 @@ func TestOptOutDuringLedgerOutage(t *testing.T) {
 	// consent writer through proxies.
 	dbURL := ledgertest.NewDatabaseURL(t)
 	direct := openLedger(t, dbURL)
-	apiProxy, writerProxy := newTCPProxy(t, "127.0.0.1:5432"), newTCPProxy(t, "127.0.0.1:5432")
-	apiLedger := openLedger(t, viaProxy(t, dbURL, apiProxy.addr))
-	writerLedger := openLedger(t, viaProxy(t, dbURL, writerProxy.addr))
+	apiProxy, writerProxy := ledgertest.NewProxy(t, "127.0.0.1:5432"), ledgertest.NewProxy(t, "127.0.0.1:5432")
+	apiLedger := openLedger(t, ledgertest.ViaProxy(t, dbURL, apiProxy.Addr()))
+	writerLedger := openLedger(t, ledgertest.ViaProxy(t, dbURL, writerProxy.Addr()))
 
 	runs := starter.NewClient(c, starter.Options{})
 	w := sdkworker.New(c, workflows.TaskQueue, sdkworker.Options{})
@@ -126,8 +126,8 @@ func TestOptOutDuringLedgerOutage(t *testing.T) {
 	}
 
 	// PostgreSQL goes away for the API and the consent writer.
-	apiProxy.down()
-	writerProxy.down()
+	apiProxy.Down()
+	writerProxy.Down()
 	if code, body := post("SM-stop-1", "STOP"); code != http.StatusOK || !strings.Contains(body, "<Response>") {
 		t.Fatalf("STOP during the outage: %d %s; want 200 once Temporal holds it", code, body)
 	}
@@ -141,13 +141,13 @@ func TestOptOutDuringLedgerOutage(t *testing.T) {
 
 	// The API's ledger is back first: a START received now is recorded at
 	// once, and is newer than the STOP still held.
-	apiProxy.up()
+	apiProxy.Up()
 	if code, _ := post("SM-start-2", "START"); code != http.StatusOK {
 		t.Fatalf("START after the outage: %d", code)
 	}
 	// Then the consent writer's: the held STOP is applied, and ignored as
 	// older than the START.
-	writerProxy.up()
+	writerProxy.Up()
 	id := workflows.SMSConsentWorkflowID(phone)
 	waitFor(t, func() bool {
 		d, err := c.DescribeWorkflowExecution(ctx, id, "")
@@ -168,15 +168,15 @@ func TestOptOutDuringLedgerOutage(t *testing.T) {
 	}
 
 	// A STOP held and applied on its own: honoured from the ledger after.
-	apiProxy.down()
-	writerProxy.down()
+	apiProxy.Down()
+	writerProxy.Down()
 	if code, _ := post("SM-stop-3", "STOP"); code != http.StatusOK {
 		t.Fatalf("second STOP during the outage: %d", code)
 	}
 	if out := text("attempt-3-failed"); out.Status != "skipped" || texts.count() != 1 {
 		t.Fatalf("text while the second STOP is held: %+v, provider received %d", out, texts.count())
 	}
-	writerProxy.up()
+	writerProxy.Up()
 	waitFor(t, func() bool {
 		out, _, err := direct.SMSOptOut(ctx, phone)
 		return err == nil && out
@@ -223,20 +223,6 @@ func openLedger(t *testing.T, dbURL string) *ledger.Store {
 	return s
 }
 
-// viaProxy is dbURL with its host and port replaced by addr.
-func viaProxy(t *testing.T, dbURL, addr string) string {
-	t.Helper()
-	u, err := url.Parse(dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Host = addr
-	q := u.Query()
-	q.Set("connect_timeout", "2")
-	u.RawQuery = q.Encode()
-	return u.String()
-}
-
 // closedAddr is a loopback address nothing listens on.
 func closedAddr(t *testing.T) string {
 	t.Helper()
@@ -247,75 +233,6 @@ func closedAddr(t *testing.T) string {
 	addr := ln.Addr().String()
 	ln.Close()
 	return addr
-}
-
-// tcpProxy forwards connections to target until it is taken down.
-type tcpProxy struct {
-	t      *testing.T
-	target string
-	addr   string
-	mu     sync.Mutex
-	ln     net.Listener
-	conns  []net.Conn
-}
-
-func newTCPProxy(t *testing.T, target string) *tcpProxy {
-	p := &tcpProxy{t: t, target: target}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.addr = ln.Addr().String()
-	p.serve(ln)
-	t.Cleanup(p.down)
-	return p
-}
-
-func (p *tcpProxy) serve(ln net.Listener) {
-	p.mu.Lock()
-	p.ln = ln
-	p.mu.Unlock()
-	go func() {
-		for {
-			in, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			out, err := net.Dial("tcp", p.target)
-			if err != nil {
-				in.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, in, out)
-			p.mu.Unlock()
-			go func() { _, _ = io.Copy(out, in); out.Close() }()
-			go func() { _, _ = io.Copy(in, out); in.Close() }()
-		}
-	}()
-}
-
-// down refuses new connections and cuts every open one.
-func (p *tcpProxy) down() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.ln != nil {
-		p.ln.Close()
-		p.ln = nil
-	}
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.conns = nil
-}
-
-// up listens again on the same address.
-func (p *tcpProxy) up() {
-	ln, err := net.Listen("tcp", p.addr)
-	if err != nil {
-		p.t.Fatalf("proxy up on %s: %v", p.addr, err)
-	}
-	p.serve(ln)
 }
 
 // countingSender is an SMS provider that counts the texts it receives.

@@ -94,8 +94,9 @@ func ViaProxy(t testing.TB, dbURL, addr string) string {
 
 // Proxy forwards TCP connections to a target until it is taken down, so a
 // test can take a real PostgreSQL away from one pool without touching the
-// server.
+// server, and bring it back.
 type Proxy struct {
+	t            testing.TB
 	target, addr string
 	mu           sync.Mutex
 	ln           net.Listener
@@ -110,7 +111,7 @@ func NewProxy(t testing.TB, target string) *Proxy {
 	if err != nil {
 		t.Fatalf("ledgertest: proxy: %v", err)
 	}
-	p := &Proxy{target: target, addr: ln.Addr().String(), ln: ln}
+	p := &Proxy{t: t, target: target, addr: ln.Addr().String(), ln: ln}
 	go p.serve(ln)
 	t.Cleanup(p.Down)
 	return p
@@ -156,4 +157,16 @@ func (p *Proxy) Down() {
 		c.Close()
 	}
 	p.conns = nil
+}
+
+// Up listens again on the proxy's address after Down: the outage is over.
+func (p *Proxy) Up() {
+	ln, err := net.Listen("tcp", p.addr)
+	if err != nil {
+		p.t.Fatalf("ledgertest: proxy up on %s: %v", p.addr, err)
+	}
+	p.mu.Lock()
+	p.ln = ln
+	p.mu.Unlock()
+	go p.serve(ln)
 }
